@@ -1,0 +1,1 @@
+//! Every byte of Discord: main gateway, voice gateway v8, UDP/RTP and transport encryption.
