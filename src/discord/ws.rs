@@ -1,0 +1,153 @@
+//! Websocket plumbing shared by both gateways: URL rules, connecting, the token wrapper.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use url::Url;
+
+pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Discord's production gateway.
+pub const DISCORD_GATEWAY: &str = "wss://gateway.discord.gg";
+
+/// A bot token. It prints as `***` in every `Debug`/`Display`, so it cannot leak into logs or
+/// panics by accident; [`Token::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: impl Into<String>) -> Self {
+        Token(token.into().trim().to_owned())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("'{0}' is not a valid URL")]
+    Invalid(String),
+    #[error("gateway URL must use wss:// (plain ws:// is allowed only for a loopback address): {0}")]
+    InsecureRemote(String),
+    #[error("gateway URL must be ws:// or wss://: {0}")]
+    Scheme(String),
+}
+
+/// Whether a host names this machine (127.0.0.0/8, ::1 or localhost).
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}
+
+/// Checks a gateway base URL: `wss://` anywhere, `ws://` only on loopback (the simulator).
+pub fn check_gateway_url(raw: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(raw).map_err(|_| UrlError::Invalid(raw.to_owned()))?;
+    match url.scheme() {
+        "wss" => Ok(url),
+        "ws" if url.host_str().is_some_and(is_loopback_host) => Ok(url),
+        "ws" => Err(UrlError::InsecureRemote(raw.to_owned())),
+        _ => Err(UrlError::Scheme(raw.to_owned())),
+    }
+}
+
+/// The main gateway URL with the query parameters the protocol requires.
+pub fn main_gateway_url(base: &Url) -> String {
+    let mut url = base.clone();
+    url.set_path("/");
+    url.set_query(Some("v=10&encoding=json"));
+    url.to_string()
+}
+
+/// The voice gateway URL for a VOICE_SERVER_UPDATE endpoint (`host:port`, no scheme).
+///
+/// The port is kept as given (Discord moved voice servers off :443 in 2025). Plain `ws://` is
+/// used only when the main gateway itself was plain loopback *and* the endpoint is loopback.
+pub fn voice_gateway_url(endpoint: &str, main_gateway: &Url) -> Result<String, UrlError> {
+    let host = endpoint
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(endpoint);
+    let plain = main_gateway.scheme() == "ws" && is_loopback_host(host);
+    let raw = format!("{}://{endpoint}/?v=8", if plain { "ws" } else { "wss" });
+    Url::parse(&raw).map_err(|_| UrlError::Invalid(endpoint.to_owned()))?;
+    Ok(raw)
+}
+
+/// Connects a websocket (TLS for `wss://`), with a timeout.
+pub async fn connect(url: &str, timeout: std::time::Duration) -> anyhow::Result<WsStream> {
+    install_crypto_provider();
+    let connecting = tokio_tungstenite::connect_async(url);
+    let (ws, _response) = tokio::time::timeout(timeout, connecting)
+        .await
+        .map_err(|_| anyhow::anyhow!("timed out connecting to {}", redact_query(url)))??;
+    Ok(ws)
+}
+
+/// rustls needs a process-wide crypto provider; installing twice is harmless.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn redact_query(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_ws_only_on_loopback() {
+        assert!(check_gateway_url("wss://gateway.discord.gg").is_ok());
+        assert!(check_gateway_url("ws://127.0.0.1:5000").is_ok());
+        assert!(check_gateway_url("ws://localhost:5000").is_ok());
+        assert!(check_gateway_url("ws://[::1]:5000").is_ok());
+        assert_eq!(
+            check_gateway_url("ws://gateway.discord.gg"),
+            Err(UrlError::InsecureRemote("ws://gateway.discord.gg".into()))
+        );
+        assert!(check_gateway_url("http://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn voice_url_keeps_the_port_and_follows_the_gateway_scheme() {
+        let prod = check_gateway_url(DISCORD_GATEWAY).unwrap();
+        assert_eq!(
+            voice_gateway_url("sweetwater-12345.discord.media:2048", &prod).unwrap(),
+            "wss://sweetwater-12345.discord.media:2048/?v=8"
+        );
+        let sim = check_gateway_url("ws://127.0.0.1:4000").unwrap();
+        assert_eq!(voice_gateway_url("127.0.0.1:4100", &sim).unwrap(), "ws://127.0.0.1:4100/?v=8");
+        // A loopback gateway never downgrades a remote voice server to plain ws.
+        assert_eq!(
+            voice_gateway_url("c-1.discord.media:443", &sim).unwrap(),
+            "wss://c-1.discord.media:443/?v=8"
+        );
+        assert_eq!(main_gateway_url(&prod), "wss://gateway.discord.gg/?v=10&encoding=json");
+    }
+
+    #[test]
+    fn token_never_prints() {
+        let t = Token::new("secret-value");
+        assert_eq!(format!("{t} {t:?}"), "*** Token(***)");
+    }
+}
