@@ -1,1 +1,244 @@
 //! The engine: one thread owns the `bevy_ecs` world and runs the schedule every 20 ms.
+//!
+//! Every input — user commands and network events from the tokio tasks — arrives on one
+//! channel. The clock thread waits on it until the next deadline, queues what arrives in the
+//! [`Inbox`], and runs one tick per deadline (`next = start + n × 20 ms`, so there is no drift).
+//! A tick is callable directly ([`EngineCore::tick`]) for tests and benchmarks.
+
+mod clock;
+pub mod components;
+mod connection;
+mod gateway_events;
+pub mod status;
+mod transmit;
+pub mod voice;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::*;
+use url::Url;
+
+use crate::discord::gateway::payloads::Guild;
+use crate::discord::gateway::{GatewayCommand, GatewayEvent};
+use crate::discord::udp::Discovered;
+use crate::discord::voice_gateway::VoiceEvent;
+
+pub use self::clock::spawn_engine;
+pub use self::components::Target;
+pub use self::status::{ConnStatus, Status};
+pub use self::voice::{PlaybackHandle, Session, Voice, VoiceConfig};
+
+/// One 20 ms Opus frame per tick.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// Why a voice connection failed or ended, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VoiceError {
+    #[error("authentication failed: Discord rejected the bot token")]
+    AuthenticationFailed,
+    #[error("the gateway refused the connection: {0}")]
+    GatewayRefused(String),
+    #[error("guild {0} is unknown (the bot is not a member of it)")]
+    UnknownGuild(u64),
+    #[error("channel {channel} is not a voice channel of guild {guild}")]
+    NotAVoiceChannel { guild: u64, channel: u64 },
+    #[error("no voice server within {0:?} (is the channel full, or the bot missing CONNECT?)")]
+    Timeout(Duration),
+    #[error("E2EE required: the channel only accepts end-to-end encrypted (DAVE) audio (close 4017)")]
+    E2eeRequired,
+    #[error("the voice server offered no encryption mode we support: {0:?}")]
+    NoSupportedMode(Vec<String>),
+    #[error("voice connection closed ({code}: {reason})")]
+    Closed { code: u16, reason: &'static str },
+    #[error("kicked from the voice channel")]
+    Kicked,
+    #[error("gave up after {0} reconnect attempts")]
+    GaveUp(u32),
+    #[error("the engine has shut down")]
+    ShutDown,
+}
+
+/// A request from the API, the UI or the CLI.
+pub enum Command {
+    Join {
+        guild_id: u64,
+        channel_id: u64,
+        self_mute: bool,
+        self_deaf: bool,
+        reply: Option<Sender<Result<(), VoiceError>>>,
+    },
+    Leave {
+        guild_id: u64,
+        reply: Option<Sender<()>>,
+    },
+    Play {
+        id: u64,
+        samples: Arc<[f32]>,
+        target: Target,
+        gain: f32,
+        done: Option<Sender<()>>,
+    },
+    Stop {
+        id: u64,
+    },
+    StopAll,
+    /// One Opus frame for one guild, sent as is (after the frames queued before it).
+    WriteOpus {
+        guild_id: u64,
+        frame: Vec<u8>,
+    },
+    SetSpeakingFlags {
+        guild_id: u64,
+        flags: u32,
+    },
+    /// Sends the silence frames and speaking 0 now, dropping queued frames.
+    StopSpeaking {
+        guild_id: u64,
+    },
+    /// Waits until the main gateway is identified and every guild of READY has arrived.
+    AwaitGateway {
+        reply: Sender<Result<u64, VoiceError>>,
+    },
+    Shutdown,
+}
+
+/// What the I/O tasks report.
+pub enum NetEvent {
+    Gateway(GatewayEvent),
+    Voice {
+        guild_id: u64,
+        generation: u32,
+        event: VoiceEvent,
+    },
+    Discovered {
+        guild_id: u64,
+        generation: u32,
+        result: Result<(std::net::UdpSocket, Discovered), String>,
+    },
+}
+
+pub enum EngineMsg {
+    Command(Command),
+    Net(NetEvent),
+}
+
+/// Inputs that arrived since the last tick.
+#[derive(Resource, Default)]
+pub struct Inbox {
+    pub commands: Vec<Command>,
+    pub net: Vec<NetEvent>,
+}
+
+/// The tick's notion of now (a fake clock in tests and benchmarks).
+#[derive(Resource, Clone, Copy)]
+pub struct Now(pub Instant);
+
+/// Where tasks are spawned and how they report back. Absent in network-free benchmarks.
+#[derive(Resource, Clone)]
+pub struct Net {
+    pub runtime: tokio::runtime::Handle,
+    pub gateway_url: Url,
+    pub to_engine: Sender<EngineMsg>,
+    pub gateway: tokio::sync::mpsc::UnboundedSender<GatewayCommand>,
+}
+
+#[derive(Resource, Clone)]
+pub struct Settings {
+    pub join_timeout: Duration,
+    pub bitrate: i32,
+    /// Offered in voice Identify. 0 until the DAVE layer lands.
+    pub max_dave_protocol_version: u16,
+    pub max_rejoin_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            join_timeout: Duration::from_secs(10),
+            bitrate: 128_000,
+            max_dave_protocol_version: 0,
+            max_rejoin_attempts: 5,
+        }
+    }
+}
+
+/// What the main gateway has told us.
+#[derive(Resource, Default)]
+pub struct MainGatewayState {
+    pub user_id: Option<u64>,
+    pub guilds: HashMap<u64, Guild>,
+    /// Guilds named in READY whose GUILD_CREATE has not arrived yet.
+    pub pending_guilds: HashSet<u64>,
+    pub ready: bool,
+    pub fatal: Option<VoiceError>,
+    pub waiters: Vec<Sender<Result<u64, VoiceError>>>,
+    pub reconnects: u32,
+}
+
+/// Guild id → connection entity.
+#[derive(Resource, Default)]
+pub struct ConnIndex(pub HashMap<u64, Entity>);
+
+/// The world and schedule: everything a tick needs.
+pub struct EngineCore {
+    pub world: World,
+    schedule: Schedule,
+}
+
+impl EngineCore {
+    pub fn new(settings: Settings, net: Option<Net>, now: Instant) -> Self {
+        let mut world = World::new();
+        world.insert_resource(Inbox::default());
+        world.insert_resource(Now(now));
+        world.insert_resource(MainGatewayState::default());
+        world.insert_resource(ConnIndex::default());
+        world.insert_resource(transmit::Mixer::new(settings.bitrate));
+        world.insert_resource(status::StatusOut::default());
+        world.insert_resource(settings);
+        if let Some(net) = net {
+            world.insert_resource(net);
+        }
+        let mut schedule = Schedule::default();
+        schedule.add_systems(
+            (
+                connection::ingest_commands,
+                gateway_events::ingest_net_events,
+                connection::run_timers,
+                transmit::mix_and_encode,
+                transmit::transmit,
+                transmit::advance_playbacks,
+                status::publish_status,
+            )
+                .chain(),
+        );
+        Self { world, schedule }
+    }
+
+    /// Runs one 20 ms tick at `now`.
+    pub fn tick(&mut self, now: Instant) {
+        self.world.resource_mut::<Now>().0 = now;
+        self.schedule.run(&mut self.world);
+    }
+
+    pub fn push(&mut self, msg: EngineMsg) {
+        let mut inbox = self.world.resource_mut::<Inbox>();
+        match msg {
+            EngineMsg::Command(c) => inbox.commands.push(c),
+            EngineMsg::Net(n) => inbox.net.push(n),
+        }
+    }
+
+    /// Whether any sound is playing or any connection still owes silence frames.
+    pub fn is_busy(&mut self) -> bool {
+        let playing = self.world.query::<&components::Playback>().iter(&self.world).next().is_some();
+        let speaking = self
+            .world
+            .query::<&components::Speaking>()
+            .iter(&self.world)
+            .any(|s| s.asserted);
+        playing || speaking
+    }
+}

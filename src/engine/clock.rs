@@ -1,0 +1,100 @@
+//! The engine thread: a deadline clock that runs one tick every 20 ms without drift.
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use url::Url;
+
+use super::status::{Status, StatusOut};
+use super::{Command, EngineCore, EngineMsg, Net, NetEvent, Settings, TICK};
+use crate::discord::gateway::{self, GatewayConfig};
+use crate::discord::ws::Token;
+
+/// A running engine: its inbox, its status and its thread.
+pub struct EngineThread {
+    pub tx: Sender<EngineMsg>,
+    pub status: watch::Receiver<Status>,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the I/O runtime, the main gateway task and the engine thread.
+pub fn spawn_engine(settings: Settings, gateway_url: Url, token: Token) -> std::io::Result<EngineThread> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("voxboard-io")
+        .enable_all()
+        .build()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let to_engine = tx.clone();
+    let gateway = {
+        let _enter = runtime.enter();
+        gateway::spawn(
+            GatewayConfig {
+                url: gateway_url.clone(),
+                token,
+            },
+            Arc::new(move |event| {
+                let _ = to_engine.send(EngineMsg::Net(NetEvent::Gateway(event)));
+            }),
+        )
+    };
+    let net = Net {
+        runtime: runtime.handle().clone(),
+        gateway_url,
+        to_engine: tx.clone(),
+        gateway,
+    };
+    let core = EngineCore::new(settings, Some(net), Instant::now());
+    let status = core.world.resource::<StatusOut>().subscribe();
+    let thread = std::thread::Builder::new()
+        .name("voxboard-engine".into())
+        .spawn(move || {
+            run_clock(core, rx);
+            // Give the tasks a moment to send their close frames.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+        })?;
+    Ok(EngineThread {
+        tx,
+        status,
+        thread: Some(thread),
+    })
+}
+
+/// Waits for inputs until each deadline, then ticks. Deadlines are `start + n × 20 ms`: a late
+/// tick does not push the next one back. After a long stall (a suspended laptop) it skips ahead
+/// instead of bursting the missed frames.
+fn run_clock(mut core: EngineCore, rx: Receiver<EngineMsg>) {
+    let start = Instant::now();
+    let mut n: u32 = 1;
+    let mut shutting_down = false;
+    loop {
+        let deadline = start + TICK * n;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(msg) => {
+                    shutting_down |= matches!(msg, EngineMsg::Command(Command::Shutdown));
+                    core.push(msg);
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+        core.tick(deadline);
+        if shutting_down {
+            return;
+        }
+        n += 1;
+        let behind = Instant::now().saturating_duration_since(start + TICK * n);
+        if behind > TICK * 5 {
+            tracing::warn!("engine: {behind:?} behind the clock, skipping ahead");
+            n += (behind.as_micros() / TICK.as_micros()) as u32;
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The connection state machine: commands in, timers, and the actions shared by both.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::query::QueryData;
+
+use super::components::*;
+use super::{Command, ConnIndex, EngineMsg, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError};
+use crate::discord::gateway::GatewayCommand;
+use crate::discord::udp;
+use crate::discord::voice_gateway::payloads::VoiceCredentials;
+use crate::discord::voice_gateway::{self, Opening, VoiceCommand, VoiceGatewayConfig};
+use crate::discord::ws;
+
+/// Everything mutable about one connection.
+#[derive(QueryData)]
+#[query_data(mutable)]
+pub struct Conn {
+    pub entity: Entity,
+    pub conn: &'static mut VoiceConn,
+    pub phase: &'static mut ConnPhase,
+    pub info: &'static mut VoiceSessionInfo,
+    pub link: &'static mut VoiceLink,
+    pub transport: &'static mut Transport,
+    pub speaking: &'static mut Speaking,
+    pub stats: &'static mut ConnStats,
+    pub waiters: &'static mut JoinWaiters,
+    pub queue: &'static mut OpusQueue,
+}
+
+/// How long a leave may wait for Discord's confirmation before we call it done.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long to wait for the main gateway to explain a 4014/4022.
+const MAIN_GATEWAY_GRACE: Duration = Duration::from_secs(10);
+const MAX_RESUME_ATTEMPTS: u32 = 5;
+
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_commands(
+    mut commands: Commands,
+    mut inbox: ResMut<super::Inbox>,
+    mut index: ResMut<ConnIndex>,
+    mut gateway: ResMut<MainGatewayState>,
+    mut conns: Query<Conn>,
+    mut playbacks: Query<(Entity, &mut Playback)>,
+    net: Option<Res<Net>>,
+    now: Res<Now>,
+) {
+    let now = now.0;
+    for command in std::mem::take(&mut inbox.commands) {
+        match command {
+            Command::Join {
+                guild_id,
+                channel_id,
+                self_mute,
+                self_deaf,
+                reply,
+            } => {
+                if let Err(e) = validate_join(&gateway, guild_id, channel_id) {
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(e));
+                    }
+                    continue;
+                }
+                let entity = match index.0.get(&guild_id).copied() {
+                    Some(e) if conns.get(e).is_ok() => e,
+                    _ => {
+                        let e = commands.spawn(new_connection(guild_id, channel_id, now)).id();
+                        index.0.insert(guild_id, e);
+                        e
+                    }
+                };
+                // A new entity is not queryable until commands apply; remember its waiter on spawn.
+                let conn_config = VoiceConn {
+                    guild_id,
+                    channel_id,
+                    self_mute,
+                    self_deaf,
+                };
+                if let Ok(mut c) = conns.get_mut(entity) {
+                    *c.conn = conn_config.clone();
+                    *c.phase = ConnPhase::AwaitingServer { since: now };
+                    c.link.rejoin_attempts = 0;
+                    if let Some(r) = reply {
+                        c.waiters.0.push(r);
+                    }
+                } else {
+                    commands.entity(entity).insert((
+                        conn_config,
+                        JoinWaiters(reply.into_iter().collect()),
+                    ));
+                }
+                if let Some(net) = &net {
+                    request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
+                }
+            }
+            Command::Leave { guild_id, reply } => {
+                match index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
+                    Some(mut c) => {
+                        c.link.close(1000);
+                        c.transport.0 = None;
+                        c.waiters.resolve(Err(VoiceError::ShutDown));
+                        *c.phase = ConnPhase::Leaving { since: now };
+                        if let Some(net) = &net {
+                            request_voice_state(net, guild_id, None, false, false);
+                        }
+                        if let Some(r) = reply {
+                            commands.entity(c.entity).insert(LeaveWaiter(r));
+                        }
+                    }
+                    None => {
+                        if let Some(r) = reply {
+                            let _ = r.send(());
+                        }
+                    }
+                }
+            }
+            Command::Play {
+                id,
+                samples,
+                target,
+                gain,
+                done,
+            } => {
+                commands.spawn((
+                    Playback {
+                        id,
+                        samples,
+                        position: 0,
+                        gain,
+                        done,
+                    },
+                    target,
+                ));
+            }
+            Command::Stop { id } => {
+                for (e, p) in playbacks.iter_mut() {
+                    if p.id == id {
+                        commands.entity(e).despawn();
+                    }
+                }
+            }
+            Command::StopAll => {
+                for (e, _) in playbacks.iter_mut() {
+                    commands.entity(e).despawn();
+                }
+            }
+            Command::WriteOpus { guild_id, frame } => {
+                if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
+                    c.queue.0.push_back(frame);
+                }
+            }
+            Command::SetSpeakingFlags { guild_id, flags } => {
+                if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
+                    c.speaking.flags = flags;
+                    // Re-assert on the next packet so the server learns the new flags.
+                    c.speaking.asserted = false;
+                }
+            }
+            Command::StopSpeaking { guild_id } => {
+                if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
+                    c.queue.0.clear();
+                }
+            }
+            Command::AwaitGateway { reply } => match (&gateway.fatal, gateway.user_id) {
+                (Some(e), _) => {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                (None, Some(user)) if gateway.ready && gateway.pending_guilds.is_empty() => {
+                    let _ = reply.send(Ok(user));
+                }
+                _ => gateway.waiters.push(reply),
+            },
+            Command::Shutdown => {
+                for mut c in conns.iter_mut() {
+                    c.link.close(1000);
+                    c.waiters.resolve(Err(VoiceError::ShutDown));
+                }
+                if let Some(net) = &net {
+                    let _ = net.gateway.send(GatewayCommand::Shutdown);
+                }
+            }
+        }
+    }
+}
+
+/// Someone waiting for a leave to be confirmed.
+#[derive(Component)]
+pub struct LeaveWaiter(pub std::sync::mpsc::Sender<()>);
+
+fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> impl Bundle {
+    (
+        VoiceConn {
+            guild_id,
+            channel_id,
+            self_mute: false,
+            self_deaf: false,
+        },
+        ConnPhase::AwaitingServer { since: now },
+        VoiceSessionInfo::default(),
+        VoiceLink {
+            last_seq: -1,
+            ..Default::default()
+        },
+        Transport::default(),
+        Speaking::default(),
+        ConnStats::default(),
+        JoinWaiters::default(),
+        OpusQueue::default(),
+    )
+}
+
+/// Refuses a join the gateway already told us cannot work.
+fn validate_join(gateway: &MainGatewayState, guild_id: u64, channel_id: u64) -> Result<(), VoiceError> {
+    if let Some(e) = &gateway.fatal {
+        return Err(e.clone());
+    }
+    if !gateway.ready {
+        return Ok(()); // checked again when the guild arrives
+    }
+    let guild = gateway.guilds.get(&guild_id).ok_or(VoiceError::UnknownGuild(guild_id))?;
+    match guild.channels.iter().find(|c| c.id == channel_id) {
+        Some(c) if c.kind.is_voice() => Ok(()),
+        _ => Err(VoiceError::NotAVoiceChannel {
+            guild: guild_id,
+            channel: channel_id,
+        }),
+    }
+}
+
+pub fn request_voice_state(net: &Net, guild_id: u64, channel_id: Option<u64>, mute: bool, deaf: bool) {
+    let _ = net.gateway.send(GatewayCommand::UpdateVoiceState {
+        guild_id,
+        channel_id,
+        self_mute: mute,
+        self_deaf: deaf,
+    });
+}
+
+/// Opens a new voice socket for this connection (Identify or Resume).
+pub fn open_voice_socket(net: &Net, settings: &Settings, user_id: u64, c: &mut ConnItem, opening: Opening) {
+    let Some(server) = c.info.server.clone() else { return };
+    let Some(session_id) = c.info.session_id.clone() else { return };
+    let Some(endpoint) = server.endpoint.clone() else { return };
+    let url = match ws::voice_gateway_url(&endpoint, &net.gateway_url) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("guild {}: bad voice endpoint: {e}", c.conn.guild_id);
+            return;
+        }
+    };
+    c.link.close(4000);
+    c.link.generation += 1;
+    let generation = c.link.generation;
+    let guild_id = c.conn.guild_id;
+    let to_engine = net.to_engine.clone();
+    let sink = Arc::new(move |event| {
+        let _ = to_engine.send(EngineMsg::Net(NetEvent::Voice {
+            guild_id,
+            generation,
+            event,
+        }));
+    });
+    let config = VoiceGatewayConfig {
+        url: url.clone(),
+        credentials: VoiceCredentials {
+            guild_id,
+            user_id,
+            session_id,
+            token: server.token.clone(),
+        },
+        opening: match opening {
+            Opening::Identify { .. } => Opening::Identify {
+                max_dave_protocol_version: settings.max_dave_protocol_version,
+            },
+            resume => resume,
+        },
+        last_seq: c.link.last_seq,
+    };
+    let _enter = net.runtime.enter();
+    c.link.tx = Some(voice_gateway::spawn(config, sink));
+    c.link.url = Some(url);
+    c.stats.endpoint = Some(endpoint);
+}
+
+/// Starts IP discovery towards the media server named in Ready.
+pub fn start_discovery(net: &Net, guild_id: u64, generation: u32, ip: &str, port: u16, ssrc: u32) {
+    let to_engine = net.to_engine.clone();
+    let addr = format!("{ip}:{port}");
+    net.runtime.spawn(async move {
+        let result = match addr.parse() {
+            Ok(server) => udp::discover(server, ssrc).await.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("bad media server address {addr}")),
+        };
+        let _ = to_engine.send(EngineMsg::Net(NetEvent::Discovered {
+            guild_id,
+            generation,
+            result,
+        }));
+    });
+}
+
+/// Moves to a terminal state and tells anyone waiting.
+pub fn fail(c: &mut ConnItem, error: VoiceError) {
+    tracing::warn!("guild {}: {error}", c.conn.guild_id);
+    c.link.close(1000);
+    c.transport.0 = None;
+    c.waiters.resolve(Err(error.clone()));
+    *c.phase = ConnPhase::Failed { error };
+}
+
+/// Exponential backoff with full jitter, capped at ~8 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let cap = Duration::from_millis(250 * 2u64.pow(attempt.min(5)));
+    Duration::from_millis(50) + cap.mul_f64(rand::random::<f64>())
+}
+
+/// Schedules a full rejoin (op 4 again), or gives up after too many.
+pub fn schedule_rejoin(c: &mut ConnItem, settings: &Settings, now: Instant) {
+    c.link.close(4000);
+    c.transport.0 = None;
+    c.link.rejoin_attempts += 1;
+    if c.link.rejoin_attempts > settings.max_rejoin_attempts {
+        fail(c, VoiceError::GaveUp(settings.max_rejoin_attempts));
+        return;
+    }
+    let attempt = c.link.rejoin_attempts;
+    *c.phase = ConnPhase::Reconnecting {
+        attempt,
+        at: now + backoff(attempt - 1),
+    };
+}
+
+pub fn run_timers(
+    mut commands: Commands,
+    mut conns: Query<Conn>,
+    leave_waiters: Query<&LeaveWaiter>,
+    gateway: Res<MainGatewayState>,
+    settings: Res<Settings>,
+    net: Option<Res<Net>>,
+    now: Res<Now>,
+) {
+    let now = now.0;
+    let Some(net) = net else { return };
+    for mut c in conns.iter_mut() {
+        match c.phase.clone() {
+            ConnPhase::AwaitingServer { since } if now.duration_since(since) > settings.join_timeout => {
+                let err = VoiceError::Timeout(settings.join_timeout);
+                if c.waiters.0.is_empty() && c.link.rejoin_attempts > 0 {
+                    schedule_rejoin(&mut c, &settings, now);
+                } else {
+                    fail(&mut c, err);
+                }
+            }
+            ConnPhase::Reconnecting { at, .. } if now >= at => {
+                tracing::info!("guild {}: rejoining through the main gateway", c.conn.guild_id);
+                c.info.session_id = None;
+                c.info.server = None;
+                c.stats.rejoins += 1;
+                *c.phase = ConnPhase::AwaitingServer { since: now };
+                let VoiceConn { guild_id, channel_id, self_mute, self_deaf } = c.conn.clone();
+                request_voice_state(&net, guild_id, Some(channel_id), self_mute, self_deaf);
+            }
+            ConnPhase::Resuming { attempt, at } if now >= at && c.link.tx.is_none() => {
+                if attempt > MAX_RESUME_ATTEMPTS {
+                    schedule_rejoin(&mut c, &settings, now);
+                    continue;
+                }
+                if let Some(user) = gateway.user_id {
+                    let seq_ack = c.link.last_seq;
+                    open_voice_socket(&net, &settings, user, &mut c, Opening::Resume { seq_ack });
+                }
+            }
+            ConnPhase::AwaitingMainGateway { since } if now.duration_since(since) > MAIN_GATEWAY_GRACE => {
+                let code = c.stats.last_close.unwrap_or(4014);
+                fail(
+                    &mut c,
+                    VoiceError::Closed {
+                        code,
+                        reason: crate::discord::close_codes::voice_close_reason(code),
+                    },
+                );
+            }
+            ConnPhase::Leaving { since } if now.duration_since(since) > LEAVE_TIMEOUT => {
+                finish_leave(&mut commands, &mut c, &leave_waiters);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The leave is done (confirmed or timed out): tell the waiter, mark the connection.
+pub fn finish_leave(commands: &mut Commands, c: &mut ConnItem, leave_waiters: &Query<&LeaveWaiter>) {
+    if let Ok(w) = leave_waiters.get(c.entity) {
+        let _ = w.0.send(());
+        commands.entity(c.entity).remove::<LeaveWaiter>();
+    }
+    *c.phase = ConnPhase::Disconnected {
+        reason: "left the channel".into(),
+    };
+}
+
+/// Tells the voice task to send a JSON payload, if connected.
+pub fn send_json(c: &ConnItem, payload: String) {
+    c.link.send(VoiceCommand::Json(payload));
+}

@@ -1,0 +1,323 @@
+//! Network events in: the main gateway's dispatches and each voice socket's messages.
+
+use std::time::Instant;
+
+use bevy_ecs::prelude::*;
+
+use super::components::*;
+use super::connection::{
+    Conn, ConnItem, LeaveWaiter, fail, finish_leave, open_voice_socket, schedule_rejoin, send_json,
+    start_discovery,
+};
+use super::{ConnIndex, Inbox, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError};
+use crate::discord::close_codes::{VoiceCloseAction, voice_close_action, voice_close_reason};
+use crate::discord::crypto::{TransportCipher, TransportMode};
+use crate::discord::gateway::{GatewayError, GatewayEvent};
+use crate::discord::rtp::RtpStream;
+use crate::discord::voice_gateway::payloads::{select_protocol, speaking};
+use crate::discord::voice_gateway::{Opening, VoiceEvent};
+
+#[allow(clippy::too_many_arguments)]
+pub fn ingest_net_events(
+    mut commands: Commands,
+    mut inbox: ResMut<Inbox>,
+    mut gateway: ResMut<MainGatewayState>,
+    index: Res<ConnIndex>,
+    mut conns: Query<Conn>,
+    leave_waiters: Query<&LeaveWaiter>,
+    settings: Res<Settings>,
+    net: Option<Res<Net>>,
+    now: Res<Now>,
+) {
+    let now = now.0;
+    let Some(net) = net else {
+        inbox.net.clear();
+        return;
+    };
+    for event in std::mem::take(&mut inbox.net) {
+        match event {
+            NetEvent::Gateway(event) => {
+                on_gateway_event(event, &mut gateway, &index, &mut conns, &mut commands, &leave_waiters, &net, &settings, now)
+            }
+            NetEvent::Voice {
+                guild_id,
+                generation,
+                event,
+            } => {
+                let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+                    continue;
+                };
+                if c.link.generation != generation {
+                    continue; // a socket we already replaced
+                }
+                let Some(user_id) = gateway.user_id else { continue };
+                on_voice_event(event, &mut c, &net, &settings, user_id, now);
+            }
+            NetEvent::Discovered {
+                guild_id,
+                generation,
+                result,
+            } => {
+                let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+                    continue;
+                };
+                if c.link.generation != generation || *c.phase != ConnPhase::Discovering {
+                    continue;
+                }
+                on_discovered(result, &mut c, &settings, now);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_gateway_event(
+    event: GatewayEvent,
+    gateway: &mut MainGatewayState,
+    index: &ConnIndex,
+    conns: &mut Query<Conn>,
+    commands: &mut Commands,
+    leave_waiters: &Query<&LeaveWaiter>,
+    net: &Net,
+    settings: &Settings,
+    now: Instant,
+) {
+    match event {
+        GatewayEvent::Ready {
+            user_id,
+            guild_ids,
+            ..
+        } => {
+            gateway.user_id = Some(user_id);
+            gateway.ready = true;
+            gateway.pending_guilds = guild_ids
+                .into_iter()
+                .filter(|g| !gateway.guilds.contains_key(g))
+                .collect();
+            settle(gateway);
+        }
+        GatewayEvent::Resumed => {}
+        GatewayEvent::Reconnecting { .. } => gateway.reconnects += 1,
+        GatewayEvent::Guild(guild) => {
+            gateway.pending_guilds.remove(&guild.id);
+            gateway.guilds.insert(guild.id, guild);
+            settle(gateway);
+        }
+        GatewayEvent::Fatal(error) => {
+            let error = match error {
+                GatewayError::AuthenticationFailed => VoiceError::AuthenticationFailed,
+                other => VoiceError::GatewayRefused(other.to_string()),
+            };
+            gateway.fatal = Some(error.clone());
+            for w in gateway.waiters.drain(..) {
+                let _ = w.send(Err(error.clone()));
+            }
+            for mut c in conns.iter_mut() {
+                if !c.phase.is_over() {
+                    fail(&mut c, error.clone());
+                }
+            }
+        }
+        GatewayEvent::VoiceState(vs) => {
+            if Some(vs.user_id) != gateway.user_id {
+                return;
+            }
+            let Some(mut c) = index.0.get(&vs.guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+                return;
+            };
+            match vs.channel_id {
+                None => match c.phase.clone() {
+                    ConnPhase::Leaving { .. } => finish_leave(commands, &mut c, leave_waiters),
+                    phase if phase.is_over() => {}
+                    _ => {
+                        // Removed from the channel by someone else: never auto-rejoin a kick.
+                        fail(&mut c, VoiceError::Kicked);
+                    }
+                },
+                Some(channel_id) => {
+                    if matches!(*c.phase, ConnPhase::Leaving { .. }) || c.phase.is_over() {
+                        return;
+                    }
+                    c.conn.channel_id = channel_id;
+                    c.info.session_id = Some(vs.session_id);
+                    maybe_connect(&mut c, net, settings, gateway.user_id, now);
+                }
+            }
+        }
+        GatewayEvent::VoiceServer(server) => {
+            let Some(mut c) = index.0.get(&server.guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+                return;
+            };
+            if matches!(*c.phase, ConnPhase::Leaving { .. }) || c.phase.is_over() {
+                return;
+            }
+            let had_session = c.transport.0.is_some() || c.link.tx.is_some();
+            if server.endpoint.is_none() {
+                // Discord is reallocating the voice server: drop the old one, wait for the next.
+                tracing::info!("guild {}: voice server going away, waiting for a new one", server.guild_id);
+                c.link.close(4000);
+                c.transport.0 = None;
+                c.info.server = None;
+                *c.phase = ConnPhase::AwaitingServer { since: now };
+                return;
+            }
+            if had_session {
+                tracing::info!("guild {}: moving to voice server {:?}", server.guild_id, server.endpoint);
+                c.stats.moves += 1;
+            }
+            c.info.server = Some(server);
+            // Each server update carries a new token: a fresh Identify, never a resume.
+            c.link.close(1000);
+            c.transport.0 = None;
+            *c.phase = ConnPhase::AwaitingServer { since: now };
+            maybe_connect(&mut c, net, settings, gateway.user_id, now);
+        }
+    }
+}
+
+/// Answers `AwaitGateway` callers once READY and all its guilds are in.
+fn settle(gateway: &mut MainGatewayState) {
+    if let (true, true, Some(user)) = (gateway.ready, gateway.pending_guilds.is_empty(), gateway.user_id) {
+        for w in gateway.waiters.drain(..) {
+            let _ = w.send(Ok(user));
+        }
+    }
+}
+
+/// Opens the voice socket once both dispatches of a join (or move) have arrived.
+fn maybe_connect(c: &mut ConnItem, net: &Net, settings: &Settings, user_id: Option<u64>, _now: Instant) {
+    let waiting = matches!(*c.phase, ConnPhase::AwaitingServer { .. } | ConnPhase::AwaitingMainGateway { .. });
+    let have_both = c.info.session_id.is_some() && c.info.server.as_ref().is_some_and(|s| s.endpoint.is_some());
+    if let (true, true, Some(user)) = (waiting, have_both, user_id) {
+        c.link.last_seq = -1;
+        open_voice_socket(net, settings, user, c, Opening::Identify { max_dave_protocol_version: 0 });
+        *c.phase = ConnPhase::Connecting;
+    }
+}
+
+fn on_voice_event(event: VoiceEvent, c: &mut ConnItem, net: &Net, settings: &Settings, user_id: u64, now: Instant) {
+    let guild_id = c.conn.guild_id;
+    match event {
+        VoiceEvent::Connected => {}
+        VoiceEvent::Ready(ready) => {
+            *c.phase = ConnPhase::Discovering;
+            start_discovery(net, guild_id, c.link.generation, &ready.ip, ready.port, ready.ssrc);
+            c.link.ready = Some(ready);
+        }
+        VoiceEvent::SessionDescription(sd) => {
+            let Some(ready) = c.link.ready.clone() else { return };
+            let Some(socket) = c.link.pending_socket.take() else { return };
+            let Some(mode) = TransportMode::parse(&sd.mode) else {
+                fail(c, VoiceError::NoSupportedMode(vec![sd.mode]));
+                return;
+            };
+            let cipher = match TransportCipher::new(mode, &sd.secret_key) {
+                Ok(cipher) => cipher,
+                Err(e) => {
+                    tracing::warn!("guild {guild_id}: unusable session key: {e}");
+                    schedule_rejoin(c, settings, now);
+                    return;
+                }
+            };
+            c.transport.0 = Some(UdpTransport {
+                socket,
+                rtp: RtpStream::new(ready.ssrc),
+                cipher,
+                packet: Vec::with_capacity(1500),
+                last_sent: now,
+            });
+            c.stats.mode = Some(mode.as_str());
+            // Register our SSRC now (as discord.py does), so the first packet is never early.
+            send_json(c, speaking(0, ready.ssrc));
+            c.speaking.asserted = false;
+            c.speaking.silence_left = 0;
+            c.link.rejoin_attempts = 0;
+            *c.phase = ConnPhase::Ready;
+            c.waiters.resolve(Ok(()));
+            tracing::info!("guild {guild_id}: voice ready ({mode}, ssrc {})", ready.ssrc);
+        }
+        VoiceEvent::Resumed => {
+            c.stats.resumes += 1;
+            *c.phase = ConnPhase::Ready;
+            tracing::info!("guild {guild_id}: voice session resumed");
+        }
+        VoiceEvent::HeartbeatAck { rtt } => c.stats.heartbeat_rtt = Some(rtt),
+        VoiceEvent::ClientsConnect(_) | VoiceEvent::ClientDisconnect(_) => {}
+        VoiceEvent::DaveJson { op, .. } | VoiceEvent::DaveBinary { op, .. } => {
+            tracing::debug!("guild {guild_id}: DAVE op {op} ignored (DAVE not offered)");
+        }
+        VoiceEvent::Closed { code, last_seq } => {
+            c.link.tx = None;
+            c.link.last_seq = last_seq;
+            c.stats.last_close = code;
+            on_voice_closed(c, code, settings, now);
+        }
+    }
+    let _ = user_id;
+}
+
+fn on_discovered(
+    result: Result<(std::net::UdpSocket, crate::discord::udp::Discovered), String>,
+    c: &mut ConnItem,
+    settings: &Settings,
+    now: Instant,
+) {
+    let guild_id = c.conn.guild_id;
+    match result {
+        Ok((socket, found)) => {
+            let offered = c.link.ready.as_ref().map(|r| r.modes.clone()).unwrap_or_default();
+            let Some(mode) = TransportMode::choose(&offered) else {
+                fail(c, VoiceError::NoSupportedMode(offered));
+                return;
+            };
+            if !mode.is_current() {
+                tracing::warn!("guild {guild_id}: server offers only the discontinued mode {mode}");
+            }
+            c.link.pending_socket = Some(socket);
+            send_json(c, select_protocol(&found.address, found.port, mode.as_str()));
+            *c.phase = ConnPhase::Selecting;
+        }
+        Err(e) => {
+            tracing::warn!("guild {guild_id}: IP discovery failed: {e}");
+            schedule_rejoin(c, settings, now);
+        }
+    }
+}
+
+fn on_voice_closed(c: &mut ConnItem, code: Option<u16>, settings: &Settings, now: Instant) {
+    let guild_id = c.conn.guild_id;
+    if matches!(*c.phase, ConnPhase::Leaving { .. }) || c.phase.is_over() {
+        return;
+    }
+    let established = c.transport.0.is_some();
+    let action = voice_close_action(code);
+    tracing::info!(
+        "guild {guild_id}: voice socket closed ({}), {action:?}",
+        code.map_or("no close frame".to_owned(), |c| format!("{c}: {}", voice_close_reason(c)))
+    );
+    match action {
+        VoiceCloseAction::Resume if established => {
+            let attempt = match *c.phase {
+                ConnPhase::Resuming { attempt, .. } => attempt + 1,
+                _ => 0,
+            };
+            *c.phase = ConnPhase::Resuming {
+                attempt,
+                at: now + if attempt == 0 { std::time::Duration::ZERO } else { super::connection::backoff(attempt) },
+            };
+        }
+        VoiceCloseAction::Resume | VoiceCloseAction::Rejoin => schedule_rejoin(c, settings, now),
+        VoiceCloseAction::AwaitMainGateway => {
+            c.transport.0 = None;
+            *c.phase = ConnPhase::AwaitingMainGateway { since: now };
+        }
+        VoiceCloseAction::Stop => {
+            let error = match code {
+                Some(4017) => VoiceError::E2eeRequired,
+                Some(code) => VoiceError::Closed { code, reason: voice_close_reason(code) },
+                None => VoiceError::Closed { code: 1006, reason: voice_close_reason(1006) },
+            };
+            fail(c, error);
+        }
+    }
+}
