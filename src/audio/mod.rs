@@ -13,4 +13,5 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
+pub mod opus;
 pub mod resample;
