@@ -11,3 +11,7 @@ pub const CHANNELS: usize = 2;
 pub const FRAME_SAMPLES: usize = 960;
 /// Interleaved values in one 20 ms frame.
 pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
+
+pub mod analysis;
+pub mod opus;
+pub mod resample;
