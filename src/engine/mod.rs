@@ -148,7 +148,7 @@ pub struct Net {
 #[derive(Resource, Clone)]
 pub struct Settings {
     pub join_timeout: Duration,
-    pub bitrate: i32,
+    pub bitrate: u32,
     /// Offered in voice Identify. 0 until the DAVE layer lands.
     pub max_dave_protocol_version: u16,
     pub max_rejoin_attempts: u32,

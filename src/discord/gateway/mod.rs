@@ -27,7 +27,12 @@ use crate::discord::ws::{self, Token, WsStream};
 #[derive(Debug, Clone)]
 pub enum GatewayEvent {
     /// Identified (a new session).
-    Ready { user_id: u64, session_id: String },
+    Ready {
+        user_id: u64,
+        session_id: String,
+        /// Guilds named in READY; a GUILD_CREATE follows for each.
+        guild_ids: Vec<u64>,
+    },
     /// A dropped connection was resumed; no events were lost.
     Resumed,
     /// The connection dropped; the task is reconnecting (`resume` says how).
@@ -300,6 +305,7 @@ fn on_dispatch(env: Envelope, session: &mut Session, sink: &EventSink) {
                 GatewayEvent::Ready {
                     user_id: ready.user_id,
                     session_id: ready.session_id,
+                    guild_ids: ready.guild_ids,
                 }
             }
             None => {

@@ -80,6 +80,7 @@ pub struct Ready {
     pub user_id: u64,
     pub session_id: String,
     pub resume_gateway_url: Option<String>,
+    pub guild_ids: Vec<u64>,
 }
 
 pub fn parse_ready(d: &Value) -> Option<Ready> {
@@ -90,6 +91,11 @@ pub fn parse_ready(d: &Value) -> Option<Ready> {
             .get("resume_gateway_url")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        guild_ids: d
+            .get("guilds")
+            .and_then(Value::as_array)
+            .map(|gs| gs.iter().filter_map(|g| g.get("id").and_then(snowflake)).collect())
+            .unwrap_or_default(),
     })
 }
 

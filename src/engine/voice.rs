@@ -1,0 +1,339 @@
+//! The library API: a `Voice` manager and per-guild `Session` handles (after arikawa's voice
+//! package). Every call sends a [`Command`] to the engine thread; the blocking calls wait on a
+//! reply with a timeout, so a caller never hangs on a dead engine.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use super::clock::{EngineThread, spawn_engine};
+use super::status::Status;
+use super::{Command, EngineMsg, Settings, Target, VoiceError};
+use crate::discord::ws::{self, DISCORD_GATEWAY, Token};
+
+pub struct VoiceConfig {
+    /// Discord's production gateway by default; `ws://127.0.0.1:…` for the simulator.
+    pub gateway_url: String,
+    pub token: Token,
+    pub settings: Settings,
+    /// How long `connect` waits for READY and the guilds.
+    pub connect_timeout: Duration,
+}
+
+impl VoiceConfig {
+    pub fn new(token: Token) -> Self {
+        Self {
+            gateway_url: DISCORD_GATEWAY.to_owned(),
+            token,
+            settings: Settings::default(),
+            connect_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Url(#[from] ws::UrlError),
+    #[error(transparent)]
+    Voice(#[from] VoiceError),
+    #[error("could not start the engine: {0}")]
+    Io(#[from] io::Error),
+    #[error("the gateway did not become ready within {0:?}")]
+    Timeout(Duration),
+}
+
+/// The voice manager: one bot, any number of guild sessions.
+pub struct Voice {
+    tx: Sender<EngineMsg>,
+    status: watch::Receiver<Status>,
+    engine: EngineThread,
+    user_id: u64,
+    join_timeout: Duration,
+    next_playback: Arc<AtomicU64>,
+}
+
+impl Voice {
+    /// Starts the engine and waits until the main gateway is ready.
+    pub fn connect(config: VoiceConfig) -> Result<Voice, ConnectError> {
+        let url = ws::check_gateway_url(&config.gateway_url)?;
+        let join_timeout = config.settings.join_timeout;
+        let engine = spawn_engine(config.settings, url, config.token)?;
+        let tx = engine.tx.clone();
+        let (reply, answer) = channel();
+        let _ = tx.send(EngineMsg::Command(Command::AwaitGateway { reply }));
+        let user_id = match answer.recv_timeout(config.connect_timeout) {
+            Ok(Ok(user)) => user,
+            Ok(Err(e)) => {
+                shutdown(&tx);
+                return Err(e.into());
+            }
+            Err(_) => {
+                shutdown(&tx);
+                return Err(ConnectError::Timeout(config.connect_timeout));
+            }
+        };
+        Ok(Voice {
+            status: engine.status.clone(),
+            tx,
+            engine,
+            user_id,
+            join_timeout,
+            next_playback: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    /// The bot's user id (from READY).
+    pub fn user_id(&self) -> u64 {
+        self.user_id
+    }
+
+    /// The newest status snapshot; `changed()` on it wakes when something changes.
+    pub fn status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Joins a voice channel and waits (up to the join timeout) until audio can flow.
+    pub fn join_channel(&self, guild_id: u64, channel_id: u64, self_mute: bool, self_deaf: bool) -> Result<Session, VoiceError> {
+        let (reply, answer) = channel();
+        self.send(Command::Join {
+            guild_id,
+            channel_id,
+            self_mute,
+            self_deaf,
+            reply: Some(reply),
+        });
+        // The engine times the join out itself; the margin only guards against a dead engine.
+        match answer.recv_timeout(self.join_timeout + Duration::from_secs(2)) {
+            Ok(Ok(())) => Ok(self.session(guild_id)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(VoiceError::Timeout(self.join_timeout)),
+        }
+    }
+
+    /// A handle to the session of a guild, if one is live.
+    pub fn get_session(&self, guild_id: u64) -> Option<Session> {
+        let live = self
+            .status
+            .borrow()
+            .connections
+            .iter()
+            .any(|c| c.guild_id == guild_id && !matches!(c.phase, "failed" | "disconnected"));
+        live.then(|| self.session(guild_id))
+    }
+
+    /// Leaves the guild's channel (op 4 with `channel_id: null`) and waits for Discord to confirm.
+    pub fn remove_session(&self, guild_id: u64) {
+        let (reply, answer) = channel();
+        self.send(Command::Leave {
+            guild_id,
+            reply: Some(reply),
+        });
+        let _ = answer.recv_timeout(Duration::from_secs(3));
+    }
+
+    /// Plays 48 kHz stereo samples into the targeted connections, mixed with anything playing.
+    pub fn play(&self, samples: Arc<[f32]>, target: Target, gain: f32) -> PlaybackHandle {
+        let id = self.next_playback.fetch_add(1, Ordering::Relaxed);
+        let (done, finished) = channel();
+        self.send(Command::Play {
+            id,
+            samples,
+            target,
+            gain,
+            done: Some(done),
+        });
+        PlaybackHandle {
+            id,
+            finished,
+            tx: self.tx.clone(),
+        }
+    }
+
+    pub fn stop_all(&self) {
+        self.send(Command::StopAll);
+    }
+
+    /// Leaves every channel and stops the engine. Returns one error per guild that had failed.
+    pub fn close(mut self) -> Vec<(u64, String)> {
+        let failed: Vec<(u64, String)> = self
+            .status
+            .borrow()
+            .connections
+            .iter()
+            .filter(|c| c.phase == "failed")
+            .map(|c| (c.guild_id, c.reason.clone().unwrap_or_default()))
+            .collect();
+        let live: Vec<u64> = self
+            .status
+            .borrow()
+            .connections
+            .iter()
+            .filter(|c| !matches!(c.phase, "failed" | "disconnected"))
+            .map(|c| c.guild_id)
+            .collect();
+        let waits: Vec<Receiver<()>> = live
+            .into_iter()
+            .map(|guild_id| {
+                let (reply, answer) = channel();
+                self.send(Command::Leave {
+                    guild_id,
+                    reply: Some(reply),
+                });
+                answer
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for w in waits {
+            let _ = w.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        shutdown(&self.tx);
+        if let Some(thread) = self.engine.thread.take() {
+            let _ = thread.join();
+        }
+        failed
+    }
+
+    fn session(&self, guild_id: u64) -> Session {
+        Session {
+            guild_id,
+            tx: self.tx.clone(),
+            next_playback: self.next_playback.clone(),
+            paced_until: None,
+        }
+    }
+
+    fn send(&self, command: Command) {
+        let _ = self.tx.send(EngineMsg::Command(command));
+    }
+}
+
+impl Drop for Voice {
+    fn drop(&mut self) {
+        if let Some(thread) = self.engine.thread.take() {
+            shutdown(&self.tx);
+            let _ = thread.join();
+        }
+    }
+}
+
+fn shutdown(tx: &Sender<EngineMsg>) {
+    let _ = tx.send(EngineMsg::Command(Command::Shutdown));
+}
+
+/// One guild's voice session.
+pub struct Session {
+    guild_id: u64,
+    tx: Sender<EngineMsg>,
+    next_playback: Arc<AtomicU64>,
+    /// When the last written Opus frame is due to go out (for pacing `write`).
+    paced_until: Option<Instant>,
+}
+
+/// How far ahead of real time `write` lets a caller get before it waits.
+const WRITE_LEAD: Duration = Duration::from_millis(100);
+
+impl Session {
+    pub fn guild_id(&self) -> u64 {
+        self.guild_id
+    }
+
+    /// Sets the speaking flags (microphone, soundshare, priority) sent with op 5.
+    pub fn speaking(&self, flags: u32) {
+        self.send(Command::SetSpeakingFlags {
+            guild_id: self.guild_id,
+            flags,
+        });
+    }
+
+    /// Drops queued frames; the engine then sends the five silence frames and speaking 0.
+    pub fn stop_speaking(&self) {
+        self.send(Command::StopSpeaking { guild_id: self.guild_id });
+    }
+
+    /// Queues one Opus frame (20 ms, 48 kHz stereo), waiting at most `timeout` for room.
+    pub fn write_opus_timeout(&mut self, frame: &[u8], timeout: Duration) -> io::Result<()> {
+        let now = Instant::now();
+        let due = self.paced_until.filter(|d| *d > now).unwrap_or(now) + super::TICK;
+        let wait = due.saturating_duration_since(now + WRITE_LEAD);
+        if wait > timeout {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "voice send queue is full"));
+        }
+        std::thread::sleep(wait);
+        self.paced_until = Some(due);
+        self.tx
+            .send(EngineMsg::Command(Command::WriteOpus {
+                guild_id: self.guild_id,
+                frame: frame.to_vec(),
+            }))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the voice engine has shut down"))
+    }
+
+    /// Plays 48 kHz stereo samples into this guild only.
+    pub fn play_pcm(&self, samples: Arc<[f32]>) -> PlaybackHandle {
+        let id = self.next_playback.fetch_add(1, Ordering::Relaxed);
+        let (done, finished) = channel();
+        self.send(Command::Play {
+            id,
+            samples,
+            target: Target::Guilds(vec![self.guild_id]),
+            gain: 1.0,
+            done: Some(done),
+        });
+        PlaybackHandle {
+            id,
+            finished,
+            tx: self.tx.clone(),
+        }
+    }
+
+    /// Leaves the channel (without waiting for the confirmation).
+    pub fn disconnect(self) {
+        self.send(Command::Leave {
+            guild_id: self.guild_id,
+            reply: None,
+        });
+    }
+
+    fn send(&self, command: Command) {
+        let _ = self.tx.send(EngineMsg::Command(command));
+    }
+}
+
+/// Each `write` is one Opus frame, paced to real time (it blocks when ~100 ms ahead).
+impl io::Write for Session {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_opus_timeout(buf, Duration::from_secs(5))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A playing sound.
+pub struct PlaybackHandle {
+    id: u64,
+    finished: Receiver<()>,
+    tx: Sender<EngineMsg>,
+}
+
+impl PlaybackHandle {
+    /// Waits until the sound has been sent whole (or was stopped).
+    pub fn wait(&self) {
+        let _ = self.finished.recv();
+    }
+
+    /// Like [`wait`](Self::wait), with a limit; returns whether it finished.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        !matches!(self.finished.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
+    }
+
+    pub fn stop(&self) {
+        let _ = self.tx.send(EngineMsg::Command(Command::Stop { id: self.id }));
+    }
+}
