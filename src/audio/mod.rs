@@ -13,5 +13,6 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
+pub mod decode;
 pub mod opus;
 pub mod resample;
