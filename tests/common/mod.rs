@@ -1,0 +1,103 @@
+//! Shared helpers for the integration tests: a simulator, a connected engine, test signals.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use voxboard::audio::analysis::tone_segments;
+use voxboard::audio::decode::{Clip, decode_file};
+use voxboard::discord::ws::Token;
+use voxboard::engine::{Voice, VoiceConfig};
+use voxboard::sim::{SimConfig, Simulator};
+
+pub const TONES: [f32; 3] = [440.0, 660.0, 880.0];
+
+/// Writes the three-tone test file: 1 s each of 440, 660 and 880 Hz, 44.1 kHz mono 16-bit.
+pub fn write_three_tones(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 44_100,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for f in TONES {
+        for i in 0..44_100 {
+            let t = i as f32 / 44_100.0;
+            let s = 0.5 * (2.0 * std::f32::consts::PI * f * t).sin();
+            w.write_sample((s * 32767.0) as i16).expect("write sample");
+        }
+    }
+    w.finalize().expect("finalize wav");
+}
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub tones: PathBuf,
+}
+
+pub fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tones = dir.path().join("three-tones.wav");
+    write_three_tones(&tones);
+    Fixture { dir, tones }
+}
+
+pub fn three_tone_clip() -> Clip {
+    let f = fixture();
+    decode_file(&f.tones, &mut |_| {}).expect("decode three tones")
+}
+
+pub fn connect(sim: &Simulator) -> Voice {
+    let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+    config.gateway_url = sim.gateway_url();
+    Voice::connect(config).expect("connect to the simulator")
+}
+
+/// The voice channel id `SimConfig::with_guilds` gives guild index `i`.
+pub fn voice_channel(i: usize) -> u64 {
+    1000 * (i as u64 + 1) + 2
+}
+
+pub fn guild(i: usize) -> u64 {
+    100 + i as u64
+}
+
+/// Waits until the silence tail went out on every connection.
+pub fn wait_quiet(voice: &Voice) {
+    let status = voice.status();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    std::thread::sleep(Duration::from_millis(200));
+    while Instant::now() < deadline && status.borrow().connections.iter().any(|c| c.speaking) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+}
+
+/// The tones heard, in order, with how long each lasted (seconds).
+pub fn heard_tones(sim: &Simulator, guild_id: u64) -> Vec<(f32, f32)> {
+    let pcm = sim.heard(guild_id).pcm_mono();
+    tone_segments(&pcm, 48_000, &TONES, 0.02)
+        .into_iter()
+        .map(|(f, start, end)| (f, end - start))
+        .filter(|&(_, len)| len >= 0.1)
+        .collect()
+}
+
+/// Asserts the three tones were heard in order, each lasting `min..=max` seconds.
+pub fn assert_three_tones(sim: &Simulator, guild_id: u64, min: f32, max: f32) {
+    let tones = heard_tones(sim, guild_id);
+    let freqs: Vec<f32> = tones.iter().map(|t| t.0).collect();
+    assert_eq!(freqs, TONES.to_vec(), "guild {guild_id}: tones heard {tones:?}");
+    for (f, len) in tones {
+        assert!(
+            (min..=max).contains(&len),
+            "guild {guild_id}: {f} Hz lasted {len:.3} s, expected {min}..={max}"
+        );
+    }
+}
+
+pub fn assert_no_violations(sim: &Simulator) {
+    let v = sim.violations();
+    assert!(v.is_empty(), "protocol violations: {v:#?}");
+}

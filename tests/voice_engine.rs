@@ -1,0 +1,128 @@
+//! The engine against the simulator over real sockets: join, play, verify what a listener heard.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use voxboard::engine::Target;
+use voxboard::sim::{SimConfig, SimEvent, Simulator};
+
+/// One frame of audio at 48 kHz, in seconds: the tolerance on durations.
+const FRAME: f32 = 0.02;
+
+fn play_three_tones(modes: &[&str]) -> (Simulator, String) {
+    let mut config = SimConfig::with_guilds(1);
+    config.transport_modes = modes.iter().map(|m| m.to_string()).collect();
+    let sim = Simulator::start(config).unwrap();
+    let voice = connect(&sim);
+    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    let clip = three_tone_clip();
+    voice.play(clip.samples.clone(), Target::All, 1.0).wait();
+    wait_quiet(&voice);
+    let mode = voice.status().borrow().connections[0].mode.unwrap_or("").to_owned();
+    voice.close();
+    (sim, mode)
+}
+
+fn assert_whole_file_heard(sim: &Simulator) {
+    // 3 s at 48 kHz is exactly 150 frames.
+    let frames = sim.heard(guild(0)).audio_frames();
+    assert!((149..=151).contains(&frames), "heard {frames} audio frames, expected 150 ± 1");
+    assert_three_tones(sim, guild(0), 1.0 - 2.0 * FRAME, 1.0 + 2.0 * FRAME);
+    assert_no_violations(sim);
+}
+
+#[test]
+fn three_tones_over_aes_gcm() {
+    let (sim, mode) = play_three_tones(&["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize"]);
+    assert_eq!(mode, "aead_aes256_gcm_rtpsize");
+    assert_whole_file_heard(&sim);
+}
+
+#[test]
+fn three_tones_over_xchacha_when_aes_is_not_offered() {
+    let (sim, mode) = play_three_tones(&["aead_xchacha20_poly1305_rtpsize", "xsalsa20_poly1305_lite"]);
+    assert_eq!(mode, "aead_xchacha20_poly1305_rtpsize");
+    assert_whole_file_heard(&sim);
+}
+
+#[test]
+fn legacy_mode_only_when_it_is_all_that_is_offered() {
+    let (sim, mode) = play_three_tones(&["xsalsa20_poly1305_lite"]);
+    assert_eq!(mode, "xsalsa20_poly1305_lite");
+    assert_whole_file_heard(&sim);
+}
+
+#[test]
+fn three_guilds_hear_the_whole_file() {
+    let sim = Simulator::start(SimConfig::with_guilds(3)).unwrap();
+    let voice = connect(&sim);
+    for i in 0..3 {
+        voice.join_channel(guild(i), voice_channel(i), false, false).unwrap();
+    }
+    voice.play(three_tone_clip().samples, Target::All, 1.0).wait();
+    wait_quiet(&voice);
+    voice.close();
+    for i in 0..3 {
+        let frames = sim.heard(guild(i)).audio_frames();
+        assert!((149..=151).contains(&frames), "guild {i}: {frames} frames");
+        assert_three_tones(&sim, guild(i), 1.0 - 2.0 * FRAME, 1.0 + 2.0 * FRAME);
+    }
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn leaving_sends_voice_state_with_null_channel() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    let session = voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    assert!(voice.get_session(guild(0)).is_some());
+    drop(session);
+    voice.remove_session(guild(0));
+    let left = sim.wait_for(Duration::from_secs(3), |events| {
+        events.iter().any(|e| matches!(e, SimEvent::VoiceStateRequest { channel_id: None, .. }))
+    });
+    assert!(left, "no op 4 with channel_id null: {:#?}", sim.events());
+    assert!(voice.get_session(guild(0)).is_none());
+    voice.close();
+}
+
+#[test]
+fn joining_a_text_channel_or_unknown_guild_fails_clearly() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    let text_channel = voice_channel(0) - 1;
+    let err = voice.join_channel(guild(0), text_channel, false, false).unwrap_err();
+    assert!(err.to_string().contains("not a voice channel"), "{err}");
+    let err = voice.join_channel(999, 1, false, false).unwrap_err();
+    assert!(err.to_string().contains("unknown"), "{err}");
+    voice.close();
+}
+
+#[test]
+fn speaking_precedes_audio_and_silence_ends_it() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    // Two short sounds with a gap: two talk spurts, each ending in five silence frames.
+    let half_second: std::sync::Arc<[f32]> = three_tone_clip().samples[..48_000].into();
+    voice.play(half_second.clone(), Target::All, 1.0).wait();
+    wait_quiet(&voice);
+    voice.play(half_second, Target::All, 1.0).wait();
+    wait_quiet(&voice);
+    voice.close();
+    let heard = sim.heard(guild(0));
+    let silence = heard.frames.iter().filter(|f| f.silence).count();
+    assert_eq!(silence, 10, "five silence frames per talk spurt");
+    let speaking: Vec<u32> = sim
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::Speaking { speaking, .. } => Some(*speaking),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(speaking, vec![0, 1, 0, 1, 0], "registration, then on/off per spurt");
+    assert_no_violations(&sim);
+}
