@@ -1,1 +1,260 @@
-//! Discord on loopback: main gateway, voice gateway v8 and UDP media server.
+//! Discord on loopback: main gateway v10, two voice gateway v8 servers ("region A" and
+//! "region B"), each with its UDP media server. Strict: where Discord would reject or ignore
+//! something, the simulator does too, and records a [`Violation`] with the reason.
+//!
+//! This is an independent implementation of the protocol (shared/docs/discord-voice-protocol.md);
+//! it never uses `voxboard::discord` or `voxboard::engine`, which are what it tests.
+//! It runs its own tokio runtime on its own thread, so sync code (tests, the app) can drive it.
+
+mod config;
+mod events;
+mod heard;
+mod main_gw;
+mod rtp;
+mod state;
+mod udp;
+mod voice_gw;
+mod ws;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::oneshot;
+
+pub use config::{ChannelKind, SimChannel, SimConfig, SimGuild, demo_config};
+pub use events::{SimEvent, Violation};
+pub use heard::{Heard, HeardFrame};
+pub use rtp::TransportCipher;
+
+use main_gw::MainFault;
+use state::Shared;
+
+/// A running simulator. Dropping it shuts everything down (thread joined, sockets closed).
+pub struct Simulator {
+    shared: Arc<Shared>,
+    rt: tokio::runtime::Handle,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds every socket on 127.0.0.1 (port 0) and starts serving on a background thread.
+    pub fn start(config: SimConfig) -> anyhow::Result<Simulator> {
+        let bind_tcp = || -> anyhow::Result<std::net::TcpListener> {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").context("bind tcp")?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        };
+        let bind_udp = || -> anyhow::Result<std::net::UdpSocket> {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").context("bind udp")?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        };
+        let main = bind_tcp()?;
+        let voice = [bind_tcp()?, bind_tcp()?];
+        let udp = [bind_udp()?, bind_udp()?];
+        let shared = Arc::new(Shared::new(
+            config,
+            main.local_addr()?.port(),
+            [voice[0].local_addr()?.port(), voice[1].local_addr()?.port()],
+            [udp[0].local_addr()?.port(), udp[1].local_addr()?.port()],
+        ));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("voxboard-sim")
+            .enable_all()
+            .build()
+            .context("sim runtime")?;
+        let handle = rt.handle().clone();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("voxboard-sim".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let started = (|| -> anyhow::Result<()> {
+                        tokio::spawn(main_gw::serve(
+                            sh.clone(),
+                            tokio::net::TcpListener::from_std(main)?,
+                        ));
+                        for (i, (v, u)) in voice.into_iter().zip(udp).enumerate() {
+                            tokio::spawn(voice_gw::serve(
+                                sh.clone(),
+                                i,
+                                tokio::net::TcpListener::from_std(v)?,
+                            ));
+                            tokio::spawn(udp::serve(
+                                sh.clone(),
+                                i,
+                                tokio::net::UdpSocket::from_std(u)?,
+                            ));
+                        }
+                        tokio::spawn(udp::silence_watch(sh.clone()));
+                        Ok(())
+                    })();
+                    let ok = started.is_ok();
+                    let _ = ready_tx.send(started);
+                    if ok {
+                        let _ = stop_rx.await;
+                    }
+                });
+                // Dropping the runtime cancels every task, which closes every socket.
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        ready_rx.recv().context("sim thread died")??;
+        tracing::info!(target: "voxboard::sim", url = %shared.gateway_url(), "simulator started");
+        Ok(Simulator {
+            shared,
+            rt: handle,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// "ws://127.0.0.1:PORT" of the main gateway.
+    pub fn gateway_url(&self) -> String {
+        self.shared.gateway_url()
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.shared.config
+    }
+
+    /// What a listener in the guild's voice channel heard from the bot (all SSRCs, arrival order).
+    pub fn heard(&self, guild_id: u64) -> Heard {
+        let st = self.shared.lock();
+        Heard {
+            frames: st
+                .heard
+                .get(&guild_id)
+                .map(|f| f.iter().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Every protocol breach so far, with a reason.
+    pub fn violations(&self) -> Vec<Violation> {
+        self.shared.lock().violations.clone()
+    }
+
+    /// The protocol log, in order.
+    pub fn events(&self) -> Vec<SimEvent> {
+        self.shared.lock().events.clone()
+    }
+
+    /// Polls `events()` every few ms until `pred` holds or the timeout passes; returns whether it held.
+    pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[SimEvent]) -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            if pred(&self.shared.lock().events) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn fault(&self, what: String, f: impl FnOnce(&mut state::State)) {
+        let mut st = self.shared.lock();
+        st.event(SimEvent::FaultInjected { what });
+        f(&mut st);
+    }
+
+    /// Closes the guild's voice websocket with `code`.
+    pub fn close_voice(&self, guild_id: u64, code: u16) {
+        self.fault(format!("close_voice guild={guild_id} code={code}"), |st| {
+            voice_gw::close_voice(st, guild_id, code)
+        });
+    }
+
+    /// Drops the guild's voice TCP connection without a close frame (the session stays resumable).
+    pub fn drop_voice(&self, guild_id: u64) {
+        self.fault(format!("drop_voice guild={guild_id}"), |st| {
+            voice_gw::drop_voice(st, guild_id)
+        });
+    }
+
+    /// Region move: VOICE_SERVER_UPDATE with a new token and the other voice server's endpoint.
+    /// The old voice socket, if the client has not closed it, is closed with 4022 a second later.
+    pub fn move_voice_server(&self, guild_id: u64) {
+        let shared = self.shared.clone();
+        let mut old = None;
+        self.fault(format!("move_voice_server guild={guild_id}"), |st| {
+            old = voice_gw::move_voice_server(st, &shared, guild_id);
+        });
+        if let Some(vid) = old {
+            let shared = self.shared.clone();
+            self.rt.spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                shared.lock().end_voice(vid, 4022, "voice server changed");
+            });
+        }
+    }
+
+    /// Voice close 4014, then VOICE_STATE_UPDATE with channel_id null.
+    pub fn kick(&self, guild_id: u64) {
+        let uid = self.shared.config.bot_user_id;
+        self.fault(format!("kick guild={guild_id}"), |st| {
+            voice_gw::kick(st, guild_id, uid)
+        });
+    }
+
+    /// Main gateway op 7 Reconnect.
+    pub fn main_reconnect(&self) {
+        self.fault("main_reconnect".into(), |st| {
+            main_gw::inject(st, MainFault::Reconnect)
+        });
+    }
+
+    /// Main gateway op 9 with `d: resumable`; when not resumable the session (and its voice) ends.
+    pub fn main_invalidate(&self, resumable: bool) {
+        self.fault(format!("main_invalidate resumable={resumable}"), |st| {
+            main_gw::inject(st, MainFault::Invalidate(resumable))
+        });
+    }
+
+    /// Drops the main gateway TCP connection without a close frame.
+    pub fn drop_main(&self) {
+        self.fault("drop_main".into(), |st| {
+            main_gw::inject(st, MainFault::Drop)
+        });
+    }
+
+    pub fn close_main(&self, code: u16) {
+        self.fault(format!("close_main code={code}"), |st| {
+            main_gw::inject(st, MainFault::Close(code))
+        });
+    }
+
+    /// Drops every n-th RTP packet of the guild before processing (0 = none).
+    pub fn set_udp_drop_every(&self, guild_id: u64, n: u32) {
+        self.fault(format!("udp_drop_every guild={guild_id} n={n}"), |st| {
+            let g = st.guild(guild_id);
+            g.udp_drop_every = n;
+            g.udp_drop_counter = 0;
+        });
+    }
+
+    /// Delays the processing of each RTP packet of the guild.
+    pub fn set_udp_delay(&self, guild_id: u64, d: Duration) {
+        self.fault(format!("udp_delay guild={guild_id} delay={d:?}"), |st| {
+            st.guild(guild_id).udp_delay = d
+        });
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

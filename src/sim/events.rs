@@ -1,0 +1,96 @@
+//! The protocol log and the violations list.
+
+/// A protocol breach by the client, with a short stable rule id and a human reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub guild_id: Option<u64>,
+    /// Short stable id, e.g. "rtp.seq".
+    pub rule: String,
+    pub detail: String,
+}
+
+/// One entry of the simulator's protocol log, in the order things happened.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimEvent {
+    MainConnected {
+        query: String,
+    },
+    MainIdentify {
+        intents: u64,
+    },
+    MainResume {
+        seq: u64,
+    },
+    MainResumed {
+        replayed: usize,
+    },
+    MainHeartbeat {
+        seq: Option<u64>,
+    },
+    MainClosed {
+        code: Option<u16>,
+    },
+    VoiceStateRequest {
+        guild_id: u64,
+        channel_id: Option<u64>,
+    },
+    /// VOICE_STATE_UPDATE dispatched to the bot.
+    VoiceStateUpdate {
+        guild_id: u64,
+        channel_id: Option<u64>,
+    },
+    /// VOICE_SERVER_UPDATE dispatched to the bot.
+    VoiceServerUpdate {
+        guild_id: u64,
+        endpoint: String,
+    },
+    VoiceConnected {
+        server: usize,
+        query: String,
+    },
+    VoiceIdentify {
+        guild_id: u64,
+        max_dave_protocol_version: Option<u64>,
+    },
+    VoiceReady {
+        guild_id: u64,
+        ssrc: u32,
+    },
+    VoiceResume {
+        guild_id: u64,
+        seq_ack: i64,
+    },
+    VoiceResumed {
+        guild_id: u64,
+        replayed: usize,
+    },
+    IpDiscovery {
+        guild_id: u64,
+        ssrc: u32,
+    },
+    SelectProtocol {
+        guild_id: u64,
+        mode: String,
+    },
+    SessionDescription {
+        guild_id: u64,
+        mode: String,
+    },
+    Speaking {
+        guild_id: u64,
+        ssrc: u32,
+        speaking: u32,
+    },
+    VoiceHeartbeat {
+        guild_id: u64,
+        seq_ack: Option<i64>,
+    },
+    VoiceClosed {
+        guild_id: u64,
+        code: Option<u16>,
+    },
+    FaultInjected {
+        what: String,
+    },
+}

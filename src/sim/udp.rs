@@ -1,0 +1,396 @@
+//! UDP media server (protocol doc §4, §5): IP discovery, keepalives, and strict RTP checking,
+//! decryption and Opus decoding into what a listener in the channel hears.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use audiopus::coder::Decoder;
+use audiopus::packet::Packet;
+use audiopus::{Channels, MutSignals, SampleRate};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::events::SimEvent;
+use super::heard::HeardFrame;
+use super::rtp::{self, PT_OPUS, SILENCE};
+use super::state::{ENDED_GRACE, Shared, State, Tail};
+use crate::audio::{FRAME_LEN, FRAME_SAMPLES};
+
+/// Audio is considered stopped after this long without a packet (the silence rule's trigger).
+pub const STOP_GAP: Duration = Duration::from_millis(100);
+/// How long a packet that beat its op 5 over loopback is given for the op 5 to be processed.
+const SPEAKING_GRACE: Duration = Duration::from_millis(50);
+const TS_STEP: u32 = FRAME_SAMPLES as u32;
+
+struct Queued {
+    pkt: Vec<u8>,
+    due: Instant,
+}
+
+pub async fn serve(shared: Arc<Shared>, server: usize, socket: UdpSocket) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(process_loop(shared.clone(), server, rx));
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let (n, src) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                // ICMP errors from earlier sends surface here on some platforms; keep serving.
+                tracing::debug!(target: "voxboard::sim", "udp recv: {e}");
+                continue;
+            }
+        };
+        let pkt = &buf[..n];
+        if n == 74 && pkt[0] == 0 {
+            if let Some(reply) = discovery(&shared, server, pkt, src) {
+                let _ = socket.send_to(&reply, src).await;
+            }
+        } else if n == 4 || n == 8 {
+            tracing::trace!(target: "voxboard::sim", "udp keepalive from {src}");
+        } else if let Some(due) = admit(&shared, server, pkt) {
+            let _ = tx.send(Queued {
+                pkt: pkt.to_vec(),
+                due,
+            });
+        }
+    }
+}
+
+/// Answers an IP discovery request (§4.1) from the same socket, with the sender's apparent address.
+fn discovery(shared: &Shared, server: usize, pkt: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
+    let mut st = shared.lock();
+    let ty = u16::from_be_bytes([pkt[0], pkt[1]]);
+    let len = u16::from_be_bytes([pkt[2], pkt[3]]);
+    let ssrc = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+    if ty != 1 || len != 70 {
+        st.violation(
+            None,
+            "udp.discovery",
+            format!(
+                "74-byte datagram with type {ty} length {len}, expected request type 1 length 70"
+            ),
+        );
+        return None;
+    }
+    let now = Instant::now();
+    let Some(v) = st
+        .voice
+        .values_mut()
+        .find(|v| v.server == server && v.ssrc == ssrc && v.is_live(now))
+    else {
+        st.violation(
+            None,
+            "udp.discovery_ssrc",
+            format!("IP discovery for ssrc {ssrc}, which no live session on this server owns"),
+        );
+        return None;
+    };
+    v.discovered = Some(src);
+    let guild_id = v.guild_id;
+    st.event(SimEvent::IpDiscovery { guild_id, ssrc });
+    let mut reply = vec![0u8; 74];
+    reply[..2].copy_from_slice(&2u16.to_be_bytes());
+    reply[2..4].copy_from_slice(&70u16.to_be_bytes());
+    reply[4..8].copy_from_slice(&ssrc.to_be_bytes());
+    let ip = src.ip().to_string();
+    reply[8..8 + ip.len()].copy_from_slice(ip.as_bytes());
+    reply[72..74].copy_from_slice(&src.port().to_be_bytes());
+    Some(reply)
+}
+
+/// Fault injection happens here, before processing: drop every n-th RTP packet of a guild (the
+/// gap is then not held against the client) or delay it.
+fn admit(shared: &Shared, server: usize, pkt: &[u8]) -> Option<Instant> {
+    let now = Instant::now();
+    let Ok(hdr) = rtp::parse_header(pkt) else {
+        return Some(now);
+    };
+    let mut st = shared.lock();
+    let Some((vid, guild_id)) = st
+        .voice
+        .iter()
+        .find(|(_, v)| v.server == server && v.ssrc == hdr.ssrc)
+        .map(|(id, v)| (*id, v.guild_id))
+    else {
+        return Some(now);
+    };
+    let gv = st.guild(guild_id);
+    let delay = gv.udp_delay;
+    if gv.udp_drop_every > 0 {
+        gv.udp_drop_counter += 1;
+        if gv.udp_drop_counter % gv.udp_drop_every == 0 {
+            if let Some(v) = st.voice.get_mut(&vid) {
+                v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
+            }
+            tracing::debug!(target: "voxboard::sim", guild_id, seq = hdr.seq, "sim dropped RTP packet");
+            return None;
+        }
+    }
+    Some(now + delay)
+}
+
+async fn process_loop(shared: Arc<Shared>, server: usize, mut rx: mpsc::UnboundedReceiver<Queued>) {
+    let mut decoders: HashMap<u32, Decoder> = HashMap::new();
+    while let Some(q) = rx.recv().await {
+        tokio::time::sleep_until(q.due.into()).await;
+        process(&shared, server, &mut decoders, &q.pkt).await;
+    }
+}
+
+/// Finds the session owning `ssrc` on this server: Ok((vid, guild)) if it may send, Err(None) to
+/// drop quietly (session ended moments ago, packets still in flight).
+fn owner(st: &mut State, server: usize, ssrc: u32) -> Result<(u64, u64), Option<String>> {
+    let now = Instant::now();
+    let mut found = None;
+    for (id, v) in st
+        .voice
+        .iter()
+        .filter(|(_, v)| v.server == server && v.ssrc == ssrc)
+    {
+        if v.is_live(now) {
+            return Ok((*id, v.guild_id));
+        }
+        found = Some(
+            v.ended_at
+                .is_some_and(|t| now.duration_since(t) < ENDED_GRACE),
+        );
+    }
+    match found {
+        Some(true) => Err(None),
+        Some(false) => Err(Some(format!(
+            "ssrc {ssrc} belongs to a session that ended or expired"
+        ))),
+        None => Err(Some(format!(
+            "ssrc {ssrc} belongs to no voice session on this server"
+        ))),
+    }
+}
+
+async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Decoder>, pkt: &[u8]) {
+    if (200..=204).contains(&pkt.get(1).copied().unwrap_or(0)) {
+        return shared.lock().violation(
+            None,
+            "rtp.rtcp",
+            "RTCP from a sending bot is not expected",
+        );
+    }
+    let hdr = match rtp::parse_header(pkt) {
+        Ok(h) => h,
+        Err(e) => return shared.lock().violation(None, "rtp.parse", e),
+    };
+    let (vid, guild_id) = match owner(&mut shared.lock(), server, hdr.ssrc) {
+        Ok(x) => x,
+        Err(None) => return,
+        Err(Some(why)) => return shared.lock().violation(None, "rtp.unknown_ssrc", why),
+    };
+    let g = Some(guild_id);
+    // Speaking must come first (§3.3). The op 5 may still sit in the gateway task's queue when its
+    // packet arrives over loopback, so a short grace applies only to the violating case.
+    let waited = Instant::now();
+    let cipher = loop {
+        let step = {
+            let mut st = shared.lock();
+            let Some(v) = st.voice.get_mut(&vid) else {
+                return;
+            };
+            match (v.speaking.is_some(), v.cipher.clone()) {
+                (true, Some(c)) => Ok(c),
+                (true, None) => Err((
+                    "rtp.before_session_description",
+                    "RTP before Session Description: no key yet".to_string(),
+                )),
+                (false, _) if waited.elapsed() >= SPEAKING_GRACE => Err((
+                    "rtp.before_speaking",
+                    format!("RTP seq {} before any op 5 Speaking", hdr.seq),
+                )),
+                (false, _) => Err(("", String::new())),
+            }
+        };
+        match step {
+            Ok(c) => break c,
+            Err(("", _)) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Err((rule, detail)) => {
+                let mut st = shared.lock();
+                if let Some(v) = st.voice.get_mut(&vid) {
+                    v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
+                }
+                return st.violation(g, rule, detail);
+            }
+        }
+    };
+    if hdr.payload_type != PT_OPUS {
+        return shared.lock().violation(
+            g,
+            "rtp.payload_type",
+            format!("payload type {}, expected {PT_OPUS}", hdr.payload_type),
+        );
+    }
+    let dec = match cipher.decrypt(pkt, &hdr) {
+        Ok(d) => d,
+        Err(e) => {
+            let mut st = shared.lock();
+            if let Some(v) = st.voice.get_mut(&vid) {
+                v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
+            }
+            return st.violation(g, "rtp.decrypt", format!("seq {}: {e}", hdr.seq));
+        }
+    };
+    let silence = dec.payload == SILENCE;
+    let pcm = if silence {
+        Some(vec![0.0; FRAME_LEN])
+    } else {
+        decode(decoders, hdr.ssrc, &dec.payload)
+    };
+    let now = Instant::now();
+    let mut st = shared.lock();
+    let Some(v) = st.voice.get_mut(&vid) else {
+        return;
+    };
+    if !v.rtp.nonces.insert(dec.nonce) {
+        return st.violation(
+            g,
+            "rtp.nonce_reuse",
+            format!(
+                "seq {}: nonce {:02x?} already used under this key",
+                hdr.seq,
+                &dec.nonce[..4]
+            ),
+        );
+    }
+    let t = &mut v.rtp;
+    let resumed_after_stop = t
+        .last_packet_at
+        .is_some_and(|at| now.duration_since(at) >= STOP_GAP);
+    let mut problems = Vec::new();
+    if let Some((ls, lt)) = t.last {
+        let (mut es, mut et) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
+        while es != hdr.seq && t.skipped.remove(&es).is_some() {
+            t.tail.push_back(Tail::Unknown);
+            (es, et) = (es.wrapping_add(1), et.wrapping_add(TS_STEP));
+        }
+        if hdr.seq != es {
+            problems.push((
+                "rtp.seq",
+                format!("seq {} after {ls}, expected {es}", hdr.seq),
+            ));
+        } else if hdr.timestamp != et {
+            // After audio stopped, a forward jump by the elapsed time is allowed (doc §4.2 leaves
+            // the choice open); within a stream the step is exactly 960.
+            let forward = hdr.timestamp.wrapping_sub(et);
+            if !(resumed_after_stop && forward < 1 << 31) {
+                problems.push((
+                    "rtp.timestamp",
+                    format!("timestamp {} after {lt}, expected {et}", hdr.timestamp),
+                ));
+            }
+        }
+    }
+    t.last = Some((hdr.seq, hdr.timestamp));
+    t.last_packet_at = Some(now);
+    t.tail
+        .push_back(if silence { Tail::Silence } else { Tail::Audio });
+    while t.tail.len() > 5 {
+        t.tail.pop_front();
+    }
+    if !silence {
+        t.in_audio = true;
+    }
+    for (rule, detail) in problems {
+        st.violation(g, rule, detail);
+    }
+    let Some(pcm) = pcm else {
+        return st.violation(
+            g,
+            "opus.decode",
+            format!(
+                "seq {}: payload of {} bytes is not a 20 ms stereo Opus frame",
+                hdr.seq,
+                dec.payload.len()
+            ),
+        );
+    };
+    let frame = HeardFrame {
+        at: now,
+        ssrc: hdr.ssrc,
+        seq: hdr.seq,
+        timestamp: hdr.timestamp,
+        silence,
+        pcm,
+    };
+    let limit = shared.config.heard_limit;
+    let heard = st.heard.entry(guild_id).or_default();
+    heard.push_back(frame);
+    while heard.len() > limit {
+        heard.pop_front();
+    }
+}
+
+/// Decodes one Opus frame to 48 kHz stereo; None unless it is valid and exactly 20 ms.
+fn decode(decoders: &mut HashMap<u32, Decoder>, ssrc: u32, payload: &[u8]) -> Option<Vec<f32>> {
+    let dec = match decoders.entry(ssrc) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            e.insert(Decoder::new(SampleRate::Hz48000, Channels::Stereo).ok()?)
+        }
+    };
+    let mut out = vec![0f32; FRAME_LEN * 6]; // room for Opus' longest (120 ms) frame
+    let packet = Packet::try_from(payload).ok()?;
+    let n = dec
+        .decode_float(
+            Some(packet),
+            MutSignals::try_from(&mut out[..]).ok()?,
+            false,
+        )
+        .ok()?;
+    (n == FRAME_SAMPLES).then(|| {
+        out.truncate(FRAME_LEN);
+        out
+    })
+}
+
+/// Runs every 20 ms: when a session's audio has stopped (no packet for STOP_GAP after audio
+/// frames), the last five frames must have been silence frames (§4.3).
+pub async fn silence_watch(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        let now = Instant::now();
+        let mut st = shared.lock();
+        let mut found = Vec::new();
+        for v in st.voice.values_mut() {
+            let t = &mut v.rtp;
+            if t.in_audio
+                && t.last_packet_at
+                    .is_some_and(|at| now.duration_since(at) >= STOP_GAP)
+            {
+                t.in_audio = false;
+                // Trailing frames the simulator itself dropped count as unknown, not as audio.
+                if let Some((mut ls, mut lt)) = t.last {
+                    while t.skipped.remove(&ls.wrapping_add(1)).is_some() {
+                        (ls, lt) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
+                        t.tail.push_back(Tail::Unknown);
+                        if t.tail.len() > 5 {
+                            t.tail.pop_front();
+                        }
+                    }
+                    t.last = Some((ls, lt));
+                }
+                let ok = t.tail.len() == 5 && t.tail.iter().all(|e| *e != Tail::Audio);
+                if !ok {
+                    found.push((
+                        v.guild_id,
+                        format!(
+                            "audio stopped after {:?}; the last 5 frames must be F8 FF FE silence",
+                            t.tail
+                        ),
+                    ));
+                }
+            }
+        }
+        for (g, detail) in found {
+            st.violation(Some(g), "rtp.silence_tail", detail);
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Websocket plumbing shared by the main and voice gateways.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Accepts a websocket and returns it with the request's path and query ("/?v=8").
+pub async fn accept(stream: TcpStream) -> anyhow::Result<(Ws, String)> {
+    let mut path = String::new();
+    let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp: Response| {
+        path = req.uri().to_string();
+        Ok(resp)
+    })
+    .await?;
+    Ok((ws, path))
+}
+
+/// The value of `name` in a request path's query string.
+pub fn query_param(path: &str, name: &str) -> Option<String> {
+    let url = url::Url::parse(&format!("ws://sim{path}")).ok()?;
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub async fn send_text(ws: &mut Ws, text: String) -> bool {
+    ws.send(Message::text(text)).await.is_ok()
+}
+
+/// Sends a close frame and waits briefly for the peer's reply, so the client reliably sees the code.
+pub async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    };
+    if ws.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+}
+
+/// What the client did, reduced to what the gateways care about.
+pub enum Incoming {
+    Text(String),
+    Binary(Vec<u8>),
+    /// Closed by the client with this code (None: no close frame / TCP dropped).
+    Gone(Option<u16>),
+    /// Ping/pong: handled by tungstenite.
+    Nothing,
+}
+
+pub fn classify(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Incoming {
+    match msg {
+        Some(Ok(Message::Text(t))) => Incoming::Text(t.to_string()),
+        Some(Ok(Message::Binary(b))) => Incoming::Binary(b.to_vec()),
+        Some(Ok(Message::Close(f))) => Incoming::Gone(f.map(|f| u16::from(f.code))),
+        Some(Ok(_)) => Incoming::Nothing,
+        Some(Err(_)) | None => Incoming::Gone(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_query_params() {
+        assert_eq!(
+            query_param("/?v=10&encoding=json", "v").as_deref(),
+            Some("10")
+        );
+        assert_eq!(
+            query_param("/?v=10&encoding=json", "encoding").as_deref(),
+            Some("json")
+        );
+        assert_eq!(query_param("/", "v"), None);
+    }
+}
