@@ -99,11 +99,23 @@ fn main_gateway_reconnect_resumes_without_touching_voice() {
 }
 
 #[test]
-fn main_gateway_invalid_session_reidentifies_without_touching_voice() {
+fn main_gateway_resumable_invalid_session_resumes_without_touching_voice() {
+    let sim = play_with_fault(|sim| sim.main_invalidate(true));
+    assert_heard_whole(&sim);
+    assert!(count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1);
+    assert_eq!(count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })), 1);
+    assert_eq!(identifies(&sim), 1);
+    assert_no_violations(&sim);
+}
+
+/// op 9 `d:false` ends the main session; Discord then ends its voice sessions too (4014), so
+/// the engine re-identifies and joins again, and the sound waits for it rather than being lost.
+#[test]
+fn main_gateway_invalid_session_reidentifies_and_rejoins_voice() {
     let sim = play_with_fault(|sim| sim.main_invalidate(false));
     assert_heard_whole(&sim);
     assert_eq!(count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })), 2);
-    assert_eq!(identifies(&sim), 1);
+    assert_eq!(identifies(&sim), 2, "voice joined again on the new main session");
     assert_no_violations(&sim);
 }
 

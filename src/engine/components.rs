@@ -103,10 +103,11 @@ impl VoiceLink {
         }
     }
 
-    /// Closes the current socket (if any) and forgets it.
+    /// Closes the current socket (if any) and forgets it; its late events are ignored.
     pub fn close(&mut self, code: u16) {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(VoiceCommand::Close(code));
+            self.generation += 1;
         }
     }
 }

@@ -88,6 +88,11 @@ fn on_gateway_event(
             guild_ids,
             ..
         } => {
+            if gateway.user_id.is_some() {
+                // A new main session (not a resume): Discord dropped our voice states with the
+                // old one, so every connection we still want joins again.
+                rejoin_all(conns, net, now);
+            }
             gateway.user_id = Some(user_id);
             gateway.ready = true;
             gateway.pending_guilds = guild_ids
@@ -172,6 +177,23 @@ fn on_gateway_event(
             *c.phase = ConnPhase::AwaitingServer { since: now };
             maybe_connect(&mut c, net, settings, gateway.user_id, now);
         }
+    }
+}
+
+fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
+    for mut c in conns.iter_mut() {
+        if c.phase.is_over() || matches!(*c.phase, ConnPhase::Leaving { .. }) {
+            continue;
+        }
+        tracing::info!("guild {}: main session replaced, joining again", c.conn.guild_id);
+        c.link.close(4000);
+        c.transport.0 = None;
+        c.info.session_id = None;
+        c.info.server = None;
+        c.stats.rejoins += 1;
+        *c.phase = ConnPhase::AwaitingServer { since: now };
+        let VoiceConn { guild_id, channel_id, self_mute, self_deaf } = c.conn.clone();
+        super::connection::request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
     }
 }
 

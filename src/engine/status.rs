@@ -58,17 +58,19 @@ impl StatusOut {
     }
 }
 
-/// Every 5th tick (100 ms); receivers are woken only when something changed.
+/// Every 5th tick (100 ms), and at once when a phase changes; receivers are woken only when
+/// something changed.
 const PUBLISH_EVERY: u32 = 5;
 
 pub fn publish_status(
     mut out: ResMut<StatusOut>,
     gateway: Res<MainGatewayState>,
-    conns: Query<(&VoiceConn, &ConnPhase, &Speaking, &ConnStats)>,
+    conns: Query<(&VoiceConn, Ref<ConnPhase>, &Speaking, &ConnStats)>,
     playbacks: Query<&Playback>,
 ) {
     out.ticks = out.ticks.wrapping_add(1);
-    if out.ticks % PUBLISH_EVERY != 0 {
+    let phase_changed = conns.iter().any(|(_, phase, _, _)| phase.is_changed());
+    if out.ticks % PUBLISH_EVERY != 0 && !phase_changed {
         return;
     }
     let mut connections: Vec<ConnStatus> = conns
@@ -77,7 +79,7 @@ pub fn publish_status(
             guild_id: conn.guild_id,
             channel_id: conn.channel_id,
             phase: phase.name(),
-            reason: match phase {
+            reason: match &*phase {
                 ConnPhase::Failed { error } => Some(error.to_string()),
                 ConnPhase::Disconnected { reason } => Some(reason.clone()),
                 _ => None,

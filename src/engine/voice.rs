@@ -226,6 +226,7 @@ fn shutdown(tx: &Sender<EngineMsg>) {
 }
 
 /// One guild's voice session.
+#[derive(Debug)]
 pub struct Session {
     guild_id: u64,
     tx: Sender<EngineMsg>,
@@ -316,6 +317,7 @@ impl io::Write for Session {
 }
 
 /// A playing sound.
+#[derive(Debug)]
 pub struct PlaybackHandle {
     id: u64,
     finished: Receiver<()>,

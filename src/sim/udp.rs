@@ -361,6 +361,12 @@ pub async fn silence_watch(shared: Arc<Shared>) {
         let mut found = Vec::new();
         for v in st.voice.values_mut() {
             let t = &mut v.rtp;
+            if v.ended_at.is_some() {
+                // A session that ended (closed by the server, replaced by a move or a rejoin)
+                // cannot carry a tail: its key is gone. The rule is for audio that stops.
+                t.in_audio = false;
+                continue;
+            }
             if t.in_audio
                 && t.last_packet_at
                     .is_some_and(|at| now.duration_since(at) >= STOP_GAP)
