@@ -167,10 +167,16 @@ mod tests {
     #[test]
     fn bitrate_is_clamped_and_changes_packet_size() {
         assert_eq!(OpusEncoder::new(1).expect("enc").bitrate(), MIN_BITRATE);
-        assert_eq!(OpusEncoder::new(10_000_000).expect("enc").bitrate(), MAX_BITRATE);
+        assert_eq!(
+            OpusEncoder::new(10_000_000).expect("enc").bitrate(),
+            MAX_BITRATE
+        );
         let (_, _, low) = round_trip(440.0, 0.5, 16_000);
         let (_, _, high) = round_trip(440.0, 0.5, 256_000);
-        assert!(low * 4 < high, "16 kbps {low} bytes vs 256 kbps {high} bytes");
+        assert!(
+            low * 4 < high,
+            "16 kbps {low} bytes vs 256 kbps {high} bytes"
+        );
     }
 
     #[test]
@@ -192,7 +198,9 @@ mod tests {
         for len in 1..200 {
             let junk: Vec<u8> = (0..len)
                 .map(|_| {
-                    rng_state = rng_state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    rng_state = rng_state
+                        .wrapping_mul(1_664_525)
+                        .wrapping_add(1_013_904_223);
                     (rng_state >> 24) as u8
                 })
                 .collect();

@@ -100,7 +100,11 @@ fn downmix_gains(index: usize, channels: usize) -> (f32, f32) {
     const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let named = match channels {
         3 => Some([(1.0, 0.0), (0.0, 1.0), (H, H)].get(index).copied()),
-        4 => Some([(1.0, 0.0), (0.0, 1.0), (H, 0.0), (0.0, H)].get(index).copied()),
+        4 => Some(
+            [(1.0, 0.0), (0.0, 1.0), (H, 0.0), (0.0, H)]
+                .get(index)
+                .copied(),
+        ),
         5 => Some(
             [(1.0, 0.0), (0.0, 1.0), (H, H), (H, 0.0), (0.0, H)]
                 .get(index)
@@ -124,7 +128,7 @@ fn downmix_gains(index: usize, channels: usize) -> (f32, f32) {
     };
     match named.flatten() {
         Some(g) => g,
-        None if index % 2 == 0 => (1.0, 0.0),
+        None if index.is_multiple_of(2) => (1.0, 0.0),
         None => (0.0, 1.0),
     }
 }
@@ -135,9 +139,7 @@ pub fn downmix_to_stereo(samples: &[f32], channels: usize) -> Vec<f32> {
     if channels == 0 {
         return Vec::new();
     }
-    let gains: Vec<(f32, f32)> = (0..channels)
-        .map(|i| downmix_gains(i, channels))
-        .collect();
+    let gains: Vec<(f32, f32)> = (0..channels).map(|i| downmix_gains(i, channels)).collect();
     let l_sum: f32 = gains.iter().map(|g| g.0).sum::<f32>().max(1e-6);
     let r_sum: f32 = gains.iter().map(|g| g.1).sum::<f32>().max(1e-6);
     let mut out = Vec::with_capacity(samples.len() / channels * CHANNELS);
@@ -241,14 +243,25 @@ mod tests {
 
     #[test]
     fn bad_formats_are_errors_not_panics() {
-        assert_eq!(to_output_format(&[0.0; 4], 0, 2), Err(ResampleError::Rate(0)));
-        assert_eq!(to_output_format(&[0.0; 4], 1, 2), Err(ResampleError::Rate(1)));
+        assert_eq!(
+            to_output_format(&[0.0; 4], 0, 2),
+            Err(ResampleError::Rate(0))
+        );
+        assert_eq!(
+            to_output_format(&[0.0; 4], 1, 2),
+            Err(ResampleError::Rate(1))
+        );
         assert_eq!(
             to_output_format(&[0.0; 4], 44_100, 0),
             Err(ResampleError::Channels(0))
         );
         assert_eq!(to_output_format(&[], 44_100, 2), Ok(vec![]));
         // A dangling half frame is dropped rather than shifting the channels.
-        assert_eq!(to_output_format(&[0.5, 0.5, 0.5], 48_000, 2).expect("ok").len(), 2);
+        assert_eq!(
+            to_output_format(&[0.5, 0.5, 0.5], 48_000, 2)
+                .expect("ok")
+                .len(),
+            2
+        );
     }
 }
