@@ -282,3 +282,34 @@ fn flac_header_len(data: &[u8]) -> Option<usize> {
         }
     }
 }
+
+#[test]
+fn damaged_packets_are_skipped_and_counted() {
+    // Scramble 400 bytes a third of the way into an MP3 (no CRC, so the damage reaches the
+    // decoder): the broken frames are skipped and counted, the rest still plays.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let healthy_path = fixture("sine1k_44k1_mono.mp3");
+    let mut data = std::fs::read(&healthy_path).expect("fixture");
+    let at = data.len() * 3 / 10;
+    for b in &mut data[at..at + 400] {
+        *b ^= 0x33;
+    }
+    let path = dir.path().join("scratched.mp3");
+    std::fs::write(&path, &data).expect("write");
+    let clip = decode(&path);
+    let healthy = decode(&healthy_path);
+    assert_eq!(healthy.skipped_packets, 0);
+    assert!(clip.skipped_packets > 0, "no packet was reported skipped");
+    assert!(clip.frames() < healthy.frames());
+    assert!(
+        clip.duration() > Duration::from_millis(300),
+        "{:?}",
+        clip.duration()
+    );
+    assert_tone(&clip, 0, 1000.0, "scratched mp3");
+    eprintln!(
+        "scratched mp3: {} packet(s) skipped, {:?} left",
+        clip.skipped_packets,
+        clip.duration()
+    );
+}

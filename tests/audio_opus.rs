@@ -66,7 +66,10 @@ fn decoded_clip_survives_opus_with_frequency_and_level() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sine1k_44k1_mono.flac");
     let clip = decode_file(&path, &mut |_| {}).expect("decode fixture");
     let (out, bytes) = through_opus(&clip.samples, DEFAULT_BITRATE);
-    assert_eq!(out.len(), clip.samples.len().div_ceil(FRAME_LEN) * FRAME_LEN);
+    assert_eq!(
+        out.len(),
+        clip.samples.len().div_ceil(FRAME_LEN) * FRAME_LEN
+    );
     // Compare the steady middle: Opus delays by a few ms and needs a frame to settle.
     let (lo, hi) = (4_800 * 2, clip.samples.len() - 4_800 * 2);
     let left = channel(&out[lo..hi], 2, 0);

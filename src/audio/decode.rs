@@ -34,6 +34,8 @@ pub struct Clip {
     pub source_rate: u32,
     /// Channels in the file, before mixing to stereo.
     pub source_channels: usize,
+    /// Damaged packets the decoder skipped (each is a short gap); 0 for a healthy file.
+    pub skipped_packets: usize,
 }
 
 impl Clip {
@@ -132,6 +134,7 @@ struct Pcm {
     channels: usize,
     /// Channels the file declares; differs from `channels` for mono Opus, decoded as stereo.
     file_channels: usize,
+    skipped: usize,
 }
 
 fn decode_source<'s>(
@@ -181,6 +184,7 @@ fn decode_source<'s>(
         samples: samples.into(),
         source_rate: pcm.rate,
         source_channels: pcm.file_channels,
+        skipped_packets: pcm.skipped,
     })
 }
 
@@ -190,9 +194,10 @@ fn decode_source<'s>(
 fn probe_error(file: &str, e: SymphoniaError) -> DecodeError {
     let file = file.to_owned();
     match e {
-        SymphoniaError::Unsupported(what) => DecodeError::Unsupported {
+        // symphonia's own text here ("core (probe): ...") means nothing to a user.
+        SymphoniaError::Unsupported(_) => DecodeError::Unsupported {
             file,
-            detail: format!("the data matches no known audio container ({what})"),
+            detail: "its contents match no known audio container".to_owned(),
         },
         SymphoniaError::IoError(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
             DecodeError::Corrupt {
@@ -268,6 +273,9 @@ fn decode_track(
     let mut last_problem: Option<String> = None;
     let mut frames_done = 0u64;
     let mut last_reported = 0.0f32;
+    // Consecutive container errors; bounded so a reader stuck on one spot cannot loop forever.
+    let mut demux_errors = 0u32;
+    const MAX_DEMUX_ERRORS: u32 = 64;
 
     loop {
         let packet = match format.next_packet() {
@@ -277,12 +285,21 @@ fn decode_track(
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             // A new chained stream starts; a soundboard clip is the first one.
             Err(SymphoniaError::ResetRequired) => break,
+            // A damaged page or frame (e.g. an Ogg CRC mismatch): readers move past it, so
+            // try the next one, but give up if they keep failing without progress.
+            Err(SymphoniaError::DecodeError(msg)) if demux_errors < MAX_DEMUX_ERRORS => {
+                demux_errors += 1;
+                skipped += 1;
+                last_problem = Some(msg.to_owned());
+                continue;
+            }
             Err(e) if samples.is_empty() => return Err(corrupt(e.to_string())),
             Err(e) => {
                 tracing::warn!(file, error = %e, "stopped reading at a damaged part; keeping the audio before it");
                 break;
             }
         };
+        demux_errors = 0;
         if packet.track_id != track_id {
             continue;
         }
@@ -381,6 +398,7 @@ fn decode_track(
         rate,
         channels,
         file_channels,
+        skipped,
     })
 }
 
@@ -492,6 +510,7 @@ mod tests {
             samples: vec![0.0; 2 * 48_000 + 2 * 24_000].into(),
             source_rate: 44_100,
             source_channels: 1,
+            skipped_packets: 0,
         };
         assert_eq!(clip.frames(), 72_000);
         assert_eq!(clip.duration(), Duration::from_millis(1500));
