@@ -313,3 +313,13 @@ fn damaged_packets_are_skipped_and_counted() {
         clip.duration()
     );
 }
+
+#[test]
+fn absurd_sample_rates_are_unsupported_not_decoded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("slow.wav");
+    write_wav(&path, spec(1, 1_000, 16, false), &[100.0], 2.0);
+    let e = decode_file(&path, &mut |_| {}).expect_err("1 kHz sample rate");
+    assert!(matches!(e, DecodeError::Unsupported { .. }), "{e:?}");
+    assert_error(e, &path, "sample rate 1000 Hz is not supported");
+}

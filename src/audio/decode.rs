@@ -249,7 +249,17 @@ fn decode_track(
         .map(|c| c.count())
         .filter(|&c| c > 0);
 
+    let unsupported = |detail: String| DecodeError::Unsupported {
+        file: file.to_owned(),
+        detail,
+    };
     let mut codec = if params.codec == CODEC_ID_OPUS {
+        // Surround Opus is a multistream, which a plain decoder cannot read.
+        if declared_channels.is_some_and(|c| c > CHANNELS) {
+            return Err(unsupported(
+                "Opus with more than two channels is not supported".to_owned(),
+            ));
+        }
         Codec::Opus(Box::new(
             OpusDecoder::new().map_err(|e| corrupt(e.to_string()))?,
         ))
@@ -257,10 +267,10 @@ fn decode_track(
         let dec = symphonia::default::get_codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
             .map_err(|e| match e {
-                SymphoniaError::Unsupported(_) => DecodeError::Unsupported {
-                    file: file.to_owned(),
-                    detail: format!("its audio codec ({}) cannot be decoded", params.codec),
-                },
+                SymphoniaError::Unsupported(_) => unsupported(format!(
+                    "its audio codec ({}) cannot be decoded",
+                    params.codec
+                )),
                 other => corrupt(other.to_string()),
             })?;
         Codec::Symphonia(dec)
@@ -331,6 +341,15 @@ fn decode_track(
         };
         match got {
             Ok((rate, channels)) if rate > 0 && channels > 0 => {
+                if spec.is_none() {
+                    // Refuse absurd formats before buffering any of their audio.
+                    if !(resample::MIN_RATE..=resample::MAX_RATE).contains(&rate) {
+                        return Err(unsupported(ResampleError::Rate(rate).to_string()));
+                    }
+                    if channels > resample::MAX_CHANNELS {
+                        return Err(unsupported(ResampleError::Channels(channels).to_string()));
+                    }
+                }
                 if *spec.get_or_insert((rate, channels)) != (rate, channels) {
                     // Mid-stream format changes are rare and never what a soundboard wants.
                     skipped += 1;
