@@ -94,6 +94,7 @@ impl std::fmt::Debug for OpusDecoder {
 }
 
 impl OpusDecoder {
+    /// A decoder with room for the longest packet Opus allows (120 ms).
     pub fn new() -> Result<Self, OpusError> {
         Ok(Self {
             inner: Decoder::new(SampleRate::Hz48000, Channels::Stereo)?,
@@ -162,6 +163,7 @@ mod tests {
         assert!((b / a - 1.0).abs() < 0.1, "rms in {a}, out {b}");
         // 128 kbps for one second is 16 000 bytes; VBR lands near it.
         assert!((8_000..24_000).contains(&bytes), "bytes {bytes}");
+        eprintln!("1 s of 1 kHz at 128 kbps: {bytes} bytes, {f:.3} Hz, rms {a:.4} -> {b:.4}");
     }
 
     #[test]
@@ -209,6 +211,31 @@ mod tests {
                 assert_eq!(out.len() - before, n * 2);
             }
         }
+    }
+
+    #[test]
+    fn max_packet_holds_the_loudest_frame_at_the_top_bitrate() {
+        // Full-scale noise at 512 kbps is the worst case for packet size.
+        let mut enc = OpusEncoder::new(MAX_BITRATE).expect("encoder");
+        let mut packet = [0u8; MAX_PACKET];
+        let mut x = 0x2545_F491u32;
+        let mut largest = 0;
+        for _ in 0..50 {
+            let frame: Vec<f32> = (0..FRAME_LEN)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as f32 / u32::MAX as f32 * 2.0 - 1.0
+                })
+                .collect();
+            largest = largest.max(enc.encode(&frame, &mut packet).expect("fits"));
+        }
+        assert!(
+            largest > 1000,
+            "top bitrate should make big packets: {largest}"
+        );
+        eprintln!("largest packet at 512 kbps: {largest} bytes");
     }
 
     #[test]
