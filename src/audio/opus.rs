@@ -179,6 +179,7 @@ mod tests {
             low * 4 < high,
             "16 kbps {low} bytes vs 256 kbps {high} bytes"
         );
+        eprintln!("1 s of 440 Hz: 16 kbps {low} bytes, 256 kbps {high} bytes");
     }
 
     #[test]
