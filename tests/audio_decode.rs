@@ -137,11 +137,23 @@ fn spec(channels: u16, rate: u32, bits: u16, float: bool) -> hound::WavSpec {
 fn wav_layouts_from_hound() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases = [
-        ("s16_22k05_stereo", spec(2, 22_050, 16, false), vec![440.0, 880.0]),
+        (
+            "s16_22k05_stereo",
+            spec(2, 22_050, 16, false),
+            vec![440.0, 880.0],
+        ),
         ("s24_96k_mono", spec(1, 96_000, 24, false), vec![1000.0]),
-        ("f32_48k_stereo", spec(2, 48_000, 32, true), vec![700.0, 300.0]),
+        (
+            "f32_48k_stereo",
+            spec(2, 48_000, 32, true),
+            vec![700.0, 300.0],
+        ),
         ("u8_8k_mono", spec(1, 8_000, 8, false), vec![500.0]),
-        ("s16_16k_stereo", spec(2, 16_000, 16, false), vec![1000.0, 2000.0]),
+        (
+            "s16_16k_stereo",
+            spec(2, 16_000, 16, false),
+            vec![1000.0, 2000.0],
+        ),
     ];
     for (name, spec, freqs) in cases {
         let path = dir.path().join(format!("{name}.wav"));
@@ -163,7 +175,12 @@ fn surround_wav_is_mixed_to_stereo() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("five_one.wav");
     // FL 600 Hz, FR 900 Hz, the rest silent except the LFE, which must not leak in.
-    write_wav(&path, spec(6, 44_100, 16, false), &[600.0, 900.0, 0.0, 50.0, 0.0, 0.0], 0.5);
+    write_wav(
+        &path,
+        spec(6, 44_100, 16, false),
+        &[600.0, 900.0, 0.0, 50.0, 0.0, 0.0],
+        0.5,
+    );
     let clip = decode(&path);
     assert_eq!(clip.source_channels, 6);
     assert_tone(&clip, 0, 600.0, "5.1");
@@ -246,10 +263,7 @@ fn corrupt_audio_data_is_reported_as_corrupt() {
     let path = dir.path().join("broken.flac");
     std::fs::write(&path, &data).expect("write");
     let e = decode_file(&path, &mut |_| {}).expect_err("corrupt");
-    assert!(
-        matches!(e, DecodeError::Corrupt { .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, DecodeError::Corrupt { .. }), "{e:?}");
     assert_error(e, &path, "is corrupt");
 }
 
@@ -267,4 +281,45 @@ fn flac_header_len(data: &[u8]) -> Option<usize> {
             return Some(pos);
         }
     }
+}
+
+#[test]
+fn damaged_packets_are_skipped_and_counted() {
+    // Scramble 400 bytes a third of the way into an MP3 (no CRC, so the damage reaches the
+    // decoder): the broken frames are skipped and counted, the rest still plays.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let healthy_path = fixture("sine1k_44k1_mono.mp3");
+    let mut data = std::fs::read(&healthy_path).expect("fixture");
+    let at = data.len() * 3 / 10;
+    for b in &mut data[at..at + 400] {
+        *b ^= 0x33;
+    }
+    let path = dir.path().join("scratched.mp3");
+    std::fs::write(&path, &data).expect("write");
+    let clip = decode(&path);
+    let healthy = decode(&healthy_path);
+    assert_eq!(healthy.skipped_packets, 0);
+    assert!(clip.skipped_packets > 0, "no packet was reported skipped");
+    assert!(clip.frames() < healthy.frames());
+    assert!(
+        clip.duration() > Duration::from_millis(300),
+        "{:?}",
+        clip.duration()
+    );
+    assert_tone(&clip, 0, 1000.0, "scratched mp3");
+    eprintln!(
+        "scratched mp3: {} packet(s) skipped, {:?} left",
+        clip.skipped_packets,
+        clip.duration()
+    );
+}
+
+#[test]
+fn absurd_sample_rates_are_unsupported_not_decoded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("slow.wav");
+    write_wav(&path, spec(1, 1_000, 16, false), &[100.0], 2.0);
+    let e = decode_file(&path, &mut |_| {}).expect_err("1 kHz sample rate");
+    assert!(matches!(e, DecodeError::Unsupported { .. }), "{e:?}");
+    assert_error(e, &path, "sample rate 1000 Hz is not supported");
 }

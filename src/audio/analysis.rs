@@ -161,7 +161,7 @@ pub fn tone_segments(
     window: f32,
 ) -> Vec<(f32, f32, f32)> {
     let mut segments: Vec<(f32, f32, f32)> = Vec::new();
-    if rate == 0 || candidates.is_empty() || !(window > 0.0) {
+    if rate == 0 || candidates.is_empty() || window.is_nan() || window <= 0.0 {
         return segments;
     }
     let win_len = ((window * rate as f32).round() as usize).max(8);
@@ -205,7 +205,11 @@ mod tests {
     #[test]
     fn rms_and_peak_of_a_sine() {
         let s = sine(1000.0, 0.5, 48_000, 1.0);
-        assert!((rms(&s) - 0.5 / 2f32.sqrt()).abs() < 1e-3, "rms {}", rms(&s));
+        assert!(
+            (rms(&s) - 0.5 / 2f32.sqrt()).abs() < 1e-3,
+            "rms {}",
+            rms(&s)
+        );
         assert!((peak(&s) - 0.5).abs() < 1e-3, "peak {}", peak(&s));
         assert_eq!(rms(&[]), 0.0);
         assert_eq!(peak(&[]), 0.0);
@@ -239,7 +243,10 @@ mod tests {
         let high = dominant_frequency(&s, 48_000, 1000.0, 20_000.0);
         assert!((low - 300.0).abs() < 0.5, "{low}");
         assert!((high - 2000.0).abs() < 0.5, "{high}");
-        assert_eq!(dominant_frequency(&vec![0.0; 4800], 48_000, 20.0, 20_000.0), 0.0);
+        assert_eq!(
+            dominant_frequency(&vec![0.0; 4800], 48_000, 20.0, 20_000.0),
+            0.0
+        );
         assert_eq!(dominant_frequency(&s, 48_000, 500.0, 400.0), 0.0);
     }
 

@@ -34,6 +34,8 @@ pub struct Clip {
     pub source_rate: u32,
     /// Channels in the file, before mixing to stereo.
     pub source_channels: usize,
+    /// Damaged packets the decoder skipped (each is a short gap); 0 for a healthy file.
+    pub skipped_packets: usize,
 }
 
 impl Clip {
@@ -132,6 +134,7 @@ struct Pcm {
     channels: usize,
     /// Channels the file declares; differs from `channels` for mono Opus, decoded as stereo.
     file_channels: usize,
+    skipped: usize,
 }
 
 fn decode_source<'s>(
@@ -145,18 +148,28 @@ fn decode_source<'s>(
     if let Some(ext) = ext {
         hint.with_extension(ext);
     }
-    let format = symphonia::default::get_probe()
-        .probe(
-            &hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| probe_error(file, e))?;
-    // Decoding gets 0..0.9 of the progress bar, resampling the rest.
-    let pcm = decode_track(file, format, &mut |p| progress(p * 0.9))?;
-    let samples = resample::to_output_format(&pcm.samples, pcm.rate, pcm.channels).map_err(
-        |e| match e {
+    // Safety net: a parser bug on a hostile file must cost one sound, not the app. Nothing
+    // from inside survives a panic (the reader and buffers are dropped), so unwinding is safe.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let format = symphonia::default::get_probe()
+            .probe(
+                &hint,
+                mss,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(|e| probe_error(file, e))?;
+        // Decoding gets 0..0.9 of the progress bar, resampling the rest.
+        decode_track(file, format, &mut |p| progress(p * 0.9))
+    }));
+    let pcm = decoded.unwrap_or_else(|_| {
+        Err(DecodeError::Corrupt {
+            file: file.to_owned(),
+            detail: "the decoder crashed on this data".to_owned(),
+        })
+    })?;
+    let samples =
+        resample::to_output_format(&pcm.samples, pcm.rate, pcm.channels).map_err(|e| match e {
             ResampleError::Rate(_) | ResampleError::Channels(_) => DecodeError::Unsupported {
                 file: file.to_owned(),
                 detail: e.to_string(),
@@ -165,13 +178,13 @@ fn decode_source<'s>(
                 file: file.to_owned(),
                 detail: e.to_string(),
             },
-        },
-    )?;
+        })?;
     progress(1.0);
     Ok(Clip {
         samples: samples.into(),
         source_rate: pcm.rate,
         source_channels: pcm.file_channels,
+        skipped_packets: pcm.skipped,
     })
 }
 
@@ -181,15 +194,15 @@ fn decode_source<'s>(
 fn probe_error(file: &str, e: SymphoniaError) -> DecodeError {
     let file = file.to_owned();
     match e {
-        SymphoniaError::Unsupported(what) => DecodeError::Unsupported {
+        // symphonia's own text here ("core (probe): ...") means nothing to a user.
+        SymphoniaError::Unsupported(_) => DecodeError::Unsupported {
             file,
-            detail: format!("the data matches no known audio container ({what})"),
+            detail: "its contents match no known audio container".to_owned(),
         },
         SymphoniaError::IoError(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
             DecodeError::Corrupt {
                 file,
-                detail: "the file ends before any readable audio (truncated or damaged)"
-                    .to_owned(),
+                detail: "the file ends before any readable audio (truncated or damaged)".to_owned(),
             }
         }
         SymphoniaError::IoError(source) => DecodeError::Io { file, source },
@@ -230,18 +243,34 @@ fn decode_track(
         .and_then(|p| p.audio())
         .ok_or_else(no_track)?
         .clone();
-    let declared_channels = params.channels.as_ref().map(|c| c.count()).filter(|&c| c > 0);
+    let declared_channels = params
+        .channels
+        .as_ref()
+        .map(|c| c.count())
+        .filter(|&c| c > 0);
 
+    let unsupported = |detail: String| DecodeError::Unsupported {
+        file: file.to_owned(),
+        detail,
+    };
     let mut codec = if params.codec == CODEC_ID_OPUS {
-        Codec::Opus(Box::new(OpusDecoder::new().map_err(|e| corrupt(e.to_string()))?))
+        // Surround Opus is a multistream, which a plain decoder cannot read.
+        if declared_channels.is_some_and(|c| c > CHANNELS) {
+            return Err(unsupported(
+                "Opus with more than two channels is not supported".to_owned(),
+            ));
+        }
+        Codec::Opus(Box::new(
+            OpusDecoder::new().map_err(|e| corrupt(e.to_string()))?,
+        ))
     } else {
         let dec = symphonia::default::get_codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default())
             .map_err(|e| match e {
-                SymphoniaError::Unsupported(_) => DecodeError::Unsupported {
-                    file: file.to_owned(),
-                    detail: format!("its audio codec ({}) cannot be decoded", params.codec),
-                },
+                SymphoniaError::Unsupported(_) => unsupported(format!(
+                    "its audio codec ({}) cannot be decoded",
+                    params.codec
+                )),
                 other => corrupt(other.to_string()),
             })?;
         Codec::Symphonia(dec)
@@ -254,6 +283,9 @@ fn decode_track(
     let mut last_problem: Option<String> = None;
     let mut frames_done = 0u64;
     let mut last_reported = 0.0f32;
+    // Consecutive container errors; bounded so a reader stuck on one spot cannot loop forever.
+    let mut demux_errors = 0u32;
+    const MAX_DEMUX_ERRORS: u32 = 64;
 
     loop {
         let packet = match format.next_packet() {
@@ -263,12 +295,21 @@ fn decode_track(
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             // A new chained stream starts; a soundboard clip is the first one.
             Err(SymphoniaError::ResetRequired) => break,
+            // A damaged page or frame (e.g. an Ogg CRC mismatch): readers move past it, so
+            // try the next one, but give up if they keep failing without progress.
+            Err(SymphoniaError::DecodeError(msg)) if demux_errors < MAX_DEMUX_ERRORS => {
+                demux_errors += 1;
+                skipped += 1;
+                last_problem = Some(msg.to_owned());
+                continue;
+            }
             Err(e) if samples.is_empty() => return Err(corrupt(e.to_string())),
             Err(e) => {
                 tracing::warn!(file, error = %e, "stopped reading at a damaged part; keeping the audio before it");
                 break;
             }
         };
+        demux_errors = 0;
         if packet.track_id != track_id {
             continue;
         }
@@ -300,6 +341,15 @@ fn decode_track(
         };
         match got {
             Ok((rate, channels)) if rate > 0 && channels > 0 => {
+                if spec.is_none() {
+                    // Refuse absurd formats before buffering any of their audio.
+                    if !(resample::MIN_RATE..=resample::MAX_RATE).contains(&rate) {
+                        return Err(unsupported(ResampleError::Rate(rate).to_string()));
+                    }
+                    if channels > resample::MAX_CHANNELS {
+                        return Err(unsupported(ResampleError::Channels(channels).to_string()));
+                    }
+                }
                 if *spec.get_or_insert((rate, channels)) != (rate, channels) {
                     // Mid-stream format changes are rare and never what a soundboard wants.
                     skipped += 1;
@@ -367,6 +417,7 @@ fn decode_track(
         rate,
         channels,
         file_channels,
+        skipped,
     })
 }
 
@@ -381,5 +432,106 @@ fn opus_error_text(e: &super::opus::OpusError) -> &'static str {
             "Opus packet longer than 120 ms"
         }
         _ => "Opus decoding failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+
+    const FIXTURES: [&str; 8] = [
+        "sine1k_44k1_mono.wav",
+        "sine1k_44k1_mono.flac",
+        "sine1k_44k1_mono.ogg",
+        "sine1k_44k1_mono.mp3",
+        "sine1k_44k1_stereo_r1500.flac",
+        "sine1k_44k1_stereo_r1500.ogg",
+        "sine1k_44k1_stereo_r1500.mp3",
+        "sine1k_48k_stereo_r1500.opus",
+    ];
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+    }
+
+    /// Decodes `data` and checks the outcome is sane: finite samples, or an error naming it.
+    fn check(data: &[u8], name: &str, what: &str) {
+        let outcome = catch_unwind(AssertUnwindSafe(|| decode_bytes(data, name, &mut |_| {})));
+        match outcome {
+            Err(_) => panic!("decoder panicked on {what} ({} bytes)", data.len()),
+            Ok(Ok(clip)) => {
+                assert!(clip.frames() > 0, "{what}: an Ok clip must hold audio");
+                assert!(
+                    clip.samples.iter().all(|s| s.is_finite()),
+                    "{what}: non-finite samples"
+                );
+            }
+            Ok(Err(e)) => {
+                assert_eq!(e.file(), name, "{what}");
+                assert!(e.to_string().contains(name), "{what}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = StdRng::seed_from_u64(0x5eed_0001);
+        // Magic numbers send the junk deep into each parser rather than failing the probe.
+        let prefixes: [&[u8]; 7] = [
+            b"",
+            b"RIFF\x24\x08\x00\x00WAVEfmt ",
+            b"fLaC",
+            b"OggS\x00\x02",
+            b"ID3\x03\x00",
+            &[0xFF, 0xFB, 0x90, 0x64],
+            b"\x1A\x45\xDF\xA3",
+        ];
+        for round in 0..400 {
+            let len = rng.random_range(0..3000);
+            let mut data = prefixes[round % prefixes.len()].to_vec();
+            data.extend((0..len).map(|_| rng.random::<u8>()));
+            for name in ["junk.wav", "junk.mp3", "junk.ogg", "junk"] {
+                check(&data, name, &format!("random round {round} as {name}"));
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_damaged_files_never_panic() {
+        let mut rng = StdRng::seed_from_u64(0x5eed_0002);
+        for name in FIXTURES {
+            let data = fixture(name);
+            let mut cuts: Vec<usize> = (0..64).chain([100, 200, 500, 1000]).collect();
+            cuts.extend((0..12).map(|_| rng.random_range(0..data.len())));
+            for cut in cuts.into_iter().filter(|&c| c < data.len()) {
+                check(&data[..cut], name, &format!("{name} cut at {cut}"));
+            }
+            for round in 0..40 {
+                let mut bad = data.clone();
+                for _ in 0..rng.random_range(1..40) {
+                    let at = rng.random_range(0..bad.len());
+                    bad[at] = rng.random();
+                }
+                check(&bad, name, &format!("{name} damaged, round {round}"));
+            }
+        }
+    }
+
+    #[test]
+    fn clip_length_helpers_agree() {
+        let clip = Clip {
+            samples: vec![0.0; 2 * 48_000 + 2 * 24_000].into(),
+            source_rate: 44_100,
+            source_channels: 1,
+            skipped_packets: 0,
+        };
+        assert_eq!(clip.frames(), 72_000);
+        assert_eq!(clip.duration(), Duration::from_millis(1500));
     }
 }

@@ -94,6 +94,7 @@ impl std::fmt::Debug for OpusDecoder {
 }
 
 impl OpusDecoder {
+    /// A decoder with room for the longest packet Opus allows (120 ms).
     pub fn new() -> Result<Self, OpusError> {
         Ok(Self {
             inner: Decoder::new(SampleRate::Hz48000, Channels::Stereo)?,
@@ -162,15 +163,23 @@ mod tests {
         assert!((b / a - 1.0).abs() < 0.1, "rms in {a}, out {b}");
         // 128 kbps for one second is 16 000 bytes; VBR lands near it.
         assert!((8_000..24_000).contains(&bytes), "bytes {bytes}");
+        eprintln!("1 s of 1 kHz at 128 kbps: {bytes} bytes, {f:.3} Hz, rms {a:.4} -> {b:.4}");
     }
 
     #[test]
     fn bitrate_is_clamped_and_changes_packet_size() {
         assert_eq!(OpusEncoder::new(1).expect("enc").bitrate(), MIN_BITRATE);
-        assert_eq!(OpusEncoder::new(10_000_000).expect("enc").bitrate(), MAX_BITRATE);
+        assert_eq!(
+            OpusEncoder::new(10_000_000).expect("enc").bitrate(),
+            MAX_BITRATE
+        );
         let (_, _, low) = round_trip(440.0, 0.5, 16_000);
         let (_, _, high) = round_trip(440.0, 0.5, 256_000);
-        assert!(low * 4 < high, "16 kbps {low} bytes vs 256 kbps {high} bytes");
+        assert!(
+            low * 4 < high,
+            "16 kbps {low} bytes vs 256 kbps {high} bytes"
+        );
+        eprintln!("1 s of 440 Hz: 16 kbps {low} bytes, 256 kbps {high} bytes");
     }
 
     #[test]
@@ -192,7 +201,9 @@ mod tests {
         for len in 1..200 {
             let junk: Vec<u8> = (0..len)
                 .map(|_| {
-                    rng_state = rng_state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    rng_state = rng_state
+                        .wrapping_mul(1_664_525)
+                        .wrapping_add(1_013_904_223);
                     (rng_state >> 24) as u8
                 })
                 .collect();
@@ -201,6 +212,31 @@ mod tests {
                 assert_eq!(out.len() - before, n * 2);
             }
         }
+    }
+
+    #[test]
+    fn max_packet_holds_the_loudest_frame_at_the_top_bitrate() {
+        // Full-scale noise at 512 kbps is the worst case for packet size.
+        let mut enc = OpusEncoder::new(MAX_BITRATE).expect("encoder");
+        let mut packet = [0u8; MAX_PACKET];
+        let mut x = 0x2545_F491u32;
+        let mut largest = 0;
+        for _ in 0..50 {
+            let frame: Vec<f32> = (0..FRAME_LEN)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    x as f32 / u32::MAX as f32 * 2.0 - 1.0
+                })
+                .collect();
+            largest = largest.max(enc.encode(&frame, &mut packet).expect("fits"));
+        }
+        assert!(
+            largest > 1000,
+            "top bitrate should make big packets: {largest}"
+        );
+        eprintln!("largest packet at 512 kbps: {largest} bytes");
     }
 
     #[test]
