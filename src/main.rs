@@ -36,7 +36,9 @@ fn main() -> ExitCode {
         Some(Cmd::Play(play)) => cli::play::run(play),
         Some(Cmd::Sim { guilds }) => cli::sim::run(guilds),
         None => {
-            eprintln!("The desktop app is not built yet. Try: voxboard play --sim --join 100:1002 assets/sounds/chime.wav");
+            eprintln!(
+                "The desktop app is not built yet. Try: voxboard play --sim --join 100:1002 assets/sounds/chime.wav"
+            );
             return ExitCode::from(2);
         }
     };

@@ -21,25 +21,49 @@ fn play(sim: &Simulator, token: &str, args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn assert_fails_with(out: &Output, needle: &str, secret: &str) {
     let all = text(out);
-    assert!(!out.status.success(), "expected failure, got success:\n{all}");
-    let last = String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("").to_owned();
-    assert!(last.starts_with("error: ") && last.contains(needle), "last line {last:?} lacks {needle:?}:\n{all}");
-    assert!(!all.contains(secret), "the token leaked into the output:\n{all}");
+    assert!(
+        !out.status.success(),
+        "expected failure, got success:\n{all}"
+    );
+    let last = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        last.starts_with("error: ") && last.contains(needle),
+        "last line {last:?} lacks {needle:?}:\n{all}"
+    );
+    assert!(
+        !all.contains(secret),
+        "the token leaked into the output:\n{all}"
+    );
 }
 
 #[test]
 fn plays_and_reports_without_printing_the_token() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let f = fixture();
-    let out = play(&sim, SimConfig::TEST_TOKEN, &["--join", "100:1002", path(&f.tones)]);
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "100:1002", path(&f.tones)],
+    );
     let all = text(&out);
     assert!(out.status.success(), "{all}");
-    assert!(all.contains("guild 100: ready (aead_aes256_gcm_rtpsize)"), "{all}");
+    assert!(
+        all.contains("guild 100: ready (aead_aes256_gcm_rtpsize)"),
+        "{all}"
+    );
     assert!(all.contains("guild 100: sent "), "{all}");
     assert!(!all.contains(SimConfig::TEST_TOKEN), "token leaked:\n{all}");
     assert_three_tones(&sim, 100, 0.95, 1.05);
@@ -56,7 +80,17 @@ fn token_file_works_and_bad_token_says_authentication_failed() {
 
     let token_file = f.dir.path().join("token");
     std::fs::write(&token_file, format!("{secret}\n")).unwrap();
-    let out = play(&sim, "", &["--token-file", path(&token_file), "--join", "100:1002", path(&f.tones)]);
+    let out = play(
+        &sim,
+        "",
+        &[
+            "--token-file",
+            path(&token_file),
+            "--join",
+            "100:1002",
+            path(&f.tones),
+        ],
+    );
     assert_fails_with(&out, "authentication failed", secret);
 }
 
@@ -64,9 +98,17 @@ fn token_file_works_and_bad_token_says_authentication_failed() {
 fn text_channel_and_unknown_guild_are_refused() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let f = fixture();
-    let out = play(&sim, SimConfig::TEST_TOKEN, &["--join", "100:1001", path(&f.tones)]);
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "100:1001", path(&f.tones)],
+    );
     assert_fails_with(&out, "not a voice channel", SimConfig::TEST_TOKEN);
-    let out = play(&sim, SimConfig::TEST_TOKEN, &["--join", "999:1002", path(&f.tones)]);
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "999:1002", path(&f.tones)],
+    );
     assert_fails_with(&out, "unknown", SimConfig::TEST_TOKEN);
 }
 
@@ -75,10 +117,22 @@ fn garbage_file_is_named_and_nothing_is_joined() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let f = fixture();
     let garbage = f.dir.path().join("garbage.mp3");
-    std::fs::write(&garbage, b"this is not audio at all, just some text pretending").unwrap();
-    let out = play(&sim, SimConfig::TEST_TOKEN, &["--join", "100:1002", path(&garbage)]);
+    std::fs::write(
+        &garbage,
+        b"this is not audio at all, just some text pretending",
+    )
+    .unwrap();
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "100:1002", path(&garbage)],
+    );
     assert_fails_with(&out, "garbage.mp3", SimConfig::TEST_TOKEN);
-    assert!(sim.events().is_empty(), "a bad file must fail before connecting: {:?}", sim.events());
+    assert!(
+        sim.events().is_empty(),
+        "a bad file must fail before connecting: {:?}",
+        sim.events()
+    );
 }
 
 #[test]
@@ -92,10 +146,20 @@ fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
         .args(["play", "--token", "x", "--join", "1:2", "a.wav"])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "a --token flag would put the token in argv");
+    assert!(
+        !out.status.success(),
+        "a --token flag would put the token in argv"
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
-        .args(["play", "--gateway", "ws://gateway.example.com", "--join", "1:2", path(&f.tones)])
+        .args([
+            "play",
+            "--gateway",
+            "ws://gateway.example.com",
+            "--join",
+            "1:2",
+            path(&f.tones),
+        ])
         .env("DISCORD_TOKEN", "t")
         .output()
         .unwrap();

@@ -13,11 +13,16 @@ use voxboard::sim::{SimConfig, SimEvent, Simulator};
 fn play_with_fault(fault: impl FnOnce(&Simulator)) -> Simulator {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
     std::thread::sleep(Duration::from_secs(1));
     fault(&sim);
-    assert!(playing.wait_timeout(Duration::from_secs(20)), "playback never finished");
+    assert!(
+        playing.wait_timeout(Duration::from_secs(20)),
+        "playback never finished"
+    );
     wait_quiet(&voice);
     voice.close();
     sim
@@ -47,7 +52,12 @@ fn voice_socket_drop_resumes_with_seq_ack() {
     assert_eq!(identifies(&sim), 1, "a drop must resume, not re-identify");
     assert_eq!(resumes(&sim), 1);
     let resumed_ok = count(&sim, |e| matches!(e, SimEvent::VoiceResumed { .. }));
-    assert_eq!(resumed_ok, 1, "the simulator accepted the resume: {:#?}", sim.events());
+    assert_eq!(
+        resumed_ok,
+        1,
+        "the simulator accepted the resume: {:#?}",
+        sim.events()
+    );
     assert_no_violations(&sim);
 }
 
@@ -66,7 +76,15 @@ fn close_4006_rejoins_through_the_main_gateway() {
     assert_heard_whole(&sim);
     assert_eq!(resumes(&sim), 0, "4006 cannot be resumed");
     assert_eq!(identifies(&sim), 2);
-    let joins = count(&sim, |e| matches!(e, SimEvent::VoiceStateRequest { channel_id: Some(_), .. }));
+    let joins = count(&sim, |e| {
+        matches!(
+            e,
+            SimEvent::VoiceStateRequest {
+                channel_id: Some(_),
+                ..
+            }
+        )
+    });
     assert_eq!(joins, 2, "a second op 4");
     assert_no_violations(&sim);
 }
@@ -84,7 +102,11 @@ fn close_4009_rejoins() {
 fn region_move_identifies_on_the_new_server() {
     let sim = play_with_fault(|sim| sim.move_voice_server(guild(0)));
     assert_heard_whole(&sim);
-    assert_eq!(identifies(&sim), 2, "a new server update means a fresh Identify");
+    assert_eq!(
+        identifies(&sim),
+        2,
+        "a new server update means a fresh Identify"
+    );
     assert_eq!(resumes(&sim), 0);
     assert_no_violations(&sim);
 }
@@ -103,7 +125,10 @@ fn main_gateway_resumable_invalid_session_resumes_without_touching_voice() {
     let sim = play_with_fault(|sim| sim.main_invalidate(true));
     assert_heard_whole(&sim);
     assert!(count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1);
-    assert_eq!(count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })), 1);
+    assert_eq!(
+        count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
+        1
+    );
     assert_eq!(identifies(&sim), 1);
     assert_no_violations(&sim);
 }
@@ -114,8 +139,15 @@ fn main_gateway_resumable_invalid_session_resumes_without_touching_voice() {
 fn main_gateway_invalid_session_reidentifies_and_rejoins_voice() {
     let sim = play_with_fault(|sim| sim.main_invalidate(false));
     assert_heard_whole(&sim);
-    assert_eq!(count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })), 2);
-    assert_eq!(identifies(&sim), 2, "voice joined again on the new main session");
+    assert_eq!(
+        count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
+        2
+    );
+    assert_eq!(
+        identifies(&sim),
+        2,
+        "voice joined again on the new main session"
+    );
     assert_no_violations(&sim);
 }
 
@@ -132,14 +164,25 @@ fn main_gateway_drop_resumes() {
 fn kick_stops_for_good() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
     std::thread::sleep(Duration::from_millis(500));
     sim.kick(guild(0));
-    assert!(playing.wait_timeout(Duration::from_secs(5)), "a kicked connection must end its sounds");
+    assert!(
+        playing.wait_timeout(Duration::from_secs(5)),
+        "a kicked connection must end its sounds"
+    );
     let status = voice.status().borrow().clone();
     assert_eq!(status.connections[0].phase, "failed");
-    assert!(status.connections[0].reason.as_deref().unwrap_or("").contains("kicked"));
+    assert!(
+        status.connections[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("kicked")
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(identifies(&sim), 1, "never auto-rejoin after a kick");
     voice.close();

@@ -16,11 +16,16 @@ fn play_three_tones(modes: &[&str]) -> (Simulator, String) {
     config.transport_modes = modes.iter().map(|m| m.to_string()).collect();
     let sim = Simulator::start(config).unwrap();
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let clip = three_tone_clip();
     voice.play(clip.samples.clone(), Target::All, 1.0).wait();
     wait_quiet(&voice);
-    let mode = voice.status().borrow().connections[0].mode.unwrap_or("").to_owned();
+    let mode = voice.status().borrow().connections[0]
+        .mode
+        .unwrap_or("")
+        .to_owned();
     voice.close();
     (sim, mode)
 }
@@ -28,21 +33,26 @@ fn play_three_tones(modes: &[&str]) -> (Simulator, String) {
 fn assert_whole_file_heard(sim: &Simulator) {
     // 3 s at 48 kHz is exactly 150 frames.
     let frames = sim.heard(guild(0)).audio_frames();
-    assert!((149..=151).contains(&frames), "heard {frames} audio frames, expected 150 ± 1");
+    assert!(
+        (149..=151).contains(&frames),
+        "heard {frames} audio frames, expected 150 ± 1"
+    );
     assert_three_tones(sim, guild(0), 1.0 - 2.0 * FRAME, 1.0 + 2.0 * FRAME);
     assert_no_violations(sim);
 }
 
 #[test]
 fn three_tones_over_aes_gcm() {
-    let (sim, mode) = play_three_tones(&["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize"]);
+    let (sim, mode) =
+        play_three_tones(&["aead_aes256_gcm_rtpsize", "aead_xchacha20_poly1305_rtpsize"]);
     assert_eq!(mode, "aead_aes256_gcm_rtpsize");
     assert_whole_file_heard(&sim);
 }
 
 #[test]
 fn three_tones_over_xchacha_when_aes_is_not_offered() {
-    let (sim, mode) = play_three_tones(&["aead_xchacha20_poly1305_rtpsize", "xsalsa20_poly1305_lite"]);
+    let (sim, mode) =
+        play_three_tones(&["aead_xchacha20_poly1305_rtpsize", "xsalsa20_poly1305_lite"]);
     assert_eq!(mode, "aead_xchacha20_poly1305_rtpsize");
     assert_whole_file_heard(&sim);
 }
@@ -59,9 +69,13 @@ fn three_guilds_hear_the_whole_file() {
     let sim = Simulator::start(SimConfig::with_guilds(3)).unwrap();
     let voice = connect(&sim);
     for i in 0..3 {
-        voice.join_channel(guild(i), voice_channel(i), false, false).unwrap();
+        voice
+            .join_channel(guild(i), voice_channel(i), false, false)
+            .unwrap();
     }
-    voice.play(three_tone_clip().samples, Target::All, 1.0).wait();
+    voice
+        .play(three_tone_clip().samples, Target::All, 1.0)
+        .wait();
     wait_quiet(&voice);
     voice.close();
     for i in 0..3 {
@@ -76,12 +90,22 @@ fn three_guilds_hear_the_whole_file() {
 fn leaving_sends_voice_state_with_null_channel() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let voice = connect(&sim);
-    let session = voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    let session = voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     assert!(voice.get_session(guild(0)).is_some());
     drop(session);
     voice.remove_session(guild(0));
     let left = sim.wait_for(Duration::from_secs(3), |events| {
-        events.iter().any(|e| matches!(e, SimEvent::VoiceStateRequest { channel_id: None, .. }))
+        events.iter().any(|e| {
+            matches!(
+                e,
+                SimEvent::VoiceStateRequest {
+                    channel_id: None,
+                    ..
+                }
+            )
+        })
     });
     assert!(left, "no op 4 with channel_id null: {:#?}", sim.events());
     assert!(voice.get_session(guild(0)).is_none());
@@ -93,7 +117,9 @@ fn joining_a_text_channel_or_unknown_guild_fails_clearly() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let voice = connect(&sim);
     let text_channel = voice_channel(0) - 1;
-    let err = voice.join_channel(guild(0), text_channel, false, false).unwrap_err();
+    let err = voice
+        .join_channel(guild(0), text_channel, false, false)
+        .unwrap_err();
     assert!(err.to_string().contains("not a voice channel"), "{err}");
     let err = voice.join_channel(999, 1, false, false).unwrap_err();
     assert!(err.to_string().contains("unknown"), "{err}");
@@ -104,7 +130,9 @@ fn joining_a_text_channel_or_unknown_guild_fails_clearly() {
 fn speaking_precedes_audio_and_silence_ends_it() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     // Two short sounds with a gap: two talk spurts, each ending in five silence frames.
     let half_second: std::sync::Arc<[f32]> = three_tone_clip().samples[..48_000].into();
     voice.play(half_second.clone(), Target::All, 1.0).wait();
@@ -123,6 +151,10 @@ fn speaking_precedes_audio_and_silence_ends_it() {
             _ => None,
         })
         .collect();
-    assert_eq!(speaking, vec![0, 1, 0, 1, 0], "registration, then on/off per spurt");
+    assert_eq!(
+        speaking,
+        vec![0, 1, 0, 1, 0],
+        "registration, then on/off per spurt"
+    );
     assert_no_violations(&sim);
 }

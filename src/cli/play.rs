@@ -40,14 +40,19 @@ fn parse_join(s: &str) -> Result<(u64, u64), String> {
     let (g, c) = s
         .split_once(':')
         .ok_or_else(|| format!("'{s}' is not GUILD_ID:CHANNEL_ID"))?;
-    let id = |v: &str| v.trim().parse::<u64>().map_err(|_| format!("'{v}' is not a Discord id"));
+    let id = |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("'{v}' is not a Discord id"))
+    };
     Ok((id(g)?, id(c)?))
 }
 
 fn read_token(args: &PlayArgs) -> anyhow::Result<Token> {
     let token = match &args.token_file {
         Some(path) => Token::new(
-            std::fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?,
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read token file {}", path.display()))?,
         ),
         None => Token::new(std::env::var("DISCORD_TOKEN").unwrap_or_default()),
     };
@@ -63,20 +68,33 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
         .files
         .iter()
         .map(|path| {
-            let clip = decode_file(path, &mut |_| {}).map_err(|e| anyhow::anyhow!("cannot play: {e}"))?;
-            println!("loaded {} ({:.2} s)", path.display(), clip.duration().as_secs_f64());
+            let clip =
+                decode_file(path, &mut |_| {}).map_err(|e| anyhow::anyhow!("cannot play: {e}"))?;
+            println!(
+                "loaded {} ({:.2} s)",
+                path.display(),
+                clip.duration().as_secs_f64()
+            );
             Ok(clip)
         })
         .collect::<anyhow::Result<Vec<Clip>>>()?;
 
     let sim = if args.sim {
         let mut config = SimConfig::with_guilds(args.joins.len().max(1));
-        config.guilds.iter_mut().zip(&args.joins).for_each(|(g, (gid, cid))| {
-            g.id = *gid;
-            if let Some(voice) = g.channels.iter_mut().find(|c| c.kind == voxboard::sim::ChannelKind::Voice) {
-                voice.id = *cid;
-            }
-        });
+        config
+            .guilds
+            .iter_mut()
+            .zip(&args.joins)
+            .for_each(|(g, (gid, cid))| {
+                g.id = *gid;
+                if let Some(voice) = g
+                    .channels
+                    .iter_mut()
+                    .find(|c| c.kind == voxboard::sim::ChannelKind::Voice)
+                {
+                    voice.id = *cid;
+                }
+            });
         Some(Simulator::start(config)?)
     } else {
         None
@@ -189,7 +207,10 @@ fn report_sim(sim: &Simulator, joins: &[(u64, u64)]) -> anyhow::Result<()> {
         for v in &violations {
             println!("protocol violation [{}]: {}", v.rule, v.detail);
         }
-        bail!("the simulator recorded {} protocol violations", violations.len());
+        bail!(
+            "the simulator recorded {} protocol violations",
+            violations.len()
+        );
     }
     println!("the simulator recorded no protocol violations");
     Ok(())

@@ -227,7 +227,8 @@ impl TransportCipher {
                     Cipher::XSalsa(_) => unreachable!("matched above"),
                 };
                 ok.map_err(|_| CryptoError::Unauthentic)?;
-                let counter = u32::from_be_bytes(ctr.try_into().map_err(|_| CryptoError::TooShort)?);
+                let counter =
+                    u32::from_be_bytes(ctr.try_into().map_err(|_| CryptoError::TooShort)?);
                 Ok((counter, body))
             }
             Cipher::XSalsa(c) => {
@@ -251,7 +252,8 @@ impl TransportCipher {
                         }
                         let (s, n) = rest.split_at(rest.len() - NONCE_COUNTER_LEN);
                         nonce[..4].copy_from_slice(n);
-                        let ctr = u32::from_be_bytes(n.try_into().map_err(|_| CryptoError::TooShort)?);
+                        let ctr =
+                            u32::from_be_bytes(n.try_into().map_err(|_| CryptoError::TooShort)?);
                         (s, ctr)
                     }
                 };
@@ -321,15 +323,25 @@ mod tests {
 
     #[test]
     fn prefers_aes_gcm_then_xchacha_and_legacy_only_as_last_resort() {
-        let all = ["xsalsa20_poly1305", "aead_xchacha20_poly1305_rtpsize", "aead_aes256_gcm_rtpsize"];
-        assert_eq!(TransportMode::choose(&all), Some(TransportMode::AeadAes256GcmRtpsize));
+        let all = [
+            "xsalsa20_poly1305",
+            "aead_xchacha20_poly1305_rtpsize",
+            "aead_aes256_gcm_rtpsize",
+        ];
+        assert_eq!(
+            TransportMode::choose(&all),
+            Some(TransportMode::AeadAes256GcmRtpsize)
+        );
         let no_aes = ["xsalsa20_poly1305_lite", "aead_xchacha20_poly1305_rtpsize"];
         assert_eq!(
             TransportMode::choose(&no_aes),
             Some(TransportMode::AeadXChaCha20Poly1305Rtpsize)
         );
         let legacy = ["xsalsa20_poly1305_suffix", "xsalsa20_poly1305"];
-        assert_eq!(TransportMode::choose(&legacy), Some(TransportMode::XSalsa20Poly1305Suffix));
+        assert_eq!(
+            TransportMode::choose(&legacy),
+            Some(TransportMode::XSalsa20Poly1305Suffix)
+        );
         assert_eq!(TransportMode::choose(&["aead_aes256_gcm"]), None);
     }
 
@@ -368,7 +380,9 @@ mod tests {
             let mut packet = Vec::new();
             for i in 1..=3u32 {
                 tx.seal(&header, &[i as u8; 50], &mut packet);
-                let (ctr, body) = rx.open(&packet, 12).unwrap_or_else(|e| panic!("{mode}: {e}"));
+                let (ctr, body) = rx
+                    .open(&packet, 12)
+                    .unwrap_or_else(|e| panic!("{mode}: {e}"));
                 assert_eq!(body, vec![i as u8; 50], "{mode}");
                 if !matches!(
                     mode,
@@ -383,8 +397,10 @@ mod tests {
     #[test]
     fn wrong_key_and_tampering_are_rejected() {
         let header = write_header(1, 1, 1);
-        let mut tx = TransportCipher::new(TransportMode::AeadXChaCha20Poly1305Rtpsize, &KEY).unwrap();
-        let other = TransportCipher::new(TransportMode::AeadXChaCha20Poly1305Rtpsize, &[8; 32]).unwrap();
+        let mut tx =
+            TransportCipher::new(TransportMode::AeadXChaCha20Poly1305Rtpsize, &KEY).unwrap();
+        let other =
+            TransportCipher::new(TransportMode::AeadXChaCha20Poly1305Rtpsize, &[8; 32]).unwrap();
         let mut packet = Vec::new();
         tx.seal(&header, b"hello", &mut packet);
         assert_eq!(other.open(&packet, 12), Err(CryptoError::Unauthentic));

@@ -53,7 +53,10 @@ pub fn parse_discovery_response(p: &[u8], ssrc: u32) -> Option<Discovered> {
 /// Opens a socket towards the media server and runs IP discovery (retrying on loss).
 ///
 /// Returns the socket, switched to non-blocking for the engine's sends.
-pub async fn discover(server: SocketAddr, ssrc: u32) -> Result<(UdpSocket, Discovered), DiscoveryError> {
+pub async fn discover(
+    server: SocketAddr,
+    ssrc: u32,
+) -> Result<(UdpSocket, Discovered), DiscoveryError> {
     const TRIES: u32 = 5;
     let bind: SocketAddr = match server.ip() {
         IpAddr::V4(ip) if ip.is_loopback() => (Ipv4Addr::LOCALHOST, 0).into(),
@@ -110,10 +113,19 @@ mod tests {
         p[8..8 + 11].copy_from_slice(b"203.0.113.5");
         p[72..74].copy_from_slice(&50123u16.to_be_bytes());
         let d = parse_discovery_response(&p, 9).unwrap();
-        assert_eq!(d, Discovered { address: "203.0.113.5".into(), port: 50123 });
+        assert_eq!(
+            d,
+            Discovered {
+                address: "203.0.113.5".into(),
+                port: 50123
+            }
+        );
         assert!(parse_discovery_response(&p, 10).is_none(), "other SSRC");
         assert!(parse_discovery_response(&p[..73], 9).is_none(), "short");
         p[8] = b'x';
-        assert!(parse_discovery_response(&p, 9).is_none(), "not an IPv4 address");
+        assert!(
+            parse_discovery_response(&p, 9).is_none(),
+            "not an IPv4 address"
+        );
     }
 }

@@ -45,7 +45,9 @@ impl fmt::Display for Token {
 pub enum UrlError {
     #[error("'{0}' is not a valid URL")]
     Invalid(String),
-    #[error("gateway URL must use wss:// (plain ws:// is allowed only for a loopback address): {0}")]
+    #[error(
+        "gateway URL must use wss:// (plain ws:// is allowed only for a loopback address): {0}"
+    )]
     InsecureRemote(String),
     #[error("gateway URL must be ws:// or wss://: {0}")]
     Scheme(String),
@@ -55,7 +57,10 @@ pub enum UrlError {
 pub fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || bare
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// Checks a gateway base URL: `wss://` anywhere, `ws://` only on loopback (the simulator).
@@ -136,13 +141,19 @@ mod tests {
             "wss://sweetwater-12345.discord.media:2048/?v=8"
         );
         let sim = check_gateway_url("ws://127.0.0.1:4000").unwrap();
-        assert_eq!(voice_gateway_url("127.0.0.1:4100", &sim).unwrap(), "ws://127.0.0.1:4100/?v=8");
+        assert_eq!(
+            voice_gateway_url("127.0.0.1:4100", &sim).unwrap(),
+            "ws://127.0.0.1:4100/?v=8"
+        );
         // A loopback gateway never downgrades a remote voice server to plain ws.
         assert_eq!(
             voice_gateway_url("c-1.discord.media:443", &sim).unwrap(),
             "wss://c-1.discord.media:443/?v=8"
         );
-        assert_eq!(main_gateway_url(&prod), "wss://gateway.discord.gg/?v=10&encoding=json");
+        assert_eq!(
+            main_gateway_url(&prod),
+            "wss://gateway.discord.gg/?v=10&encoding=json"
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub struct EngineThread {
 }
 
 /// Starts the I/O runtime, the main gateway task and the engine thread.
-pub fn spawn_engine(settings: Settings, gateway_url: Url, token: Token) -> std::io::Result<EngineThread> {
+pub fn spawn_engine(
+    settings: Settings,
+    gateway_url: Url,
+    token: Token,
+) -> std::io::Result<EngineThread> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("voxboard-io")

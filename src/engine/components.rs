@@ -12,8 +12,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::discord::crypto::TransportCipher;
 use crate::discord::gateway::payloads::VoiceServer;
 use crate::discord::rtp::RtpStream;
-use crate::discord::voice_gateway::payloads::Ready as VoiceReady;
 use crate::discord::voice_gateway::VoiceCommand;
+use crate::discord::voice_gateway::payloads::Ready as VoiceReady;
 use crate::engine::VoiceError;
 
 /// What the user asked for in one guild.
@@ -29,7 +29,9 @@ pub struct VoiceConn {
 #[derive(Component, Debug, Clone, PartialEq)]
 pub enum ConnPhase {
     /// op 4 sent; waiting for VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE.
-    AwaitingServer { since: Instant },
+    AwaitingServer {
+        since: Instant,
+    },
     /// Voice websocket opening; Identify sent.
     Connecting,
     /// Ready received; IP discovery running.
@@ -39,16 +41,30 @@ pub enum ConnPhase {
     /// Audio can flow.
     Ready,
     /// The voice socket dropped; resuming on the same server while UDP keeps flowing.
-    Resuming { attempt: u32, at: Instant },
+    Resuming {
+        attempt: u32,
+        at: Instant,
+    },
     /// The session is gone; a full rejoin through op 4 is scheduled.
-    Reconnecting { attempt: u32, at: Instant },
+    Reconnecting {
+        attempt: u32,
+        at: Instant,
+    },
     /// Closed with 4014/4022: kicked or moved; the main gateway will say which.
-    AwaitingMainGateway { since: Instant },
+    AwaitingMainGateway {
+        since: Instant,
+    },
     /// We asked to leave (op 4 with `channel_id: null`).
-    Leaving { since: Instant },
+    Leaving {
+        since: Instant,
+    },
     /// Over, for good.
-    Disconnected { reason: String },
-    Failed { error: VoiceError },
+    Disconnected {
+        reason: String,
+    },
+    Failed {
+        error: VoiceError,
+    },
 }
 
 impl ConnPhase {
@@ -70,7 +86,10 @@ impl ConnPhase {
     }
 
     pub fn is_over(&self) -> bool {
-        matches!(self, ConnPhase::Disconnected { .. } | ConnPhase::Failed { .. })
+        matches!(
+            self,
+            ConnPhase::Disconnected { .. } | ConnPhase::Failed { .. }
+        )
     }
 }
 

@@ -7,7 +7,10 @@ use bevy_ecs::prelude::*;
 use bevy_ecs::query::QueryData;
 
 use super::components::*;
-use super::{Command, ConnIndex, EngineMsg, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError};
+use super::dave::{CallMembers, Dave};
+use super::{
+    Command, ConnIndex, EngineMsg, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError,
+};
 use crate::discord::gateway::GatewayCommand;
 use crate::discord::udp;
 use crate::discord::voice_gateway::payloads::VoiceCredentials;
@@ -28,6 +31,8 @@ pub struct Conn {
     pub stats: &'static mut ConnStats,
     pub waiters: &'static mut JoinWaiters,
     pub queue: &'static mut OpusQueue,
+    pub dave: &'static mut Dave,
+    pub members: &'static mut CallMembers,
 }
 
 /// How long a leave may wait for Discord's confirmation before we call it done.
@@ -66,7 +71,9 @@ pub fn ingest_commands(
                 let entity = match index.0.get(&guild_id).copied() {
                     Some(e) if conns.get(e).is_ok() => e,
                     _ => {
-                        let e = commands.spawn(new_connection(guild_id, channel_id, now)).id();
+                        let e = commands
+                            .spawn(new_connection(guild_id, channel_id, now))
+                            .id();
                         index.0.insert(guild_id, e);
                         e
                     }
@@ -86,10 +93,9 @@ pub fn ingest_commands(
                         c.waiters.0.push(r);
                     }
                 } else {
-                    commands.entity(entity).insert((
-                        conn_config,
-                        JoinWaiters(reply.into_iter().collect()),
-                    ));
+                    commands
+                        .entity(entity)
+                        .insert((conn_config, JoinWaiters(reply.into_iter().collect())));
                 }
                 if let Some(net) = &net {
                     request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
@@ -208,18 +214,27 @@ fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> impl Bundle {
         ConnStats::default(),
         JoinWaiters::default(),
         OpusQueue::default(),
+        Dave::default(),
+        CallMembers::default(),
     )
 }
 
 /// Refuses a join the gateway already told us cannot work.
-fn validate_join(gateway: &MainGatewayState, guild_id: u64, channel_id: u64) -> Result<(), VoiceError> {
+fn validate_join(
+    gateway: &MainGatewayState,
+    guild_id: u64,
+    channel_id: u64,
+) -> Result<(), VoiceError> {
     if let Some(e) = &gateway.fatal {
         return Err(e.clone());
     }
     if !gateway.ready {
         return Ok(()); // checked again when the guild arrives
     }
-    let guild = gateway.guilds.get(&guild_id).ok_or(VoiceError::UnknownGuild(guild_id))?;
+    let guild = gateway
+        .guilds
+        .get(&guild_id)
+        .ok_or(VoiceError::UnknownGuild(guild_id))?;
     match guild.channels.iter().find(|c| c.id == channel_id) {
         Some(c) if c.kind.is_voice() => Ok(()),
         _ => Err(VoiceError::NotAVoiceChannel {
@@ -229,7 +244,13 @@ fn validate_join(gateway: &MainGatewayState, guild_id: u64, channel_id: u64) -> 
     }
 }
 
-pub fn request_voice_state(net: &Net, guild_id: u64, channel_id: Option<u64>, mute: bool, deaf: bool) {
+pub fn request_voice_state(
+    net: &Net,
+    guild_id: u64,
+    channel_id: Option<u64>,
+    mute: bool,
+    deaf: bool,
+) {
     let _ = net.gateway.send(GatewayCommand::UpdateVoiceState {
         guild_id,
         channel_id,
@@ -239,10 +260,22 @@ pub fn request_voice_state(net: &Net, guild_id: u64, channel_id: Option<u64>, mu
 }
 
 /// Opens a new voice socket for this connection (Identify or Resume).
-pub fn open_voice_socket(net: &Net, settings: &Settings, user_id: u64, c: &mut ConnItem, opening: Opening) {
-    let Some(server) = c.info.server.clone() else { return };
-    let Some(session_id) = c.info.session_id.clone() else { return };
-    let Some(endpoint) = server.endpoint.clone() else { return };
+pub fn open_voice_socket(
+    net: &Net,
+    settings: &Settings,
+    user_id: u64,
+    c: &mut ConnItem,
+    opening: Opening,
+) {
+    let Some(server) = c.info.server.clone() else {
+        return;
+    };
+    let Some(session_id) = c.info.session_id.clone() else {
+        return;
+    };
+    let Some(endpoint) = server.endpoint.clone() else {
+        return;
+    };
     let url = match ws::voice_gateway_url(&endpoint, &net.gateway_url) {
         Ok(u) => u,
         Err(e) => {
@@ -253,6 +286,10 @@ pub fn open_voice_socket(net: &Net, settings: &Settings, user_id: u64, c: &mut C
     c.link.close(4000);
     c.link.generation += 1;
     let generation = c.link.generation;
+    if matches!(opening, Opening::Identify { .. }) {
+        // A new voice session: op 11 will list the call's members afresh.
+        c.members.0.clear();
+    }
     let guild_id = c.conn.guild_id;
     let to_engine = net.to_engine.clone();
     let sink = Arc::new(move |event| {
@@ -345,7 +382,9 @@ pub fn run_timers(
     let Some(net) = net else { return };
     for mut c in conns.iter_mut() {
         match c.phase.clone() {
-            ConnPhase::AwaitingServer { since } if now.duration_since(since) > settings.join_timeout => {
+            ConnPhase::AwaitingServer { since }
+                if now.duration_since(since) > settings.join_timeout =>
+            {
                 let err = VoiceError::Timeout(settings.join_timeout);
                 if c.waiters.0.is_empty() && c.link.rejoin_attempts > 0 {
                     schedule_rejoin(&mut c, &settings, now);
@@ -354,12 +393,20 @@ pub fn run_timers(
                 }
             }
             ConnPhase::Reconnecting { at, .. } if now >= at => {
-                tracing::info!("guild {}: rejoining through the main gateway", c.conn.guild_id);
+                tracing::info!(
+                    "guild {}: rejoining through the main gateway",
+                    c.conn.guild_id
+                );
                 c.info.session_id = None;
                 c.info.server = None;
                 c.stats.rejoins += 1;
                 *c.phase = ConnPhase::AwaitingServer { since: now };
-                let VoiceConn { guild_id, channel_id, self_mute, self_deaf } = c.conn.clone();
+                let VoiceConn {
+                    guild_id,
+                    channel_id,
+                    self_mute,
+                    self_deaf,
+                } = c.conn.clone();
                 request_voice_state(&net, guild_id, Some(channel_id), self_mute, self_deaf);
             }
             ConnPhase::Resuming { attempt, at } if now >= at && c.link.tx.is_none() => {
@@ -372,7 +419,9 @@ pub fn run_timers(
                     open_voice_socket(&net, &settings, user, &mut c, Opening::Resume { seq_ack });
                 }
             }
-            ConnPhase::AwaitingMainGateway { since } if now.duration_since(since) > MAIN_GATEWAY_GRACE => {
+            ConnPhase::AwaitingMainGateway { since }
+                if now.duration_since(since) > MAIN_GATEWAY_GRACE =>
+            {
                 let code = c.stats.last_close.unwrap_or(4014);
                 fail(
                     &mut c,
@@ -391,7 +440,11 @@ pub fn run_timers(
 }
 
 /// The leave is done (confirmed or timed out): tell the waiter, mark the connection.
-pub fn finish_leave(commands: &mut Commands, c: &mut ConnItem, leave_waiters: &Query<&LeaveWaiter>) {
+pub fn finish_leave(
+    commands: &mut Commands,
+    c: &mut ConnItem,
+    leave_waiters: &Query<&LeaveWaiter>,
+) {
     if let Ok(w) = leave_waiters.get(c.entity) {
         let _ = w.0.send(());
         commands.entity(c.entity).remove::<LeaveWaiter>();

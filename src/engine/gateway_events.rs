@@ -36,21 +36,32 @@ pub fn ingest_net_events(
     };
     for event in std::mem::take(&mut inbox.net) {
         match event {
-            NetEvent::Gateway(event) => {
-                on_gateway_event(event, &mut gateway, &index, &mut conns, &mut commands, &leave_waiters, &net, &settings, now)
-            }
+            NetEvent::Gateway(event) => on_gateway_event(
+                event,
+                &mut gateway,
+                &index,
+                &mut conns,
+                &mut commands,
+                &leave_waiters,
+                &net,
+                &settings,
+                now,
+            ),
             NetEvent::Voice {
                 guild_id,
                 generation,
                 event,
             } => {
-                let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+                let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok())
+                else {
                     continue;
                 };
                 if c.link.generation != generation {
                     continue; // a socket we already replaced
                 }
-                let Some(user_id) = gateway.user_id else { continue };
+                let Some(user_id) = gateway.user_id else {
+                    continue;
+                };
                 on_voice_event(event, &mut c, &net, &settings, user_id, now);
             }
             NetEvent::Discovered {
@@ -58,7 +69,8 @@ pub fn ingest_net_events(
                 generation,
                 result,
             } => {
-                let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+                let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok())
+                else {
                     continue;
                 };
                 if c.link.generation != generation || *c.phase != ConnPhase::Discovering {
@@ -84,9 +96,7 @@ fn on_gateway_event(
 ) {
     match event {
         GatewayEvent::Ready {
-            user_id,
-            guild_ids,
-            ..
+            user_id, guild_ids, ..
         } => {
             if gateway.user_id.is_some() {
                 // A new main session (not a resume): Discord dropped our voice states with the
@@ -127,7 +137,11 @@ fn on_gateway_event(
             if Some(vs.user_id) != gateway.user_id {
                 return;
             }
-            let Some(mut c) = index.0.get(&vs.guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+            let Some(mut c) = index
+                .0
+                .get(&vs.guild_id)
+                .and_then(|e| conns.get_mut(*e).ok())
+            else {
                 return;
             };
             match vs.channel_id {
@@ -150,7 +164,11 @@ fn on_gateway_event(
             }
         }
         GatewayEvent::VoiceServer(server) => {
-            let Some(mut c) = index.0.get(&server.guild_id).and_then(|e| conns.get_mut(*e).ok()) else {
+            let Some(mut c) = index
+                .0
+                .get(&server.guild_id)
+                .and_then(|e| conns.get_mut(*e).ok())
+            else {
                 return;
             };
             if matches!(*c.phase, ConnPhase::Leaving { .. }) || c.phase.is_over() {
@@ -159,7 +177,10 @@ fn on_gateway_event(
             let had_session = c.transport.0.is_some() || c.link.tx.is_some();
             if server.endpoint.is_none() {
                 // Discord is reallocating the voice server: drop the old one, wait for the next.
-                tracing::info!("guild {}: voice server going away, waiting for a new one", server.guild_id);
+                tracing::info!(
+                    "guild {}: voice server going away, waiting for a new one",
+                    server.guild_id
+                );
                 c.link.close(4000);
                 c.transport.0 = None;
                 c.info.server = None;
@@ -167,7 +188,11 @@ fn on_gateway_event(
                 return;
             }
             if had_session {
-                tracing::info!("guild {}: moving to voice server {:?}", server.guild_id, server.endpoint);
+                tracing::info!(
+                    "guild {}: moving to voice server {:?}",
+                    server.guild_id,
+                    server.endpoint
+                );
                 c.stats.moves += 1;
             }
             c.info.server = Some(server);
@@ -185,21 +210,39 @@ fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
         if c.phase.is_over() || matches!(*c.phase, ConnPhase::Leaving { .. }) {
             continue;
         }
-        tracing::info!("guild {}: main session replaced, joining again", c.conn.guild_id);
+        tracing::info!(
+            "guild {}: main session replaced, joining again",
+            c.conn.guild_id
+        );
         c.link.close(4000);
         c.transport.0 = None;
         c.info.session_id = None;
         c.info.server = None;
         c.stats.rejoins += 1;
         *c.phase = ConnPhase::AwaitingServer { since: now };
-        let VoiceConn { guild_id, channel_id, self_mute, self_deaf } = c.conn.clone();
-        super::connection::request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
+        let VoiceConn {
+            guild_id,
+            channel_id,
+            self_mute,
+            self_deaf,
+        } = c.conn.clone();
+        super::connection::request_voice_state(
+            net,
+            guild_id,
+            Some(channel_id),
+            self_mute,
+            self_deaf,
+        );
     }
 }
 
 /// Answers `AwaitGateway` callers once READY and all its guilds are in.
 fn settle(gateway: &mut MainGatewayState) {
-    if let (true, true, Some(user)) = (gateway.ready, gateway.pending_guilds.is_empty(), gateway.user_id) {
+    if let (true, true, Some(user)) = (
+        gateway.ready,
+        gateway.pending_guilds.is_empty(),
+        gateway.user_id,
+    ) {
         for w in gateway.waiters.drain(..) {
             let _ = w.send(Ok(user));
         }
@@ -207,28 +250,64 @@ fn settle(gateway: &mut MainGatewayState) {
 }
 
 /// Opens the voice socket once both dispatches of a join (or move) have arrived.
-fn maybe_connect(c: &mut ConnItem, net: &Net, settings: &Settings, user_id: Option<u64>, _now: Instant) {
-    let waiting = matches!(*c.phase, ConnPhase::AwaitingServer { .. } | ConnPhase::AwaitingMainGateway { .. });
-    let have_both = c.info.session_id.is_some() && c.info.server.as_ref().is_some_and(|s| s.endpoint.is_some());
+fn maybe_connect(
+    c: &mut ConnItem,
+    net: &Net,
+    settings: &Settings,
+    user_id: Option<u64>,
+    _now: Instant,
+) {
+    let waiting = matches!(
+        *c.phase,
+        ConnPhase::AwaitingServer { .. } | ConnPhase::AwaitingMainGateway { .. }
+    );
+    let have_both =
+        c.info.session_id.is_some() && c.info.server.as_ref().is_some_and(|s| s.endpoint.is_some());
     if let (true, true, Some(user)) = (waiting, have_both, user_id) {
         c.link.last_seq = -1;
-        open_voice_socket(net, settings, user, c, Opening::Identify { max_dave_protocol_version: 0 });
+        open_voice_socket(
+            net,
+            settings,
+            user,
+            c,
+            Opening::Identify {
+                max_dave_protocol_version: settings.max_dave_protocol_version,
+            },
+        );
         *c.phase = ConnPhase::Connecting;
     }
 }
 
-fn on_voice_event(event: VoiceEvent, c: &mut ConnItem, net: &Net, settings: &Settings, user_id: u64, now: Instant) {
+fn on_voice_event(
+    event: VoiceEvent,
+    c: &mut ConnItem,
+    net: &Net,
+    settings: &Settings,
+    user_id: u64,
+    now: Instant,
+) {
     let guild_id = c.conn.guild_id;
     match event {
         VoiceEvent::Connected => {}
         VoiceEvent::Ready(ready) => {
             *c.phase = ConnPhase::Discovering;
-            start_discovery(net, guild_id, c.link.generation, &ready.ip, ready.port, ready.ssrc);
+            start_discovery(
+                net,
+                guild_id,
+                c.link.generation,
+                &ready.ip,
+                ready.port,
+                ready.ssrc,
+            );
             c.link.ready = Some(ready);
         }
         VoiceEvent::SessionDescription(sd) => {
-            let Some(ready) = c.link.ready.clone() else { return };
-            let Some(socket) = c.link.pending_socket.take() else { return };
+            let Some(ready) = c.link.ready.clone() else {
+                return;
+            };
+            let Some(socket) = c.link.pending_socket.take() else {
+                return;
+            };
             let Some(mode) = TransportMode::parse(&sd.mode) else {
                 fail(c, VoiceError::NoSupportedMode(vec![sd.mode]));
                 return;
@@ -249,6 +328,12 @@ fn on_voice_event(event: VoiceEvent, c: &mut ConnItem, net: &Net, settings: &Set
                 last_sent: now,
             });
             c.stats.mode = Some(mode.as_str());
+            c.dave.start(
+                sd.dave_protocol_version,
+                user_id,
+                c.conn.channel_id,
+                &c.link,
+            );
             // Register our SSRC now (as discord.py does), so the first packet is never early.
             send_json(c, speaking(0, ready.ssrc));
             c.speaking.asserted = false;
@@ -256,7 +341,10 @@ fn on_voice_event(event: VoiceEvent, c: &mut ConnItem, net: &Net, settings: &Set
             c.link.rejoin_attempts = 0;
             *c.phase = ConnPhase::Ready;
             c.waiters.resolve(Ok(()));
-            tracing::info!("guild {guild_id}: voice ready ({mode}, ssrc {})", ready.ssrc);
+            tracing::info!(
+                "guild {guild_id}: voice ready ({mode}, ssrc {})",
+                ready.ssrc
+            );
         }
         VoiceEvent::Resumed => {
             c.stats.resumes += 1;
@@ -264,9 +352,13 @@ fn on_voice_event(event: VoiceEvent, c: &mut ConnItem, net: &Net, settings: &Set
             tracing::info!("guild {guild_id}: voice session resumed");
         }
         VoiceEvent::HeartbeatAck { rtt } => c.stats.heartbeat_rtt = Some(rtt),
-        VoiceEvent::ClientsConnect(_) | VoiceEvent::ClientDisconnect(_) => {}
-        VoiceEvent::DaveJson { op, .. } | VoiceEvent::DaveBinary { op, .. } => {
-            tracing::debug!("guild {guild_id}: DAVE op {op} ignored (DAVE not offered)");
+        VoiceEvent::ClientsConnect(_) | VoiceEvent::ClientDisconnect(_) => {
+            super::dave::track_members(&event, &mut c.members);
+        }
+        VoiceEvent::DaveJson { .. } | VoiceEvent::DaveBinary { .. } => {
+            let channel_id = c.conn.channel_id;
+            c.dave
+                .on_event(&event, &c.members, user_id, channel_id, &c.link);
         }
         VoiceEvent::Closed { code, last_seq } => {
             c.link.tx = None;
@@ -275,7 +367,6 @@ fn on_voice_event(event: VoiceEvent, c: &mut ConnItem, net: &Net, settings: &Set
             on_voice_closed(c, code, settings, now);
         }
     }
-    let _ = user_id;
 }
 
 fn on_discovered(
@@ -287,7 +378,12 @@ fn on_discovered(
     let guild_id = c.conn.guild_id;
     match result {
         Ok((socket, found)) => {
-            let offered = c.link.ready.as_ref().map(|r| r.modes.clone()).unwrap_or_default();
+            let offered = c
+                .link
+                .ready
+                .as_ref()
+                .map(|r| r.modes.clone())
+                .unwrap_or_default();
             let Some(mode) = TransportMode::choose(&offered) else {
                 fail(c, VoiceError::NoSupportedMode(offered));
                 return;
@@ -296,7 +392,10 @@ fn on_discovered(
                 tracing::warn!("guild {guild_id}: server offers only the discontinued mode {mode}");
             }
             c.link.pending_socket = Some(socket);
-            send_json(c, select_protocol(&found.address, found.port, mode.as_str()));
+            send_json(
+                c,
+                select_protocol(&found.address, found.port, mode.as_str()),
+            );
             *c.phase = ConnPhase::Selecting;
         }
         Err(e) => {
@@ -315,7 +414,10 @@ fn on_voice_closed(c: &mut ConnItem, code: Option<u16>, settings: &Settings, now
     let action = voice_close_action(code);
     tracing::info!(
         "guild {guild_id}: voice socket closed ({}), {action:?}",
-        code.map_or("no close frame".to_owned(), |c| format!("{c}: {}", voice_close_reason(c)))
+        code.map_or("no close frame".to_owned(), |c| format!(
+            "{c}: {}",
+            voice_close_reason(c)
+        ))
     );
     match action {
         VoiceCloseAction::Resume if established => {
@@ -325,7 +427,12 @@ fn on_voice_closed(c: &mut ConnItem, code: Option<u16>, settings: &Settings, now
             };
             *c.phase = ConnPhase::Resuming {
                 attempt,
-                at: now + if attempt == 0 { std::time::Duration::ZERO } else { super::connection::backoff(attempt) },
+                at: now
+                    + if attempt == 0 {
+                        std::time::Duration::ZERO
+                    } else {
+                        super::connection::backoff(attempt)
+                    },
             };
         }
         VoiceCloseAction::Resume | VoiceCloseAction::Rejoin => schedule_rejoin(c, settings, now),
@@ -336,8 +443,14 @@ fn on_voice_closed(c: &mut ConnItem, code: Option<u16>, settings: &Settings, now
         VoiceCloseAction::Stop => {
             let error = match code {
                 Some(4017) => VoiceError::E2eeRequired,
-                Some(code) => VoiceError::Closed { code, reason: voice_close_reason(code) },
-                None => VoiceError::Closed { code: 1006, reason: voice_close_reason(1006) },
+                Some(code) => VoiceError::Closed {
+                    code,
+                    reason: voice_close_reason(code),
+                },
+                None => VoiceError::Closed {
+                    code: 1006,
+                    reason: voice_close_reason(1006),
+                },
             };
             fail(c, error);
         }

@@ -8,6 +8,7 @@
 mod clock;
 pub mod components;
 mod connection;
+pub mod dave;
 mod gateway_events;
 pub mod status;
 mod transmit;
@@ -47,7 +48,9 @@ pub enum VoiceError {
     NotAVoiceChannel { guild: u64, channel: u64 },
     #[error("no voice server within {0:?} (is the channel full, or the bot missing CONNECT?)")]
     Timeout(Duration),
-    #[error("E2EE required: the channel only accepts end-to-end encrypted (DAVE) audio (close 4017)")]
+    #[error(
+        "E2EE required: the channel only accepts end-to-end encrypted (DAVE) audio (close 4017)"
+    )]
     E2eeRequired,
     #[error("the voice server offered no encryption mode we support: {0:?}")]
     NoSupportedMode(Vec<String>),
@@ -149,7 +152,7 @@ pub struct Net {
 pub struct Settings {
     pub join_timeout: Duration,
     pub bitrate: u32,
-    /// Offered in voice Identify. 0 until the DAVE layer lands.
+    /// Offered in voice Identify: 1 (DAVE) by default; 0 only to test a non-DAVE client.
     pub max_dave_protocol_version: u16,
     pub max_rejoin_attempts: u32,
 }
@@ -159,7 +162,7 @@ impl Default for Settings {
         Self {
             join_timeout: Duration::from_secs(10),
             bitrate: 128_000,
-            max_dave_protocol_version: 0,
+            max_dave_protocol_version: dave::MAX_PROTOCOL_VERSION,
             max_rejoin_attempts: 5,
         }
     }
@@ -233,12 +236,66 @@ impl EngineCore {
 
     /// Whether any sound is playing or any connection still owes silence frames.
     pub fn is_busy(&mut self) -> bool {
-        let playing = self.world.query::<&components::Playback>().iter(&self.world).next().is_some();
+        let playing = self
+            .world
+            .query::<&components::Playback>()
+            .iter(&self.world)
+            .next()
+            .is_some();
         let speaking = self
             .world
             .query::<&components::Speaking>()
             .iter(&self.world)
             .any(|s| s.asserted);
         playing || speaking
+    }
+}
+
+impl EngineCore {
+    /// Adds a connection that is already past the handshake, sending to `socket`'s peer.
+    /// For benchmarks and tests of the tick alone (no gateways involved).
+    #[doc(hidden)]
+    pub fn add_ready_connection(
+        &mut self,
+        guild_id: u64,
+        socket: std::net::UdpSocket,
+        ssrc: u32,
+        mode: crate::discord::crypto::TransportMode,
+        key: &[u8; 32],
+    ) {
+        use components::*;
+        let cipher = crate::discord::crypto::TransportCipher::new(mode, key).expect("32-byte key");
+        let now = self.world.resource::<Now>().0;
+        let entity = self
+            .world
+            .spawn((
+                VoiceConn {
+                    guild_id,
+                    channel_id: guild_id,
+                    self_mute: false,
+                    self_deaf: false,
+                },
+                ConnPhase::Ready,
+                VoiceSessionInfo::default(),
+                VoiceLink::default(),
+                Transport(Some(UdpTransport {
+                    socket,
+                    rtp: crate::discord::rtp::RtpStream::new(ssrc),
+                    cipher,
+                    packet: Vec::with_capacity(1500),
+                    last_sent: now,
+                })),
+                Speaking::default(),
+                ConnStats::default(),
+                JoinWaiters::default(),
+                OpusQueue::default(),
+                dave::Dave::default(),
+                dave::CallMembers::default(),
+            ))
+            .id();
+        self.world
+            .resource_mut::<ConnIndex>()
+            .0
+            .insert(guild_id, entity);
     }
 }

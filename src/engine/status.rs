@@ -5,8 +5,8 @@ use std::time::Duration;
 use bevy_ecs::prelude::*;
 use tokio::sync::watch;
 
-use super::components::*;
 use super::MainGatewayState;
+use super::components::*;
 
 /// One guild connection as a panel shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,7 @@ pub struct ConnStatus {
     pub resumes: u32,
     pub rejoins: u32,
     pub moves: u32,
+    pub dave: super::dave::DaveStatus,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -65,17 +66,23 @@ const PUBLISH_EVERY: u32 = 5;
 pub fn publish_status(
     mut out: ResMut<StatusOut>,
     gateway: Res<MainGatewayState>,
-    conns: Query<(&VoiceConn, Ref<ConnPhase>, &Speaking, &ConnStats)>,
+    conns: Query<(
+        &VoiceConn,
+        Ref<ConnPhase>,
+        &Speaking,
+        &ConnStats,
+        &super::dave::Dave,
+    )>,
     playbacks: Query<&Playback>,
 ) {
     out.ticks = out.ticks.wrapping_add(1);
-    let phase_changed = conns.iter().any(|(_, phase, _, _)| phase.is_changed());
-    if out.ticks % PUBLISH_EVERY != 0 && !phase_changed {
+    let phase_changed = conns.iter().any(|(_, phase, ..)| phase.is_changed());
+    if !out.ticks.is_multiple_of(PUBLISH_EVERY) && !phase_changed {
         return;
     }
     let mut connections: Vec<ConnStatus> = conns
         .iter()
-        .map(|(conn, phase, speaking, stats)| ConnStatus {
+        .map(|(conn, phase, speaking, stats, dave)| ConnStatus {
             guild_id: conn.guild_id,
             channel_id: conn.channel_id,
             phase: phase.name(),
@@ -94,6 +101,7 @@ pub fn publish_status(
             resumes: stats.resumes,
             rejoins: stats.rejoins,
             moves: stats.moves,
+            dave: dave.status(),
         })
         .collect();
     connections.sort_by_key(|c| c.guild_id);

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use bevy_ecs::prelude::*;
 
-use super::components::*;
 use super::Now;
-use crate::audio::opus::{MAX_PACKET, OpusEncoder, SILENCE_FRAME};
+use super::components::*;
+use super::dave::{CallMembers, Dave};
 use crate::audio::FRAME_LEN;
+use crate::audio::opus::{MAX_PACKET, OpusEncoder, SILENCE_FRAME};
 use crate::discord::udp::keepalive;
 use crate::discord::voice_gateway::VoiceCommand;
 use crate::discord::voice_gateway::payloads::speaking;
@@ -61,8 +62,16 @@ pub fn can_transmit(phase: &ConnPhase, transport: &Transport) -> bool {
 /// Mixes and encodes each distinct set of sounds once, however many connections hear it.
 pub fn mix_and_encode(
     mut mixer: ResMut<Mixer>,
-    conns: Query<(Entity, &VoiceConn, &ConnPhase, &Transport)>,
+    mut conns: Query<(
+        Entity,
+        &VoiceConn,
+        &ConnPhase,
+        &Transport,
+        &mut Dave,
+        &CallMembers,
+    )>,
     playbacks: Query<(Entity, &Playback, &Target)>,
+    now: Res<Now>,
 ) {
     let mixer = mixer.as_mut();
     mixer.group_of.clear();
@@ -71,8 +80,8 @@ pub fn mix_and_encode(
         mixer.groups.truncate(0);
         return;
     }
-    for (entity, conn, phase, transport) in &conns {
-        if !can_transmit(phase, transport) {
+    for (entity, conn, phase, transport, mut dave, members) in &mut conns {
+        if !can_transmit(phase, transport) || !dave.media_ready(members, now.0) {
             continue;
         }
         // The key names the set of sounds this connection hears.
@@ -157,15 +166,29 @@ pub fn transmit(
         &mut Speaking,
         &mut ConnStats,
         &mut OpusQueue,
+        &mut Dave,
     )>,
 ) {
     let now = now.0;
     let mixer = mixer.into_inner();
-    for (entity, conn, phase, link, mut transport, mut speaking_state, mut stats, mut queue) in &mut conns {
+    for (
+        entity,
+        conn,
+        phase,
+        link,
+        mut transport,
+        mut speaking_state,
+        mut stats,
+        mut queue,
+        mut dave,
+    ) in &mut conns
+    {
         if !can_transmit(phase, &transport) {
             continue;
         }
-        let Some(udp) = transport.0.as_mut() else { continue };
+        let Some(udp) = transport.0.as_mut() else {
+            continue;
+        };
         let queued = queue.0.pop_front();
         let mixed = mixer
             .group_of
@@ -194,10 +217,18 @@ pub fn transmit(
                 continue;
             }
         };
+        // DAVE before transport encryption; without keys the frame is dropped, never sent plain.
+        let Some(frame) = dave.protect(frame) else {
+            continue;
+        };
+        let frame: &[u8] = &frame;
         if frame != SILENCE_FRAME {
             if !speaking_state.asserted {
                 // op 5 goes out before the first packet of every talk spurt.
-                link.send(VoiceCommand::Json(speaking(speaking_state.flags, udp.rtp.ssrc)));
+                link.send(VoiceCommand::Json(speaking(
+                    speaking_state.flags,
+                    udp.rtp.ssrc,
+                )));
                 speaking_state.asserted = true;
             }
             speaking_state.silence_left = SILENCE_FRAMES;
@@ -227,15 +258,16 @@ pub fn transmit(
 pub fn advance_playbacks(
     mut commands: Commands,
     mut playbacks: Query<(Entity, &mut Playback, &Target)>,
-    conns: Query<(&VoiceConn, &ConnPhase, &Transport)>,
+    mut conns: Query<(&VoiceConn, &ConnPhase, &Transport, &mut Dave, &CallMembers)>,
+    now: Res<Now>,
 ) {
     for (entity, mut p, target) in &mut playbacks {
         let mut targeted = false;
         let mut audible = false;
-        for (conn, phase, transport) in &conns {
+        for (conn, phase, transport, mut dave, members) in &mut conns {
             if target.includes(conn.guild_id) && !phase.is_over() {
                 targeted = true;
-                audible |= can_transmit(phase, transport);
+                audible |= can_transmit(phase, transport) && dave.media_ready(members, now.0);
             }
         }
         // A sound waits while its connections reconnect, so nothing is lost; with no live

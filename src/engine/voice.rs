@@ -98,7 +98,13 @@ impl Voice {
     }
 
     /// Joins a voice channel and waits (up to the join timeout) until audio can flow.
-    pub fn join_channel(&self, guild_id: u64, channel_id: u64, self_mute: bool, self_deaf: bool) -> Result<Session, VoiceError> {
+    pub fn join_channel(
+        &self,
+        guild_id: u64,
+        channel_id: u64,
+        self_mute: bool,
+        self_deaf: bool,
+    ) -> Result<Session, VoiceError> {
         let (reply, answer) = channel();
         self.send(Command::Join {
             guild_id,
@@ -253,7 +259,9 @@ impl Session {
 
     /// Drops queued frames; the engine then sends the five silence frames and speaking 0.
     pub fn stop_speaking(&self) {
-        self.send(Command::StopSpeaking { guild_id: self.guild_id });
+        self.send(Command::StopSpeaking {
+            guild_id: self.guild_id,
+        });
     }
 
     /// Queues one Opus frame (20 ms, 48 kHz stereo), waiting at most `timeout` for room.
@@ -262,7 +270,10 @@ impl Session {
         let due = self.paced_until.filter(|d| *d > now).unwrap_or(now) + super::TICK;
         let wait = due.saturating_duration_since(now + WRITE_LEAD);
         if wait > timeout {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "voice send queue is full"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "voice send queue is full",
+            ));
         }
         std::thread::sleep(wait);
         self.paced_until = Some(due);
@@ -271,7 +282,9 @@ impl Session {
                 guild_id: self.guild_id,
                 frame: frame.to_vec(),
             }))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the voice engine has shut down"))
+            .map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "the voice engine has shut down")
+            })
     }
 
     /// Plays 48 kHz stereo samples into this guild only.
@@ -332,10 +345,15 @@ impl PlaybackHandle {
 
     /// Like [`wait`](Self::wait), with a limit; returns whether it finished.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        !matches!(self.finished.recv_timeout(timeout), Err(std::sync::mpsc::RecvTimeoutError::Timeout))
+        !matches!(
+            self.finished.recv_timeout(timeout),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        )
     }
 
     pub fn stop(&self) {
-        let _ = self.tx.send(EngineMsg::Command(Command::Stop { id: self.id }));
+        let _ = self
+            .tx
+            .send(EngineMsg::Command(Command::Stop { id: self.id }));
     }
 }

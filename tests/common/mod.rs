@@ -88,7 +88,11 @@ pub fn heard_tones(sim: &Simulator, guild_id: u64) -> Vec<(f32, f32)> {
 pub fn assert_three_tones(sim: &Simulator, guild_id: u64, min: f32, max: f32) {
     let tones = heard_tones(sim, guild_id);
     let freqs: Vec<f32> = tones.iter().map(|t| t.0).collect();
-    assert_eq!(freqs, TONES.to_vec(), "guild {guild_id}: tones heard {tones:?}");
+    assert_eq!(
+        freqs,
+        TONES.to_vec(),
+        "guild {guild_id}: tones heard {tones:?}"
+    );
     for (f, len) in tones {
         assert!(
             (min..=max).contains(&len),

@@ -36,7 +36,10 @@ pub enum GatewayEvent {
     /// A dropped connection was resumed; no events were lost.
     Resumed,
     /// The connection dropped; the task is reconnecting (`resume` says how).
-    Reconnecting { code: Option<u16>, resume: bool },
+    Reconnecting {
+        code: Option<u16>,
+        resume: bool,
+    },
     Guild(Guild),
     VoiceState(VoiceState),
     VoiceServer(VoiceServer),
@@ -113,15 +116,23 @@ async fn run(
         let url = ws::main_gateway_url(&base);
         let ended = match ws::connect(&url, Duration::from_secs(10)).await {
             Ok(socket) => {
-                let link = Link { token: &config.token, sink: &sink };
-                connection(socket, link, &mut session, &mut budget, &mut pending, &mut commands).await
+                let link = Link {
+                    token: &config.token,
+                    sink: &sink,
+                };
+                connection(
+                    socket,
+                    link,
+                    &mut session,
+                    &mut budget,
+                    &mut pending,
+                    &mut commands,
+                )
+                .await
             }
             Err(e) => {
                 tracing::warn!("main gateway: cannot connect: {e:#}");
-                Ended::Reconnect {
-                    code: None,
-                    resume,
-                }
+                Ended::Reconnect { code: None, resume }
             }
         };
         match ended {
@@ -163,10 +174,18 @@ struct Link<'a> {
 
 /// Queues an op 4; a newer request for the same guild replaces a queued one (debounce).
 fn queue_command(pending: &mut Vec<String>, cmd: GatewayCommand) {
-    if let GatewayCommand::UpdateVoiceState { guild_id, channel_id, self_mute, self_deaf } = cmd {
+    if let GatewayCommand::UpdateVoiceState {
+        guild_id,
+        channel_id,
+        self_mute,
+        self_deaf,
+    } = cmd
+    {
         let key = format!("\"guild_id\":\"{guild_id}\"");
         pending.retain(|p| !p.contains(&key));
-        pending.push(voice_state_update(guild_id, channel_id, self_mute, self_deaf));
+        pending.push(voice_state_update(
+            guild_id, channel_id, self_mute, self_deaf,
+        ));
     }
 }
 
@@ -279,7 +298,10 @@ async fn connection(
                     Ok(()) => {
                         let payload = pending.remove(0);
                         if socket.send(Message::text(payload)).await.is_err() {
-                            return Ended::Reconnect { code: None, resume: session.id.is_some() };
+                            return Ended::Reconnect {
+                                code: None,
+                                resume: session.id.is_some(),
+                            };
                         }
                         next_send = far_future;
                     }

@@ -94,7 +94,11 @@ pub fn parse_ready(d: &Value) -> Option<Ready> {
         guild_ids: d
             .get("guilds")
             .and_then(Value::as_array)
-            .map(|gs| gs.iter().filter_map(|g| g.get("id").and_then(snowflake)).collect())
+            .map(|gs| {
+                gs.iter()
+                    .filter_map(|g| g.get("id").and_then(snowflake))
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -147,7 +151,11 @@ pub fn parse_guild_create(d: &Value) -> Option<Guild> {
                 .filter_map(|c| {
                     Some(Channel {
                         id: snowflake(c.get("id")?)?,
-                        name: c.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        name: c
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
                         kind: ChannelKind::from_type(c.get("type")?.as_u64()?),
                         bitrate: c.get("bitrate").and_then(Value::as_u64).map(|b| b as u32),
                     })
@@ -157,7 +165,11 @@ pub fn parse_guild_create(d: &Value) -> Option<Guild> {
         .unwrap_or_default();
     Some(Guild {
         id: snowflake(d.get("id")?)?,
-        name: d.get("name").and_then(Value::as_str).unwrap_or("").to_owned(),
+        name: d
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         channels,
     })
 }

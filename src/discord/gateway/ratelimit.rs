@@ -28,7 +28,11 @@ impl SendBudget {
     }
 
     fn expire(&mut self, now: Instant) {
-        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
+        {
             self.sent.pop_front();
         }
     }

@@ -38,12 +38,23 @@ pub enum VoiceEvent {
     ClientsConnect(Vec<u64>),
     ClientDisconnect(u64),
     /// Round-trip time of the last heartbeat.
-    HeartbeatAck { rtt: Duration },
+    HeartbeatAck {
+        rtt: Duration,
+    },
     /// A JSON DAVE opcode (21–24) or binary one (25–30), passed up whole for the DAVE layer.
-    DaveJson { op: u8, d: Value },
-    DaveBinary { op: u8, payload: Vec<u8> },
+    DaveJson {
+        op: u8,
+        d: Value,
+    },
+    DaveBinary {
+        op: u8,
+        payload: Vec<u8>,
+    },
     /// The socket ended. `code` is `None` when it dropped without a close frame.
-    Closed { code: Option<u16>, last_seq: i64 },
+    Closed {
+        code: Option<u16>,
+        last_seq: i64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -76,7 +87,10 @@ pub fn spawn(config: VoiceGatewayConfig, sink: EventSink) -> mpsc::UnboundedSend
         let code = match ws::connect(&config.url, Duration::from_secs(10)).await {
             Ok(socket) => run(socket, &config, &sink, rx, &mut last_seq).await,
             Err(e) => {
-                tracing::warn!("voice gateway {}: cannot connect: {e:#}", config.credentials.guild_id);
+                tracing::warn!(
+                    "voice gateway {}: cannot connect: {e:#}",
+                    config.credentials.guild_id
+                );
                 None
             }
         };
