@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use voxboard::discord::crypto::TransportMode;
-use voxboard::engine::{Command, EngineCore, EngineMsg, Settings, Target};
+use voxboard::engine::{Command, EngineCore, EngineMsg, PlayRequest, Settings, Target};
 
 fn tone(seconds: usize) -> Arc<[f32]> {
     (0..48_000 * seconds)
@@ -31,13 +31,11 @@ fn engine_with(n: usize, mode: TransportMode) -> (EngineCore, UdpSocket) {
         socket.set_nonblocking(true).unwrap();
         core.add_ready_connection(1000 + i as u64, socket, 1 + i as u32, mode, &[7; 32]);
     }
-    core.push(EngineMsg::Command(Command::Play {
-        id: 1,
-        samples: tone(600),
-        target: Target::All,
-        gain: 1.0,
-        done: None,
-    }));
+    core.push(EngineMsg::Command(Command::Play(PlayRequest::new(
+        1,
+        tone(600),
+        Target::All,
+    ))));
     core.tick(Instant::now());
     (core, sink)
 }

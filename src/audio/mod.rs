@@ -14,5 +14,6 @@ pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
 pub mod decode;
+pub mod mixer;
 pub mod opus;
 pub mod resample;

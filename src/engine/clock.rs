@@ -70,12 +70,17 @@ pub fn spawn_engine(
 /// Waits for inputs until each deadline, then ticks. Deadlines are `start + n × 20 ms`: a late
 /// tick does not push the next one back. After a long stall (a suspended laptop) it skips ahead
 /// instead of bursting the missed frames.
+///
+/// When nothing is playing, a play command does not wait for the next boundary: the tick runs at
+/// once and the clock restarts its phase from there (there is no stream to keep in step).
 fn run_clock(mut core: EngineCore, rx: Receiver<EngineMsg>) {
-    let start = Instant::now();
+    let mut start = Instant::now();
     let mut n: u32 = 1;
     let mut shutting_down = false;
+    let mut idle = true;
     loop {
         let deadline = start + TICK * n;
+        let mut tick_at = deadline;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -84,15 +89,27 @@ fn run_clock(mut core: EngineCore, rx: Receiver<EngineMsg>) {
             match rx.recv_timeout(deadline - now) {
                 Ok(msg) => {
                     shutting_down |= matches!(msg, EngineMsg::Command(Command::Shutdown));
+                    let starts_sound = matches!(msg, EngineMsg::Command(Command::Play(_)));
                     core.push(msg);
+                    if starts_sound && idle {
+                        tick_at = Instant::now();
+                        break;
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        core.tick(deadline);
+        core.tick(tick_at);
         if shutting_down {
             return;
+        }
+        idle = !core.is_busy();
+        if tick_at < deadline {
+            // Rephase: the next tick is 20 ms after this early one.
+            start = tick_at;
+            n = 1;
+            continue;
         }
         n += 1;
         let behind = Instant::now().saturating_duration_since(start + TICK * n);

@@ -2,7 +2,6 @@
 
 use std::collections::VecDeque;
 use std::net::UdpSocket;
-use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -179,6 +178,8 @@ pub struct ConnStats {
     pub moves: u32,
     pub mode: Option<&'static str>,
     pub endpoint: Option<String>,
+    /// From a play command to the first packet that carried it, for the last sound.
+    pub last_play_latency: Option<Duration>,
 }
 
 /// Callers of `join_channel` waiting for this connection to be ready.
@@ -209,12 +210,25 @@ impl Target {
     }
 }
 
-/// A sound that is playing: 48 kHz stereo samples and a read position.
+/// A sound that is playing.
 #[derive(Component)]
 pub struct Playback {
     pub id: u64,
-    pub samples: Arc<[f32]>,
-    pub position: usize,
-    pub gain: f32,
+    /// The board sound it plays, for retrigger policies and progress bars.
+    pub sound: Option<u64>,
+    pub cursor: crate::audio::mixer::Cursor,
     pub done: Option<Sender<()>>,
+    /// When the play command was issued, for the click-to-first-packet latency.
+    pub issued_at: Instant,
+    pub first_sent: bool,
+}
+
+/// A per-guild volume, applied to that guild's mix.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct GuildGain(pub f32);
+
+impl Default for GuildGain {
+    fn default() -> Self {
+        GuildGain(1.0)
+    }
 }

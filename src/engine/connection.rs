@@ -48,7 +48,6 @@ pub fn ingest_commands(
     mut index: ResMut<ConnIndex>,
     mut gateway: ResMut<MainGatewayState>,
     mut conns: Query<Conn>,
-    mut playbacks: Query<(Entity, &mut Playback)>,
     net: Option<Res<Net>>,
     now: Res<Now>,
 ) {
@@ -122,36 +121,6 @@ pub fn ingest_commands(
                     }
                 }
             }
-            Command::Play {
-                id,
-                samples,
-                target,
-                gain,
-                done,
-            } => {
-                commands.spawn((
-                    Playback {
-                        id,
-                        samples,
-                        position: 0,
-                        gain,
-                        done,
-                    },
-                    target,
-                ));
-            }
-            Command::Stop { id } => {
-                for (e, p) in playbacks.iter_mut() {
-                    if p.id == id {
-                        commands.entity(e).despawn();
-                    }
-                }
-            }
-            Command::StopAll => {
-                for (e, _) in playbacks.iter_mut() {
-                    commands.entity(e).despawn();
-                }
-            }
             Command::WriteOpus { guild_id, frame } => {
                 if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
                     c.queue.0.push_back(frame);
@@ -169,6 +138,18 @@ pub fn ingest_commands(
                     c.queue.0.clear();
                 }
             }
+            // Playback and mix commands were taken out by `playback::ingest_playback_commands`.
+            Command::Play(_)
+            | Command::Stop { .. }
+            | Command::StopSound { .. }
+            | Command::StopAll
+            | Command::SetMasterGain(_)
+            | Command::SetGuildGain { .. }
+            | Command::PushToTalk(_)
+            | Command::SetMicGain(_)
+            | Command::SetMonitor { .. }
+            | Command::SetMic(_)
+            | Command::SetMonitorSink(_) => {}
             Command::AwaitGateway { reply } => match (&gateway.fatal, gateway.user_id) {
                 (Some(e), _) => {
                     let _ = reply.send(Err(e.clone()));
@@ -216,6 +197,7 @@ fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> impl Bundle {
         OpusQueue::default(),
         Dave::default(),
         CallMembers::default(),
+        GuildGain::default(),
     )
 }
 

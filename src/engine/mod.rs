@@ -10,6 +10,8 @@ pub mod components;
 mod connection;
 pub mod dave;
 mod gateway_events;
+pub mod mix;
+mod playback;
 pub mod status;
 mod transmit;
 pub mod voice;
@@ -77,17 +79,32 @@ pub enum Command {
         guild_id: u64,
         reply: Option<Sender<()>>,
     },
-    Play {
-        id: u64,
-        samples: Arc<[f32]>,
-        target: Target,
-        gain: f32,
-        done: Option<Sender<()>>,
-    },
+    Play(PlayRequest),
+    /// Stops one playback (with a short fade).
     Stop {
         id: u64,
     },
+    /// Stops every playback of a board sound.
+    StopSound {
+        sound: u64,
+    },
     StopAll,
+    SetMasterGain(f32),
+    SetGuildGain {
+        guild_id: u64,
+        gain: f32,
+    },
+    /// Push-to-talk held (`true`) or released.
+    PushToTalk(bool),
+    SetMicGain(f32),
+    SetMonitor {
+        gain: f32,
+        include_mic: bool,
+    },
+    /// Installs (or removes) the microphone the mix reads from.
+    SetMic(Option<Box<dyn mix::MicSource>>),
+    /// Installs (or removes) the local monitor output.
+    SetMonitorSink(Option<Box<dyn mix::MonitorSink>>),
     /// One Opus frame for one guild, sent as is (after the frames queued before it).
     WriteOpus {
         guild_id: u64,
@@ -106,6 +123,50 @@ pub enum Command {
         reply: Sender<Result<u64, VoiceError>>,
     },
     Shutdown,
+}
+
+/// What a play command does when the same board sound is already playing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Retrigger {
+    /// Play again on top of it.
+    #[default]
+    Overlap,
+    /// Start it over from the beginning.
+    Restart,
+    /// Stop it instead (the button toggles).
+    Stop,
+    /// Do nothing while it plays.
+    Ignore,
+}
+
+/// A sound to play.
+pub struct PlayRequest {
+    pub id: u64,
+    /// The board sound, for retrigger policies and progress (None for one-off audio).
+    pub sound: Option<u64>,
+    /// 48 kHz stereo interleaved.
+    pub samples: Arc<[f32]>,
+    pub target: Target,
+    pub gain: f32,
+    pub looped: bool,
+    pub retrigger: Retrigger,
+    /// Signalled when the sound has finished (or was stopped).
+    pub done: Option<Sender<()>>,
+}
+
+impl PlayRequest {
+    pub fn new(id: u64, samples: Arc<[f32]>, target: Target) -> Self {
+        Self {
+            id,
+            sound: None,
+            samples,
+            target,
+            gain: 1.0,
+            looped: false,
+            retrigger: Retrigger::Overlap,
+            done: None,
+        }
+    }
 }
 
 /// What the I/O tasks report.
@@ -198,7 +259,10 @@ impl EngineCore {
         world.insert_resource(Now(now));
         world.insert_resource(MainGatewayState::default());
         world.insert_resource(ConnIndex::default());
-        world.insert_resource(transmit::Mixer::new(settings.bitrate));
+        world.insert_resource(mix::Mixer::new(settings.bitrate));
+        world.insert_resource(mix::MixSettings::default());
+        world.insert_resource(mix::MicInput::default());
+        world.insert_resource(mix::MonitorOutput::default());
         world.insert_resource(status::StatusOut::default());
         world.insert_resource(settings);
         if let Some(net) = net {
@@ -207,12 +271,15 @@ impl EngineCore {
         let mut schedule = Schedule::default();
         schedule.add_systems(
             (
+                playback::ingest_playback_commands,
                 connection::ingest_commands,
                 gateway_events::ingest_net_events,
                 connection::run_timers,
-                transmit::mix_and_encode,
+                mix::read_mic,
+                mix::mix_and_encode,
+                mix::feed_monitor,
                 transmit::transmit,
-                transmit::advance_playbacks,
+                mix::advance_playbacks,
                 status::publish_status,
             )
                 .chain(),
@@ -291,6 +358,7 @@ impl EngineCore {
                 OpusQueue::default(),
                 dave::Dave::default(),
                 dave::CallMembers::default(),
+                GuildGain::default(),
             ))
             .id();
         self.world

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::clock::{EngineThread, spawn_engine};
 use super::status::Status;
-use super::{Command, EngineMsg, Settings, Target, VoiceError};
+use super::{Command, EngineMsg, PlayRequest, Settings, Target, VoiceError};
 use crate::discord::ws::{self, DISCORD_GATEWAY, Token};
 
 pub struct VoiceConfig {
@@ -123,13 +123,7 @@ impl Voice {
 
     /// A handle to the session of a guild, if one is live.
     pub fn get_session(&self, guild_id: u64) -> Option<Session> {
-        let live = self
-            .status
-            .borrow()
-            .connections
-            .iter()
-            .any(|c| c.guild_id == guild_id && !matches!(c.phase, "failed" | "disconnected"));
-        live.then(|| self.session(guild_id))
+        self.is_live(guild_id).then(|| self.session(guild_id))
     }
 
     /// Leaves the guild's channel (op 4 with `channel_id: null`) and waits for Discord to confirm.
@@ -140,24 +134,49 @@ impl Voice {
             reply: Some(reply),
         });
         let _ = answer.recv_timeout(Duration::from_secs(3));
+        // The snapshot follows within a tick; wait for it so `get_session` agrees at once.
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline && self.is_live(guild_id) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn is_live(&self, guild_id: u64) -> bool {
+        self.status
+            .borrow()
+            .connections
+            .iter()
+            .any(|c| c.guild_id == guild_id && !matches!(c.phase, "failed" | "disconnected"))
     }
 
     /// Plays 48 kHz stereo samples into the targeted connections, mixed with anything playing.
     pub fn play(&self, samples: Arc<[f32]>, target: Target, gain: f32) -> PlaybackHandle {
-        let id = self.next_playback.fetch_add(1, Ordering::Relaxed);
+        let mut request = PlayRequest::new(self.next_id(), samples, target);
+        request.gain = gain;
+        self.play_request(request)
+    }
+
+    /// Plays with every option (board sound, loop, retrigger policy).
+    pub fn play_request(&self, mut request: PlayRequest) -> PlaybackHandle {
         let (done, finished) = channel();
-        self.send(Command::Play {
-            id,
-            samples,
-            target,
-            gain,
-            done: Some(done),
-        });
+        request.done = Some(done);
+        let id = request.id;
+        self.send(Command::Play(request));
         PlaybackHandle {
             id,
             finished,
             tx: self.tx.clone(),
         }
+    }
+
+    /// A fresh playback id.
+    pub fn next_id(&self) -> u64 {
+        self.next_playback.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends any command to the engine (gains, push-to-talk, devices, ...). Never blocks.
+    pub fn command(&self, command: Command) {
+        self.send(command);
     }
 
     pub fn stop_all(&self) {
@@ -291,13 +310,9 @@ impl Session {
     pub fn play_pcm(&self, samples: Arc<[f32]>) -> PlaybackHandle {
         let id = self.next_playback.fetch_add(1, Ordering::Relaxed);
         let (done, finished) = channel();
-        self.send(Command::Play {
-            id,
-            samples,
-            target: Target::Guilds(vec![self.guild_id]),
-            gain: 1.0,
-            done: Some(done),
-        });
+        let mut request = PlayRequest::new(id, samples, Target::Guilds(vec![self.guild_id]));
+        request.done = Some(done);
+        self.send(Command::Play(request));
         PlaybackHandle {
             id,
             finished,

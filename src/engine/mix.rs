@@ -1,0 +1,325 @@
+//! Mixing on the tick: the gated microphone and every playing sound, per distinct mix (the
+//! connections that hear exactly the same thing share one mix and one Opus encode), with gains
+//! and a limiter; plus the local monitor mix.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bevy_ecs::prelude::*;
+
+use super::Now;
+use super::components::*;
+use super::dave::{CallMembers, Dave};
+use super::transmit::can_transmit;
+use crate::audio::FRAME_LEN;
+use crate::audio::mixer::{Gate, Limiter, add_frame, advance};
+use crate::audio::opus::{MAX_PACKET, OpusEncoder};
+
+/// Where microphone frames come from (cpal capture in the app, a synthetic source in tests).
+/// `read_frame` never blocks: `false` means no full frame was available.
+pub trait MicSource: Send + Sync {
+    fn read_frame(&mut self, out: &mut [f32]) -> bool;
+}
+
+/// Where the monitor mix goes (a cpal output in the app). `push_frame` never blocks.
+pub trait MonitorSink: Send + Sync {
+    fn push_frame(&mut self, frame: &[f32]) -> bool;
+}
+
+/// Gains and push-to-talk, set by commands.
+#[derive(Resource, Debug, Clone)]
+pub struct MixSettings {
+    pub master_gain: f32,
+    pub mic_gain: f32,
+    pub push_to_talk: bool,
+    pub monitor_gain: f32,
+    pub monitor_includes_mic: bool,
+}
+
+impl Default for MixSettings {
+    fn default() -> Self {
+        Self {
+            master_gain: 1.0,
+            mic_gain: 1.0,
+            push_to_talk: false,
+            monitor_gain: 1.0,
+            monitor_includes_mic: false,
+        }
+    }
+}
+
+/// The microphone as the tick sees it: this tick's gated frame and its level.
+#[derive(Resource, Default)]
+pub struct MicInput {
+    source: Option<Box<dyn MicSource>>,
+    frame: Vec<f32>,
+    gate: Gate,
+    /// Whether this tick's mix includes the microphone.
+    pub active: bool,
+    /// Peak of the last captured frame (before the gate), for a level meter.
+    pub level: f32,
+}
+
+impl MicInput {
+    pub fn set_source(&mut self, source: Option<Box<dyn MicSource>>) {
+        self.source = source;
+    }
+    pub fn is_present(&self) -> bool {
+        self.source.is_some()
+    }
+}
+
+#[derive(Resource, Default)]
+pub struct MonitorOutput {
+    sink: Option<Box<dyn MonitorSink>>,
+    limiter: Limiter,
+    buffer: Vec<f32>,
+}
+
+impl MonitorOutput {
+    pub fn set_sink(&mut self, sink: Option<Box<dyn MonitorSink>>) {
+        self.sink = sink;
+    }
+}
+
+/// One distinct mix this tick.
+pub struct MixGroup {
+    key: u64,
+    guild_id: u64,
+    guild_gain: f32,
+    pub opus: Vec<u8>,
+    pub len: usize,
+    /// The oldest not-yet-sent play command in this mix, for latency stats.
+    pub fresh_since: Option<Instant>,
+}
+
+#[derive(Resource)]
+pub struct Mixer {
+    /// libopus state is not `Sync`; the Mutex is never locked (`get_mut` through `ResMut`).
+    encoder: Option<Mutex<OpusEncoder>>,
+    pub groups: Vec<MixGroup>,
+    pub group_of: HashMap<Entity, usize>,
+    limiters: HashMap<u64, Limiter>,
+    buffer: Vec<f32>,
+}
+
+impl Mixer {
+    pub fn new(bitrate: u32) -> Self {
+        let encoder = OpusEncoder::new(bitrate)
+            .map_err(|e| tracing::error!("Opus encoder unavailable: {e}"))
+            .ok()
+            .map(Mutex::new);
+        Self {
+            encoder,
+            groups: Vec::new(),
+            group_of: HashMap::new(),
+            limiters: HashMap::new(),
+            buffer: vec![0.0; FRAME_LEN],
+        }
+    }
+
+    /// The mix a connection hears this tick, if any.
+    pub fn frame_for(&self, entity: Entity) -> Option<&MixGroup> {
+        self.group_of
+            .get(&entity)
+            .map(|&i| &self.groups[i])
+            .filter(|g| g.len > 0)
+    }
+}
+
+/// Captures this tick's microphone frame and runs the push-to-talk gate.
+pub fn read_mic(mut mic: ResMut<MicInput>, settings: Res<MixSettings>) {
+    let mic = mic.as_mut();
+    let Some(source) = mic.source.as_mut() else {
+        mic.active = false;
+        mic.level = 0.0;
+        return;
+    };
+    mic.frame.resize(FRAME_LEN, 0.0);
+    if !source.read_frame(&mut mic.frame) {
+        mic.frame.fill(0.0);
+    }
+    mic.level = mic.frame.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    let gain = settings.mic_gain;
+    if gain != 1.0 {
+        mic.frame.iter_mut().for_each(|s| *s *= gain);
+    }
+    mic.gate.apply(&mut mic.frame, settings.push_to_talk);
+    mic.active = settings.push_to_talk || !mic.gate.is_closed();
+}
+
+/// Mixes and encodes each distinct mix once, however many connections hear it.
+#[allow(clippy::type_complexity)]
+pub fn mix_and_encode(
+    mut mixer: ResMut<Mixer>,
+    mut conns: Query<(
+        Entity,
+        &VoiceConn,
+        &ConnPhase,
+        &Transport,
+        &GuildGain,
+        &mut Dave,
+        &CallMembers,
+    )>,
+    playbacks: Query<(Entity, &Playback, &Target)>,
+    mic: Res<MicInput>,
+    settings: Res<MixSettings>,
+    now: Res<Now>,
+) {
+    let mixer = mixer.as_mut();
+    mixer.group_of.clear();
+    let mut used = 0;
+    if playbacks.is_empty() && !mic.active {
+        mixer.groups.clear();
+        return;
+    }
+    for (entity, conn, phase, transport, gain, mut dave, members) in &mut conns {
+        if !can_transmit(phase, transport) || !dave.media_ready(members, now.0) {
+            continue;
+        }
+        // The key names what this connection hears: its sounds, its gain, the microphone.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let mut any = mic.active;
+        mic.active.hash(&mut hasher);
+        gain.0.to_bits().hash(&mut hasher);
+        for (pe, _, target) in &playbacks {
+            if target.includes(conn.guild_id) {
+                pe.hash(&mut hasher);
+                any = true;
+            }
+        }
+        if !any {
+            continue;
+        }
+        let key = hasher.finish();
+        let index = match mixer.groups[..used].iter().position(|g| g.key == key) {
+            Some(i) => i,
+            None => {
+                let group = MixGroup {
+                    key,
+                    guild_id: conn.guild_id,
+                    guild_gain: gain.0,
+                    opus: vec![0; MAX_PACKET],
+                    len: 0,
+                    fresh_since: None,
+                };
+                if used == mixer.groups.len() {
+                    mixer.groups.push(group);
+                } else {
+                    let opus = std::mem::take(&mut mixer.groups[used].opus);
+                    mixer.groups[used] = MixGroup { opus, ..group };
+                }
+                used += 1;
+                used - 1
+            }
+        };
+        mixer.group_of.insert(entity, index);
+    }
+    mixer.groups.truncate(used);
+    mixer
+        .limiters
+        .retain(|k, _| mixer.groups.iter().any(|g| g.key == *k));
+
+    let Mixer {
+        encoder,
+        groups,
+        buffer,
+        limiters,
+        ..
+    } = mixer;
+    let mut encoder = encoder.as_mut().and_then(|e| e.get_mut().ok());
+    for group in groups.iter_mut() {
+        let buffer = buffer.as_mut_slice();
+        buffer.fill(0.0);
+        let gain = settings.master_gain * group.guild_gain;
+        for (_, p, target) in &playbacks {
+            if target.includes(group.guild_id) {
+                add_frame(buffer, &p.cursor, gain);
+                if !p.first_sent {
+                    group.fresh_since = Some(
+                        group
+                            .fresh_since
+                            .map_or(p.issued_at, |t| t.min(p.issued_at)),
+                    );
+                }
+            }
+        }
+        if mic.active {
+            for (out, m) in buffer.iter_mut().zip(&mic.frame) {
+                *out += m * group.guild_gain;
+            }
+        }
+        limiters.entry(group.key).or_default().process(buffer);
+        group.len = match encoder.as_mut().map(|e| e.encode(buffer, &mut group.opus)) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                tracing::warn!("Opus encode failed: {e}");
+                0
+            }
+            None => 0,
+        };
+    }
+}
+
+/// What goes out, also to the streamer's headphones: every sound (and the mic, if chosen).
+pub fn feed_monitor(
+    mut monitor: ResMut<MonitorOutput>,
+    playbacks: Query<&Playback>,
+    mic: Res<MicInput>,
+    settings: Res<MixSettings>,
+) {
+    let monitor = monitor.as_mut();
+    let Some(sink) = monitor.sink.as_mut() else {
+        return;
+    };
+    monitor.buffer.resize(FRAME_LEN, 0.0);
+    let buffer = monitor.buffer.as_mut_slice();
+    buffer.fill(0.0);
+    let gain = settings.master_gain * settings.monitor_gain;
+    for p in &playbacks {
+        add_frame(buffer, &p.cursor, gain);
+    }
+    if mic.active && settings.monitor_includes_mic {
+        for (out, m) in buffer.iter_mut().zip(&mic.frame) {
+            *out += m * settings.monitor_gain;
+        }
+    }
+    monitor.limiter.process(buffer);
+    let _ = sink.push_frame(buffer);
+}
+
+/// Moves each sound one frame on, if anyone can hear it; ends finished ones.
+pub fn advance_playbacks(
+    mut commands: Commands,
+    mut playbacks: Query<(Entity, &mut Playback, &Target)>,
+    mut conns: Query<(&VoiceConn, &ConnPhase, &Transport, &mut Dave, &CallMembers)>,
+    now: Res<Now>,
+) {
+    for (entity, mut p, target) in &mut playbacks {
+        let mut targeted = false;
+        let mut audible = false;
+        for (conn, phase, transport, mut dave, members) in &mut conns {
+            if target.includes(conn.guild_id) && !phase.is_over() {
+                targeted = true;
+                audible |= can_transmit(phase, transport) && dave.media_ready(members, now.0);
+            }
+        }
+        // A sound waits while its connections reconnect or wait for keys, so nothing is
+        // lost; with no live connection at all it ends.
+        let mut playing = true;
+        if audible {
+            p.first_sent = true;
+            playing = advance(&mut p.cursor);
+        } else if p.cursor.fade_out.is_some() {
+            playing = false; // stopped while nobody could hear it: nothing to fade
+        }
+        if !targeted || !playing {
+            if let Some(done) = p.done.take() {
+                let _ = done.send(());
+            }
+            commands.entity(entity).despawn();
+        }
+    }
+}
