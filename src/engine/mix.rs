@@ -146,8 +146,10 @@ pub fn read_mic(mut mic: ResMut<MicInput>, settings: Res<MixSettings>) {
     if gain != 1.0 {
         mic.frame.iter_mut().for_each(|s| *s *= gain);
     }
+    // The frame in which the gate closes still carries its ramp down: include it.
+    let was_open = !mic.gate.is_closed();
     mic.gate.apply(&mut mic.frame, settings.push_to_talk);
-    mic.active = settings.push_to_talk || !mic.gate.is_closed();
+    mic.active = settings.push_to_talk || was_open;
 }
 
 /// Mixes and encodes each distinct mix once, however many connections hear it.
