@@ -10,6 +10,7 @@ pub mod components;
 mod connection;
 pub mod dave;
 mod gateway_events;
+pub mod handle;
 pub mod mix;
 mod playback;
 pub mod status;
@@ -31,6 +32,7 @@ use crate::discord::voice_gateway::VoiceEvent;
 
 pub use self::clock::spawn_engine;
 pub use self::components::Target;
+pub use self::handle::EngineHandle;
 pub use self::status::{ConnStatus, Status};
 pub use self::voice::{PlaybackHandle, Session, Voice, VoiceConfig};
 

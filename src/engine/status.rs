@@ -34,8 +34,33 @@ pub struct Status {
     pub gateway_ready: bool,
     pub gateway_error: Option<String>,
     pub gateway_reconnects: u32,
+    /// The bot's user id, once READY arrived.
+    pub user_id: Option<u64>,
+    /// Guilds and their voice channels, for the pickers.
+    pub guilds: Vec<GuildInfo>,
     pub connections: Vec<ConnStatus>,
-    pub playing: usize,
+    pub playing: Vec<PlayingStatus>,
+    /// Microphone peak level of the last frame (0..=1), and whether a microphone is attached.
+    pub mic_level: f32,
+    pub mic_present: bool,
+    pub push_to_talk: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuildInfo {
+    pub id: u64,
+    pub name: String,
+    /// (channel id, name, is a stage)
+    pub voice_channels: Vec<(u64, String, bool)>,
+}
+
+/// A sound that is playing, for progress bars.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayingStatus {
+    pub id: u64,
+    pub sound: Option<u64>,
+    /// 0..=1
+    pub progress: f32,
 }
 
 #[derive(Resource)]
@@ -66,6 +91,8 @@ const PUBLISH_EVERY: u32 = 5;
 pub fn publish_status(
     mut out: ResMut<StatusOut>,
     gateway: Res<MainGatewayState>,
+    mic: Res<super::mix::MicInput>,
+    mix: Res<super::mix::MixSettings>,
     conns: Query<(
         &VoiceConn,
         Ref<ConnPhase>,
@@ -110,9 +137,22 @@ pub fn publish_status(
         gateway_error: gateway.fatal.as_ref().map(ToString::to_string),
         gateway_reconnects: gateway.reconnects,
         connections,
-        playing: playbacks.iter().count(),
+        user_id: gateway.user_id,
+        guilds: guild_infos(&gateway),
+        playing: playbacks
+            .iter()
+            .map(|p| PlayingStatus {
+                id: p.id,
+                sound: p.sound,
+                progress: p.cursor.progress(),
+            })
+            .collect(),
+        mic_level: mic.level,
+        mic_present: mic.is_present(),
+        push_to_talk: mix.push_to_talk,
     };
     out.tx.send_if_modified(|current| {
+        // Unchanged snapshots do not wake the UI (idle CPU near zero).
         if *current == status {
             false
         } else {
@@ -120,4 +160,26 @@ pub fn publish_status(
             true
         }
     });
+}
+
+fn guild_infos(gateway: &MainGatewayState) -> Vec<GuildInfo> {
+    let mut guilds: Vec<GuildInfo> = gateway
+        .guilds
+        .values()
+        .map(|g| GuildInfo {
+            id: g.id,
+            name: g.name.clone(),
+            voice_channels: g
+                .channels
+                .iter()
+                .filter(|c| c.kind.is_voice())
+                .map(|c| {
+                    let stage = c.kind == crate::discord::gateway::payloads::ChannelKind::Stage;
+                    (c.id, c.name.clone(), stage)
+                })
+                .collect(),
+        })
+        .collect();
+    guilds.sort_by_key(|g| g.id);
+    guilds
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::clock::{EngineThread, spawn_engine};
+use super::handle::EngineHandle;
 use super::status::Status;
 use super::{Command, EngineMsg, PlayRequest, Settings, Target, VoiceError};
 use crate::discord::ws::{self, DISCORD_GATEWAY, Token};
@@ -49,9 +49,9 @@ pub enum ConnectError {
 
 /// The voice manager: one bot, any number of guild sessions.
 pub struct Voice {
+    handle: EngineHandle,
     tx: Sender<EngineMsg>,
     status: watch::Receiver<Status>,
-    engine: EngineThread,
     user_id: u64,
     join_timeout: Duration,
     next_playback: Arc<AtomicU64>,
@@ -60,30 +60,23 @@ pub struct Voice {
 impl Voice {
     /// Starts the engine and waits until the main gateway is ready.
     pub fn connect(config: VoiceConfig) -> Result<Voice, ConnectError> {
-        let url = ws::check_gateway_url(&config.gateway_url)?;
         let join_timeout = config.settings.join_timeout;
-        let engine = spawn_engine(config.settings, url, config.token)?;
-        let tx = engine.tx.clone();
+        let connect_timeout = config.connect_timeout;
+        let handle = EngineHandle::start(config)?;
         let (reply, answer) = channel();
-        let _ = tx.send(EngineMsg::Command(Command::AwaitGateway { reply }));
-        let user_id = match answer.recv_timeout(config.connect_timeout) {
+        handle.send(Command::AwaitGateway { reply });
+        let user_id = match answer.recv_timeout(connect_timeout) {
             Ok(Ok(user)) => user,
-            Ok(Err(e)) => {
-                shutdown(&tx);
-                return Err(e.into());
-            }
-            Err(_) => {
-                shutdown(&tx);
-                return Err(ConnectError::Timeout(config.connect_timeout));
-            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => return Err(ConnectError::Timeout(connect_timeout)),
         };
         Ok(Voice {
-            status: engine.status.clone(),
-            tx,
-            engine,
+            tx: handle.sender(),
+            status: handle.status(),
+            next_playback: handle.id_counter(),
+            handle,
             user_id,
             join_timeout,
-            next_playback: Arc::new(AtomicU64::new(1)),
         })
     }
 
@@ -184,7 +177,7 @@ impl Voice {
     }
 
     /// Leaves every channel and stops the engine. Returns one error per guild that had failed.
-    pub fn close(mut self) -> Vec<(u64, String)> {
+    pub fn close(self) -> Vec<(u64, String)> {
         let failed: Vec<(u64, String)> = self
             .status
             .borrow()
@@ -193,33 +186,7 @@ impl Voice {
             .filter(|c| c.phase == "failed")
             .map(|c| (c.guild_id, c.reason.clone().unwrap_or_default()))
             .collect();
-        let live: Vec<u64> = self
-            .status
-            .borrow()
-            .connections
-            .iter()
-            .filter(|c| !matches!(c.phase, "failed" | "disconnected"))
-            .map(|c| c.guild_id)
-            .collect();
-        let waits: Vec<Receiver<()>> = live
-            .into_iter()
-            .map(|guild_id| {
-                let (reply, answer) = channel();
-                self.send(Command::Leave {
-                    guild_id,
-                    reply: Some(reply),
-                });
-                answer
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        for w in waits {
-            let _ = w.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-        }
-        shutdown(&self.tx);
-        if let Some(thread) = self.engine.thread.take() {
-            let _ = thread.join();
-        }
+        self.handle.shutdown(Duration::from_secs(3));
         failed
     }
 
@@ -235,19 +202,6 @@ impl Voice {
     fn send(&self, command: Command) {
         let _ = self.tx.send(EngineMsg::Command(command));
     }
-}
-
-impl Drop for Voice {
-    fn drop(&mut self) {
-        if let Some(thread) = self.engine.thread.take() {
-            shutdown(&self.tx);
-            let _ = thread.join();
-        }
-    }
-}
-
-fn shutdown(tx: &Sender<EngineMsg>) {
-    let _ = tx.send(EngineMsg::Command(Command::Shutdown));
 }
 
 /// One guild's voice session.
