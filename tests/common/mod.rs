@@ -105,3 +105,21 @@ pub fn assert_no_violations(sim: &Simulator) {
     let v = sim.violations();
     assert!(v.is_empty(), "protocol violations: {v:#?}");
 }
+
+/// Waits (up to `timeout`) until the status snapshot satisfies `pred`; the snapshot follows the
+/// engine by up to one tick.
+pub fn wait_status(
+    voice: &Voice,
+    timeout: Duration,
+    pred: impl Fn(&voxboard::engine::Status) -> bool,
+) -> voxboard::engine::Status {
+    let status = voice.status();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = status.borrow().clone();
+        if pred(&now) || Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
