@@ -14,5 +14,7 @@ pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
 pub mod decode;
+pub mod library;
+pub mod loudness;
 pub mod opus;
 pub mod resample;
