@@ -14,6 +14,8 @@ pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
 pub mod decode;
+pub mod library;
+pub mod loudness;
 pub mod mixer;
 pub mod opus;
 pub mod resample;

@@ -1,0 +1,106 @@
+//! Loudness of a clip (EBU R128 integrated loudness) and the gain that brings it to a target.
+//!
+//! Measured once per decode, off the engine thread, so that "normalise" can make a quiet
+//! recording and a loud one sit at the same level in the mix.
+
+use ebur128::{EbuR128, Mode};
+
+use super::{CHANNELS, SAMPLE_RATE};
+
+/// Largest boost normalisation applies: +12 dB. Quieter clips stay quieter rather than
+/// turning their noise floor into a roar.
+pub const MAX_BOOST_DB: f64 = 12.0;
+
+/// Integrated loudness in LUFS of 48 kHz stereo interleaved samples, per EBU R128 (K-weighted,
+/// gated). `None` when there is nothing to measure: silence, or a clip shorter than one
+/// 400 ms gating block.
+pub fn integrated_lufs(samples_48k_stereo: &[f32]) -> Option<f64> {
+    let mut meter = EbuR128::new(CHANNELS as u32, SAMPLE_RATE, Mode::I).ok()?;
+    // Whole frames only: a stray odd sample would make the meter reject the slice.
+    let whole = samples_48k_stereo.len() - samples_48k_stereo.len() % CHANNELS;
+    meter.add_frames_f32(&samples_48k_stereo[..whole]).ok()?;
+    meter.loudness_global().ok().filter(|l| l.is_finite())
+}
+
+/// Linear gain that moves a clip measured at `lufs`, whose largest sample is `peak` (linear,
+/// 1.0 = 0 dBFS), to `target_lufs`. Boosts are capped at [`MAX_BOOST_DB`] and so that the peak
+/// stays at or below 0 dBFS; cuts are never capped. `None` for a silent clip.
+pub fn gain_to_target(lufs: f64, peak: f32, target_lufs: f64) -> Option<f32> {
+    if !lufs.is_finite() || !target_lufs.is_finite() || !(peak > 0.0) {
+        return None;
+    }
+    let wanted_db = target_lufs - lufs;
+    if wanted_db <= 0.0 {
+        return Some(db_to_linear(wanted_db) as f32);
+    }
+    let headroom_db = -20.0 * f64::from(peak).log10();
+    let boost_db = wanted_db.min(MAX_BOOST_DB).min(headroom_db.max(0.0));
+    Some(db_to_linear(boost_db) as f32)
+}
+
+fn db_to_linear(db: f64) -> f64 {
+    10f64.powf(db / 20.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `seconds` of a 1 kHz sine of peak `amplitude`, on the left, the right or both channels.
+    fn sine(amplitude: f32, seconds: f32, left: bool, right: bool) -> Vec<f32> {
+        let frames = (48_000.0 * seconds) as usize;
+        (0..frames)
+            .flat_map(|i| {
+                let s = amplitude * (i as f32 * 1000.0 * std::f32::consts::TAU / 48_000.0).sin();
+                [if left { s } else { 0.0 }, if right { s } else { 0.0 }]
+            })
+            .collect()
+    }
+
+    // R128 with the K-weighting's +0.691 dB at 1 kHz cancelled by its -0.691 offset: a sine of
+    // peak A in both channels reads 10·log10(2 · A²/2) = 20·log10(A) LUFS (EBU Tech 3341's
+    // "1 kHz at -23 dBFS in both channels gives -23 LUFS"); in one channel only, 3 dB less.
+
+    #[test]
+    fn stereo_sine_at_minus_20_dbfs_reads_minus_20_lufs() {
+        let lufs = integrated_lufs(&sine(0.1, 3.0, true, true)).expect("measurable");
+        assert!((lufs - -20.0).abs() < 0.2, "{lufs}");
+    }
+
+    #[test]
+    fn one_channel_sine_reads_3_db_lower() {
+        let lufs = integrated_lufs(&sine(0.1, 3.0, true, false)).expect("measurable");
+        assert!((lufs - -23.01).abs() < 0.2, "{lufs}");
+    }
+
+    #[test]
+    fn silence_and_tiny_clips_have_no_loudness() {
+        assert_eq!(integrated_lufs(&vec![0.0; 96_000]), None);
+        assert_eq!(integrated_lufs(&[]), None);
+        assert_eq!(integrated_lufs(&sine(0.5, 0.1, true, true)), None);
+        // An odd sample count (never made by the decoder) is measured, not refused.
+        let mut odd = sine(0.1, 1.0, true, true);
+        odd.push(0.0);
+        assert!(integrated_lufs(&odd).is_some());
+    }
+
+    #[test]
+    fn gain_reaches_target_within_caps() {
+        // Cut: always the full amount.
+        let g = gain_to_target(-10.0, 1.0, -20.0).expect("gain");
+        assert!((g - 0.316_23).abs() < 1e-4, "{g}");
+        // Boost of 6 dB with plenty of headroom.
+        let g = gain_to_target(-26.0, 0.1, -20.0).expect("gain");
+        assert!((g - 1.995_26).abs() < 1e-4, "{g}");
+        // Boost limited by the peak: 0.5 can rise by at most 2x (6.02 dB), not 10 dB.
+        let g = gain_to_target(-30.0, 0.5, -20.0).expect("gain");
+        assert!((g - 2.0).abs() < 1e-4, "{g}");
+        // Boost limited to +12 dB even with room to spare.
+        let g = gain_to_target(-50.0, 0.001, -20.0).expect("gain");
+        assert!((g - 3.981_07).abs() < 1e-4, "{g}");
+        // A clip already at full scale cannot be boosted at all.
+        assert_eq!(gain_to_target(-30.0, 1.0, -20.0), Some(1.0));
+        assert_eq!(gain_to_target(-30.0, 0.0, -20.0), None);
+        assert_eq!(gain_to_target(f64::NEG_INFINITY, 0.5, -20.0), None);
+    }
+}
