@@ -20,6 +20,13 @@ fn sim() -> Simulator {
     Simulator::start(SimConfig::default()).expect("simulator starts")
 }
 
+fn with_modes(modes: &[&str]) -> SimConfig {
+    SimConfig {
+        transport_modes: modes.iter().map(|m| m.to_string()).collect(),
+        ..SimConfig::default()
+    }
+}
+
 fn rules(sim: &Simulator) -> Vec<String> {
     sim.violations().into_iter().map(|v| v.rule).collect()
 }
@@ -44,14 +51,23 @@ async fn play_tone(s: &mut Session, frames: usize) {
 }
 
 async fn happy_path(mode: &str) {
-    let mut cfg = SimConfig::default();
-    cfg.transport_modes = vec![mode.to_string()];
-    let sim = Simulator::start(cfg).expect("start");
-    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, mode).await;
+    let sim = Simulator::start(with_modes(&[mode])).expect("start");
+    let mut s = join(
+        &sim.gateway_url(),
+        SimConfig::TEST_TOKEN,
+        GUILD,
+        VOICE,
+        mode,
+    )
+    .await;
     play_tone(&mut s, 50).await;
     // Let the silence watcher see the stop (>= 100 ms without packets).
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(sim.violations().is_empty(), "violations: {:?}", sim.violations());
+    assert!(
+        sim.violations().is_empty(),
+        "violations: {:?}",
+        sim.violations()
+    );
     let heard = sim.heard(GUILD);
     assert_eq!(heard.audio_frames(), 50);
     assert_eq!(heard.frames.len(), 55);
@@ -61,9 +77,18 @@ async fn happy_path(mode: &str) {
     let hz = zero_crossing_hz(&mono[4800..]);
     assert!((430.0..450.0).contains(&hz), "heard {hz} Hz");
     let ev = sim.events();
-    assert!(ev.iter().any(|e| matches!(e, SimEvent::MainIdentify { intents: 129 })));
-    assert!(ev.iter().any(|e| matches!(e, SimEvent::SessionDescription { mode: m, .. } if m == mode)));
-    assert!(ev.iter().any(|e| matches!(e, SimEvent::Speaking { speaking: 1, .. })));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, SimEvent::MainIdentify { intents: 129 }))
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, SimEvent::SessionDescription { mode: m, .. } if m == mode))
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, SimEvent::Speaking { speaking: 1, .. }))
+    );
 }
 
 #[tokio::test]
@@ -84,8 +109,16 @@ async fn wrong_key_is_flagged_rtp_decrypt() {
     s.media.key[0] ^= 0xFF;
     s.media.send(&sine_opus(440.0, 1)[0]).await;
     settle(&sim, Some("rtp.decrypt"));
-    assert!(rules(&sim).contains(&"rtp.decrypt".to_string()), "{:?}", sim.violations());
-    assert_eq!(sim.heard(GUILD).frames.len(), 0, "an undecryptable packet is not heard");
+    assert!(
+        rules(&sim).contains(&"rtp.decrypt".to_string()),
+        "{:?}",
+        sim.violations()
+    );
+    assert_eq!(
+        sim.heard(GUILD).frames.len(),
+        0,
+        "an undecryptable packet is not heard"
+    );
 }
 
 #[tokio::test]
@@ -108,7 +141,11 @@ async fn audio_before_speaking_is_flagged() {
     let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
     s.media.send(&sine_opus(440.0, 1)[0]).await;
     settle(&sim, Some("rtp.before_speaking"));
-    assert!(rules(&sim).contains(&"rtp.before_speaking".to_string()), "{:?}", sim.violations());
+    assert!(
+        rules(&sim).contains(&"rtp.before_speaking".to_string()),
+        "{:?}",
+        sim.violations()
+    );
 }
 
 #[tokio::test]
@@ -117,8 +154,11 @@ async fn bad_voice_identify_token_is_closed_4004() {
     let mut main = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
     let (sid, _token, endpoint) = join_channel(&mut main, GUILD, VOICE).await;
     let mut voice = Voice::connect(&endpoint).await;
-    send(&mut voice.ws, json!({"op": 0, "d": {"server_id": GUILD.to_string(), "user_id": main.user_id,
-        "session_id": sid, "token": "not-the-token", "max_dave_protocol_version": 0}}))
+    send(
+        &mut voice.ws,
+        json!({"op": 0, "d": {"server_id": GUILD.to_string(), "user_id": main.user_id,
+        "session_id": sid, "token": "not-the-token", "max_dave_protocol_version": 0}}),
+    )
     .await;
     assert_eq!(expect_close(&mut voice.ws).await, Some(4004));
     assert!(rules(&sim).contains(&"voice.auth".to_string()));
@@ -131,7 +171,10 @@ async fn bad_main_token_is_closed_4004() {
     recv_op(&mut ws, 10).await;
     send(&mut ws, identify_payload("wrong.token")).await;
     assert_eq!(expect_close(&mut ws).await, Some(4004));
-    assert!(sim.wait_for(STEP, |e| e.iter().any(|e| matches!(e, SimEvent::MainClosed { code: Some(4004) }))));
+    assert!(sim.wait_for(STEP, |e| {
+        e.iter()
+            .any(|e| matches!(e, SimEvent::MainClosed { code: Some(4004) }))
+    }));
 }
 
 #[tokio::test]
@@ -157,7 +200,12 @@ async fn main_gateway_refuses_bad_versions_early_payloads_and_double_identify() 
     let mut m = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
     send(&mut m.ws, json!({"op": 1, "d": m.last_s})).await;
     assert_eq!(recv_op(&mut m.ws, 11).await["op"], 11);
-    futures_util::SinkExt::send(&mut m.ws, tokio_tungstenite::tungstenite::Message::text("x".repeat(5000))).await.expect("send");
+    futures_util::SinkExt::send(
+        &mut m.ws,
+        tokio_tungstenite::tungstenite::Message::text("x".repeat(5000)),
+    )
+    .await
+    .expect("send");
     assert_eq!(expect_close(&mut m.ws).await, Some(4002));
 }
 
@@ -169,15 +217,16 @@ async fn op4_for_a_text_channel_is_ignored_with_a_violation() {
     send(&mut m.ws, json!({"op": 1, "d": m.last_s})).await;
     // Nothing comes back for the refused op 4: the next message is the heartbeat ACK.
     let next = recv(&mut m.ws).await;
-    assert!(matches!(&next, Got::Json(v) if v["op"] == 11), "got {next:?}");
+    assert!(
+        matches!(&next, Got::Json(v) if v["op"] == 11),
+        "got {next:?}"
+    );
     assert_eq!(rules(&sim), vec!["main.op4_not_voice".to_string()]);
 }
 
 #[tokio::test]
 async fn select_protocol_with_unoffered_mode_is_closed_4016() {
-    let mut cfg = SimConfig::default();
-    cfg.transport_modes = vec![XCHACHA.to_string()];
-    let sim = Simulator::start(cfg).expect("start");
+    let sim = Simulator::start(with_modes(&[XCHACHA])).expect("start");
     let mut main = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
     let (sid, token, endpoint) = join_channel(&mut main, GUILD, VOICE).await;
     let mut voice = Voice::connect(&endpoint).await;
@@ -201,7 +250,10 @@ async fn voice_resume_replays_missed_messages_and_keeps_the_key() {
     let (ip, uport) = media.discover().await;
     send(&mut voice.ws, json!({"op": 1, "d": {"protocol": "udp", "data": {"address": ip, "port": uport, "mode": AES}}})).await;
     // The Session Description is sent, but the socket drops before we read it.
-    assert!(sim.wait_for(STEP, |e| e.iter().any(|e| matches!(e, SimEvent::SessionDescription { .. }))));
+    assert!(sim.wait_for(STEP, |e| {
+        e.iter()
+            .any(|e| matches!(e, SimEvent::SessionDescription { .. }))
+    }));
     sim.drop_voice(GUILD);
     let acked = voice.last_seq;
     assert_eq!(acked, 1, "only Ready was read");
@@ -210,15 +262,32 @@ async fn voice_resume_replays_missed_messages_and_keeps_the_key() {
     send(&mut voice.ws, json!({"op": 7, "d": {"server_id": "100", "session_id": sid, "token": token, "seq_ack": acked}})).await;
     voice.recv_op(8).await;
     let resumed = voice.next().await;
-    assert!(matches!(&resumed, Got::Json(v) if v["op"] == 9), "got {resumed:?}");
+    assert!(
+        matches!(&resumed, Got::Json(v) if v["op"] == 9),
+        "got {resumed:?}"
+    );
     let desc = voice.recv_op(4).await;
     assert_eq!(desc["seq"], 2);
-    assert!(sim.wait_for(STEP, |e| e.iter().any(|e| matches!(e, SimEvent::VoiceResumed { replayed: 1, .. }))));
+    assert!(sim.wait_for(STEP, |e| {
+        e.iter()
+            .any(|e| matches!(e, SimEvent::VoiceResumed { replayed: 1, .. }))
+    }));
 
     // The replayed key works on the same UDP session.
-    media.key = desc["d"]["secret_key"].as_array().expect("key").iter().map(|b| b.as_u64().expect("u8") as u8).collect::<Vec<_>>().try_into().expect("32");
+    media.key = desc["d"]["secret_key"]
+        .as_array()
+        .expect("key")
+        .iter()
+        .map(|b| b.as_u64().expect("u8") as u8)
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("32");
     media.mode = AES.into();
-    send(&mut voice.ws, json!({"op": 5, "d": {"speaking": 1, "delay": 0, "ssrc": ssrc}})).await;
+    send(
+        &mut voice.ws,
+        json!({"op": 5, "d": {"speaking": 1, "delay": 0, "ssrc": ssrc}}),
+    )
+    .await;
     for f in sine_opus(440.0, 5) {
         media.send(&f).await;
     }
@@ -247,20 +316,41 @@ async fn main_resume_replays_missed_dispatches_then_resumed() {
     let ready = recv_dispatch(&mut ws, "READY").await;
     assert_eq!(ready["s"], 1);
     let sid = ready["d"]["session_id"].as_str().expect("sid").to_string();
-    let resume_url = ready["d"]["resume_gateway_url"].as_str().expect("url").to_string();
+    let resume_url = ready["d"]["resume_gateway_url"]
+        .as_str()
+        .expect("url")
+        .to_string();
     sim.drop_main();
-    assert_eq!(expect_close(&mut ws).await, None, "dropped without a close frame");
+    assert_eq!(
+        expect_close(&mut ws).await,
+        None,
+        "dropped without a close frame"
+    );
 
     let mut ws = connect(&format!("{resume_url}/?v=10&encoding=json")).await;
     recv_op(&mut ws, 10).await;
-    send(&mut ws, json!({"op": 6, "d": {"token": SimConfig::TEST_TOKEN, "session_id": sid, "seq": 1}})).await;
+    send(
+        &mut ws,
+        json!({"op": 6, "d": {"token": SimConfig::TEST_TOKEN, "session_id": sid, "seq": 1}}),
+    )
+    .await;
     let gc = recv_op(&mut ws, 0).await;
-    assert_eq!((gc["t"].as_str(), gc["s"].as_u64()), (Some("GUILD_CREATE"), Some(2)));
+    assert_eq!(
+        (gc["t"].as_str(), gc["s"].as_u64()),
+        (Some("GUILD_CREATE"), Some(2))
+    );
     let resumed = recv_op(&mut ws, 0).await;
-    assert_eq!((resumed["t"].as_str(), resumed["s"].as_u64()), (Some("RESUMED"), Some(3)));
+    assert_eq!(
+        (resumed["t"].as_str(), resumed["s"].as_u64()),
+        (Some("RESUMED"), Some(3))
+    );
 
     let mut ws = connect(&format!("{resume_url}/?v=10&encoding=json")).await;
-    send(&mut ws, json!({"op": 6, "d": {"token": SimConfig::TEST_TOKEN, "session_id": "nope", "seq": 1}})).await;
+    send(
+        &mut ws,
+        json!({"op": 6, "d": {"token": SimConfig::TEST_TOKEN, "session_id": "nope", "seq": 1}}),
+    )
+    .await;
     let inv = recv_op(&mut ws, 9).await;
     assert_eq!(inv["d"], false);
 }
@@ -281,7 +371,10 @@ async fn missing_silence_tail_and_seq_gap_are_flagged() {
     }
     // Stop without the five silence frames.
     settle(&sim, Some("rtp.silence_tail"));
-    assert_eq!(rules(&sim), vec!["rtp.seq".to_string(), "rtp.silence_tail".to_string()]);
+    assert_eq!(
+        rules(&sim),
+        vec!["rtp.seq".to_string(), "rtp.silence_tail".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -300,12 +393,33 @@ async fn packets_the_simulator_drops_are_not_held_against_the_client() {
 async fn speaking_with_a_foreign_ssrc_and_string_heartbeat_nonce_are_flagged() {
     let sim = sim();
     let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
-    send(&mut s.voice.ws, json!({"op": 5, "d": {"speaking": 1, "delay": 0, "ssrc": s.media.ssrc.wrapping_add(1)}})).await;
-    send(&mut s.voice.ws, json!({"op": 3, "d": {"t": "123", "seq_ack": s.voice.last_seq}})).await;
-    send(&mut s.voice.ws, json!({"op": 3, "d": {"t": 123, "seq_ack": s.voice.last_seq}})).await;
+    send(
+        &mut s.voice.ws,
+        json!({"op": 5, "d": {"speaking": 1, "delay": 0, "ssrc": s.media.ssrc.wrapping_add(1)}}),
+    )
+    .await;
+    send(
+        &mut s.voice.ws,
+        json!({"op": 3, "d": {"t": "123", "seq_ack": s.voice.last_seq}}),
+    )
+    .await;
+    send(
+        &mut s.voice.ws,
+        json!({"op": 3, "d": {"t": 123, "seq_ack": s.voice.last_seq}}),
+    )
+    .await;
     let ack = s.voice.recv_op(6).await;
-    assert_eq!(ack["d"]["t"], 123, "only the valid heartbeat is acknowledged");
-    assert_eq!(rules(&sim), vec!["voice.speaking_ssrc".to_string(), "voice.heartbeat_nonce".to_string()]);
+    assert_eq!(
+        ack["d"]["t"], 123,
+        "only the valid heartbeat is acknowledged"
+    );
+    assert_eq!(
+        rules(&sim),
+        vec![
+            "voice.speaking_ssrc".to_string(),
+            "voice.heartbeat_nonce".to_string()
+        ]
+    );
 }
 
 #[tokio::test]
@@ -335,8 +449,53 @@ async fn region_move_sends_the_other_endpoint_and_a_new_token() {
     let mut v = Voice::connect(&endpoint).await;
     send(&mut v.ws, json!({"op": 0, "d": {"server_id": "100", "user_id": s.main.user_id, "session_id": s.voice_session_id, "token": token}})).await;
     let ready = v.recv_op(2).await;
-    assert_ne!(ready["d"]["port"].as_u64(), Some(u64::from(s.media.sock.peer_addr().expect("peer").port())));
+    assert_ne!(
+        ready["d"]["port"].as_u64(),
+        Some(u64::from(s.media.sock.peer_addr().expect("peer").port()))
+    );
     // The old session is over: its socket gets closed.
     let code = expect_close(&mut s.voice.ws).await;
-    assert!(matches!(code, Some(4022)), "old socket closed with {code:?}");
+    assert!(
+        matches!(code, Some(4022)),
+        "old socket closed with {code:?}"
+    );
+}
+
+#[tokio::test]
+async fn main_rate_limit_closes_4008() {
+    let sim = sim();
+    let mut m = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
+    // Identify was payload 1; 120 more heartbeats make 121 in one minute.
+    for _ in 0..120 {
+        send(&mut m.ws, json!({"op": 1, "d": m.last_s})).await;
+    }
+    assert_eq!(expect_close(&mut m.ws).await, Some(4008));
+    assert!(rules(&sim).contains(&"main.rate_limit".to_string()));
+}
+
+#[tokio::test]
+async fn voice_close_4015_stays_resumable_but_4014_does_not() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    sim.close_voice(GUILD, 4015);
+    assert_eq!(expect_close(&mut s.voice.ws).await, Some(4015));
+    let resume = json!({"op": 7, "d": {"server_id": "100", "session_id": s.voice_session_id, "token": s.token, "seq_ack": s.voice.last_seq}});
+    let mut v = Voice::connect(&s.endpoint).await;
+    send(&mut v.ws, resume.clone()).await;
+    v.recv_op(9).await;
+
+    sim.close_voice(GUILD, 4014);
+    assert_eq!(expect_close(&mut v.ws).await, Some(4014));
+    let mut v = Voice::connect(&s.endpoint).await;
+    send(&mut v.ws, resume).await;
+    assert_eq!(expect_close(&mut v.ws).await, Some(4006));
+}
+
+#[tokio::test]
+async fn invalidated_main_session_ends_voice_with_4014() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    sim.main_invalidate(false);
+    assert_eq!(recv_op(&mut s.main.ws, 9).await["d"], false);
+    assert_eq!(expect_close(&mut s.voice.ws).await, Some(4014));
 }

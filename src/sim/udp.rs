@@ -120,7 +120,7 @@ fn admit(shared: &Shared, server: usize, pkt: &[u8]) -> Option<Instant> {
     let delay = gv.udp_delay;
     if gv.udp_drop_every > 0 {
         gv.udp_drop_counter += 1;
-        if gv.udp_drop_counter % gv.udp_drop_every == 0 {
+        if gv.udp_drop_counter.is_multiple_of(gv.udp_drop_every) {
             if let Some(v) = st.voice.get_mut(&vid) {
                 v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
             }

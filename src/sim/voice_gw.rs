@@ -470,7 +470,7 @@ impl Conn {
             );
         };
         let t = obj.get("t").cloned().unwrap_or(Value::Null);
-        if !t.as_u64().is_some_and(|n| n < 1 << 53) {
+        if t.as_u64().is_none_or(|n| n >= 1 << 53) {
             return st.violation(g, "voice.heartbeat_nonce", format!("heartbeat t must be an integer JSON number below 2^53, got {t}; not acknowledged"));
         }
         let seq_ack = match obj.get("seq_ack") {

@@ -13,6 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// Accepts a websocket and returns it with the request's path and query ("/?v=8").
+// The callback's Result type is tungstenite's, not ours to shrink.
+#[allow(clippy::result_large_err)]
 pub async fn accept(stream: TcpStream) -> anyhow::Result<(Ws, String)> {
     let mut path = String::new();
     let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp: Response| {

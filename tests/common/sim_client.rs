@@ -41,9 +41,13 @@ pub async fn send(ws: &mut Ws, v: Value) {
 /// The next frame, or Closed(code) when the socket ends (None: no close frame).
 pub async fn recv(ws: &mut Ws) -> Got {
     loop {
-        let m = tokio::time::timeout(STEP, ws.next()).await.expect("nothing received in 5 s");
+        let m = tokio::time::timeout(STEP, ws.next())
+            .await
+            .expect("nothing received in 5 s");
         return match m {
-            Some(Ok(Message::Text(t))) => Got::Json(serde_json::from_str(&t).expect("server sent bad JSON")),
+            Some(Ok(Message::Text(t))) => {
+                Got::Json(serde_json::from_str(&t).expect("server sent bad JSON"))
+            }
             Some(Ok(Message::Binary(b))) => Got::Binary(b.to_vec()),
             Some(Ok(Message::Close(f))) => Got::Closed(f.map(|f| u16::from(f.code))),
             Some(Ok(_)) => continue,
@@ -82,7 +86,10 @@ pub async fn recv_dispatch(ws: &mut Ws, t: &str) -> Value {
 }
 
 pub fn snowflake(v: &Value) -> u64 {
-    v.as_str().expect("snowflake string").parse().expect("snowflake")
+    v.as_str()
+        .expect("snowflake string")
+        .parse()
+        .expect("snowflake")
 }
 
 /// Main gateway: connect, Hello, Identify, READY, every GUILD_CREATE.
@@ -101,11 +108,24 @@ pub async fn main_identify(url: &str, token: &str) -> Main {
     let ready = recv_dispatch(&mut ws, "READY").await;
     let mut last_s = ready["s"].as_u64().expect("s");
     for _ in 0..ready["d"]["guilds"].as_array().expect("guilds").len() {
-        last_s = recv_dispatch(&mut ws, "GUILD_CREATE").await["s"].as_u64().expect("s");
+        last_s = recv_dispatch(&mut ws, "GUILD_CREATE").await["s"]
+            .as_u64()
+            .expect("s");
     }
-    let session_id = ready["d"]["session_id"].as_str().expect("session_id").to_string();
-    let user_id = ready["d"]["user"]["id"].as_str().expect("user id").to_string();
-    Main { ws, session_id, user_id, last_s }
+    let session_id = ready["d"]["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_string();
+    let user_id = ready["d"]["user"]["id"]
+        .as_str()
+        .expect("user id")
+        .to_string();
+    Main {
+        ws,
+        session_id,
+        user_id,
+        last_s,
+    }
 }
 
 pub fn identify_payload(token: &str) -> Value {
@@ -115,17 +135,25 @@ pub fn identify_payload(token: &str) -> Value {
 
 /// The two dispatches op 4 brings back: (voice session_id, token, endpoint).
 pub async fn join_channel(main: &mut Main, guild: u64, channel: u64) -> (String, String, String) {
-    send(&mut main.ws, json!({"op": 4, "d": {"guild_id": guild.to_string(), "channel_id": channel.to_string(),
-        "self_mute": false, "self_deaf": false}}))
+    send(
+        &mut main.ws,
+        json!({"op": 4, "d": {"guild_id": guild.to_string(), "channel_id": channel.to_string(),
+        "self_mute": false, "self_deaf": false}}),
+    )
     .await;
     let (mut session, mut server) = (None, None);
     while session.is_none() || server.is_none() {
         let v = recv_op(&mut main.ws, 0).await;
         main.last_s = v["s"].as_u64().expect("s");
         match v["t"].as_str() {
-            Some("VOICE_STATE_UPDATE") => session = Some(v["d"]["session_id"].as_str().expect("sid").to_string()),
+            Some("VOICE_STATE_UPDATE") => {
+                session = Some(v["d"]["session_id"].as_str().expect("sid").to_string())
+            }
             Some("VOICE_SERVER_UPDATE") => {
-                server = Some((v["d"]["token"].as_str().expect("token").to_string(), v["d"]["endpoint"].as_str().expect("endpoint").to_string()))
+                server = Some((
+                    v["d"]["token"].as_str().expect("token").to_string(),
+                    v["d"]["endpoint"].as_str().expect("endpoint").to_string(),
+                ))
             }
             _ => {}
         }
@@ -142,7 +170,10 @@ pub struct Voice {
 
 impl Voice {
     pub async fn connect(endpoint: &str) -> Voice {
-        Voice { ws: connect(&format!("ws://{endpoint}/?v=8")).await, last_seq: -1 }
+        Voice {
+            ws: connect(&format!("ws://{endpoint}/?v=8")).await,
+            last_seq: -1,
+        }
     }
 
     pub async fn recv_op(&mut self, op: u64) -> Value {
@@ -182,7 +213,15 @@ impl Media {
     pub async fn new(server: SocketAddr, ssrc: u32) -> Media {
         let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         sock.connect(server).await.expect("connect udp");
-        Media { sock, ssrc, mode: String::new(), key: [0; 32], seq: 40_000, ts: 123_456, nonce: 0 }
+        Media {
+            sock,
+            ssrc,
+            mode: String::new(),
+            key: [0; 32],
+            seq: 40_000,
+            ts: 123_456,
+            nonce: 0,
+        }
     }
 
     /// IP discovery (doc §4.1): returns the address and port the server saw.
@@ -193,7 +232,10 @@ impl Media {
         req[4..8].copy_from_slice(&self.ssrc.to_be_bytes());
         self.sock.send(&req).await.expect("send discovery");
         let mut buf = [0u8; 128];
-        let n = tokio::time::timeout(STEP, self.sock.recv(&mut buf)).await.expect("no discovery reply").expect("recv");
+        let n = tokio::time::timeout(STEP, self.sock.recv(&mut buf))
+            .await
+            .expect("no discovery reply")
+            .expect("recv");
         assert_eq!(n, 74);
         assert_eq!(&buf[..2], &2u16.to_be_bytes());
         assert_eq!(&buf[4..8], &self.ssrc.to_be_bytes());
@@ -215,12 +257,24 @@ impl Media {
             "aead_aes256_gcm_rtpsize" => {
                 let mut n = [0u8; 12];
                 n[..4].copy_from_slice(&nonce.to_be_bytes());
-                Aes256Gcm::new(&self.key.into()).encrypt(&n.into(), Payload { msg: payload, aad: &hdr })
+                Aes256Gcm::new(&self.key.into()).encrypt(
+                    &n.into(),
+                    Payload {
+                        msg: payload,
+                        aad: &hdr,
+                    },
+                )
             }
             "aead_xchacha20_poly1305_rtpsize" => {
                 let mut n = [0u8; 24];
                 n[..4].copy_from_slice(&nonce.to_be_bytes());
-                XChaCha20Poly1305::new(&self.key.into()).encrypt(&n.into(), Payload { msg: payload, aad: &hdr })
+                XChaCha20Poly1305::new(&self.key.into()).encrypt(
+                    &n.into(),
+                    Payload {
+                        msg: payload,
+                        aad: &hdr,
+                    },
+                )
             }
             m => panic!("test client has no mode {m}"),
         }
@@ -255,7 +309,8 @@ impl Media {
 pub fn sine_opus(freq: f32, n: usize) -> Vec<Vec<u8>> {
     use audiopus::coder::Encoder;
     use audiopus::{Application, Channels, SampleRate};
-    let enc = Encoder::new(SampleRate::Hz48000, Channels::Stereo, Application::Audio).expect("encoder");
+    let enc =
+        Encoder::new(SampleRate::Hz48000, Channels::Stereo, Application::Audio).expect("encoder");
     let mut i = 0usize;
     (0..n)
         .map(|_| {
@@ -276,7 +331,10 @@ pub fn sine_opus(freq: f32, n: usize) -> Vec<Vec<u8>> {
 
 /// Dominant frequency estimate from upward zero crossings.
 pub fn zero_crossing_hz(mono: &[f32]) -> f32 {
-    let ups = mono.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    let ups = mono
+        .windows(2)
+        .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+        .count();
     ups as f32 * 48_000.0 / mono.len() as f32
 }
 
@@ -297,8 +355,11 @@ pub async fn join(url: &str, token: &str, guild: u64, channel: u64, mode: &str) 
     let mut main = main_identify(url, token).await;
     let (voice_session_id, vtoken, endpoint) = join_channel(&mut main, guild, channel).await;
     let mut voice = Voice::connect(&endpoint).await;
-    send(&mut voice.ws, json!({"op": 0, "d": {"server_id": guild.to_string(), "user_id": main.user_id,
-        "session_id": voice_session_id, "token": vtoken, "max_dave_protocol_version": 0}}))
+    send(
+        &mut voice.ws,
+        json!({"op": 0, "d": {"server_id": guild.to_string(), "user_id": main.user_id,
+        "session_id": voice_session_id, "token": vtoken, "max_dave_protocol_version": 0}}),
+    )
     .await;
     voice.recv_op(8).await;
     let ready = voice.recv_op(2).await;
@@ -309,14 +370,31 @@ pub async fn join(url: &str, token: &str, guild: u64, channel: u64, mode: &str) 
     send(&mut voice.ws, json!({"op": 1, "d": {"protocol": "udp", "data": {"address": ip, "port": uport, "mode": mode}}})).await;
     let desc = voice.recv_op(4).await;
     assert_eq!(desc["d"]["mode"], mode);
-    let key: Vec<u8> = desc["d"]["secret_key"].as_array().expect("key").iter().map(|b| b.as_u64().expect("byte") as u8).collect();
+    let key: Vec<u8> = desc["d"]["secret_key"]
+        .as_array()
+        .expect("key")
+        .iter()
+        .map(|b| b.as_u64().expect("byte") as u8)
+        .collect();
     media.key = key.try_into().expect("32-byte key");
     media.mode = mode.to_string();
-    Session { main, voice, media, guild, voice_session_id, token: vtoken, endpoint }
+    Session {
+        main,
+        voice,
+        media,
+        guild,
+        voice_session_id,
+        token: vtoken,
+        endpoint,
+    }
 }
 
 impl Session {
     pub async fn speaking(&mut self, flags: u32) {
-        send(&mut self.voice.ws, json!({"op": 5, "d": {"speaking": flags, "delay": 0, "ssrc": self.media.ssrc}})).await;
+        send(
+            &mut self.voice.ws,
+            json!({"op": 5, "d": {"speaking": flags, "delay": 0, "ssrc": self.media.ssrc}}),
+        )
+        .await;
     }
 }
