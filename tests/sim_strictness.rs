@@ -48,6 +48,8 @@ async fn play_tone(s: &mut Session, frames: usize) {
         s.media.send(&f).await;
     }
     s.media.send_silence(5).await;
+    // discord.js order: five silence frames, then speaking 0.
+    s.speaking(0).await;
 }
 
 async fn happy_path(mode: &str) {
@@ -498,4 +500,20 @@ async fn invalidated_main_session_ends_voice_with_4014() {
     sim.main_invalidate(false);
     assert_eq!(recv_op(&mut s.main.ws, 9).await["d"], false);
     assert_eq!(expect_close(&mut s.voice.ws).await, Some(4014));
+}
+
+#[tokio::test]
+async fn speaking_zero_without_silence_frames_is_flagged() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    s.speaking(1).await;
+    for f in sine_opus(440.0, 10) {
+        s.media.send(&f).await;
+    }
+    s.speaking(0).await;
+    settle(&sim, Some("rtp.silence_tail"));
+    let v = sim.violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].rule, "rtp.silence_tail");
+    assert_eq!(v[0].guild_id, Some(GUILD));
 }

@@ -95,6 +95,8 @@ pub struct RtpTrack {
     /// Audio frames flowed since the last stop.
     pub in_audio: bool,
     pub last_packet_at: Option<Instant>,
+    /// When op 5 with speaking 0 arrived: a stop the silence rule applies to.
+    pub speaking_off_at: Option<Instant>,
 }
 
 /// A voice gateway session (survives its socket for ~60 s for resume).

@@ -23,6 +23,7 @@ pub const STOP_GAP: Duration = Duration::from_millis(100);
 /// How long a packet that beat its op 5 over loopback is given for the op 5 to be processed.
 const SPEAKING_GRACE: Duration = Duration::from_millis(50);
 const TS_STEP: u32 = FRAME_SAMPLES as u32;
+const FRAME_PERIOD: Duration = Duration::from_millis(20);
 
 struct Queued {
     pkt: Vec<u8>,
@@ -350,43 +351,61 @@ fn decode(decoders: &mut HashMap<u32, Decoder>, ssrc: u32, payload: &[u8]) -> Op
     })
 }
 
-/// Runs every 20 ms: when a session's audio has stopped (no packet for STOP_GAP after audio
-/// frames), the last five frames must have been silence frames (§4.3).
+/// Runs every 20 ms: when a session's audio stops (no packet for STOP_GAP after audio frames, or
+/// op 5 speaking 0), the last five frames must have been silence frames (§4.3). A speaking-0 stop
+/// is judged once the packets sent before it have had time to be processed (the guild's injected
+/// delay plus two frame periods), since UDP and the websocket race each other.
 pub async fn silence_watch(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tick.tick().await;
         let now = Instant::now();
         let mut st = shared.lock();
+        let delays: HashMap<u64, Duration> =
+            st.guilds.iter().map(|(g, gv)| (*g, gv.udp_delay)).collect();
         let mut found = Vec::new();
         for v in st.voice.values_mut() {
+            let settle = delays.get(&v.guild_id).copied().unwrap_or_default() + 2 * FRAME_PERIOD;
             let t = &mut v.rtp;
-            if t.in_audio
-                && t.last_packet_at
-                    .is_some_and(|at| now.duration_since(at) >= STOP_GAP)
-            {
-                t.in_audio = false;
-                // Trailing frames the simulator itself dropped count as unknown, not as audio.
-                if let Some((mut ls, mut lt)) = t.last {
-                    while t.skipped.remove(&ls.wrapping_add(1)).is_some() {
-                        (ls, lt) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
-                        t.tail.push_back(Tail::Unknown);
-                        if t.tail.len() > 5 {
-                            t.tail.pop_front();
-                        }
+            let gap = t
+                .last_packet_at
+                .is_some_and(|at| now.duration_since(at) >= STOP_GAP);
+            let off = t
+                .speaking_off_at
+                .is_some_and(|at| now.duration_since(at) >= settle);
+            if !(t.in_audio && (gap || off)) {
+                if off {
+                    t.speaking_off_at = None;
+                }
+                continue;
+            }
+            t.in_audio = false;
+            t.speaking_off_at = None;
+            // Trailing frames the simulator itself dropped count as unknown, not as audio.
+            if let Some((mut ls, mut lt)) = t.last {
+                while t.skipped.remove(&ls.wrapping_add(1)).is_some() {
+                    (ls, lt) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
+                    t.tail.push_back(Tail::Unknown);
+                    if t.tail.len() > 5 {
+                        t.tail.pop_front();
                     }
-                    t.last = Some((ls, lt));
                 }
-                let ok = t.tail.len() == 5 && t.tail.iter().all(|e| *e != Tail::Audio);
-                if !ok {
-                    found.push((
-                        v.guild_id,
-                        format!(
-                            "audio stopped after {:?}; the last 5 frames must be F8 FF FE silence",
-                            t.tail
-                        ),
-                    ));
-                }
+                t.last = Some((ls, lt));
+            }
+            let ok = t.tail.len() == 5 && t.tail.iter().all(|e| *e != Tail::Audio);
+            if !ok {
+                let why = if gap {
+                    "audio stopped"
+                } else {
+                    "speaking went to 0"
+                };
+                found.push((
+                    v.guild_id,
+                    format!(
+                        "{why} after {:?}; the last 5 frames must be F8 FF FE silence",
+                        t.tail
+                    ),
+                ));
             }
         }
         for (g, detail) in found {

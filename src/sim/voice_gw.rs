@@ -456,6 +456,7 @@ impl Conn {
         }
         if let Some(v) = st.voice.get_mut(&vid) {
             v.speaking = Some(speaking);
+            v.rtp.speaking_off_at = (speaking == 0).then(Instant::now);
         }
     }
 
