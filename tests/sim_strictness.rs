@@ -42,6 +42,18 @@ fn settle(sim: &Simulator, rule: Option<&str>) {
     }
 }
 
+/// Waits until the listener heard `n` frames in GUILD.
+fn wait_heard(sim: &Simulator, n: usize) -> bool {
+    let end = std::time::Instant::now() + STEP;
+    while sim.heard(GUILD).frames.len() < n {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
 async fn play_tone(s: &mut Session, frames: usize) {
     s.speaking(1).await;
     for f in sine_opus(440.0, frames) {
@@ -516,4 +528,39 @@ async fn speaking_zero_without_silence_frames_is_flagged() {
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].rule, "rtp.silence_tail");
     assert_eq!(v[0].guild_id, Some(GUILD));
+}
+
+#[tokio::test]
+async fn malformed_op4_is_closed_4001_even_with_a_long_payload() {
+    let sim = sim();
+    let mut m = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
+    let pad = "x".repeat(300);
+    send(&mut m.ws, json!({"op": 4, "d": {"guild_id": "100", "channel_id": "1002", "self_mute": "no", "self_deaf": false, "pad": pad}})).await;
+    assert_eq!(expect_close(&mut m.ws).await, Some(4001));
+    assert_eq!(rules(&sim), vec!["main.op4_payload".to_string()]);
+}
+
+#[tokio::test]
+async fn audio_after_speaking_zero_is_flagged_but_registration_with_zero_is_fine() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    // discord.py registers the SSRC with speaking 0, then sets 1 before playing: clean.
+    s.speaking(0).await;
+    play_tone(&mut s, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    // Now speaking is 0 and audio comes anyway.
+    for f in sine_opus(440.0, 3) {
+        s.media.send(&f).await;
+    }
+    s.media.send_silence(5).await;
+    assert!(
+        wait_heard(&sim, 18),
+        "heard {}",
+        sim.heard(GUILD).frames.len()
+    );
+    assert_eq!(
+        rules(&sim),
+        vec!["rtp.audio_while_not_speaking".to_string(); 3]
+    );
 }

@@ -115,6 +115,8 @@ pub struct VoiceSession {
     pub discovered: Option<SocketAddr>,
     /// Last op 5 `speaking` value; None until the first op 5.
     pub speaking: Option<u32>,
+    /// When that op 5 was processed.
+    pub speaking_at: Option<Instant>,
     pub rtp: RtpTrack,
 }
 

@@ -22,11 +22,15 @@ use crate::audio::{FRAME_LEN, FRAME_SAMPLES};
 pub const STOP_GAP: Duration = Duration::from_millis(100);
 /// How long a packet that beat its op 5 over loopback is given for the op 5 to be processed.
 const SPEAKING_GRACE: Duration = Duration::from_millis(50);
+/// How far a packet's arrival may trail the op 5 that stopped speaking and still count as sent
+/// before it (the UDP and websocket tasks are scheduled independently).
+const SPEAKING_RACE: Duration = Duration::from_millis(20);
 const TS_STEP: u32 = FRAME_SAMPLES as u32;
 const FRAME_PERIOD: Duration = Duration::from_millis(20);
 
 struct Queued {
     pkt: Vec<u8>,
+    received: Instant,
     due: Instant,
 }
 
@@ -52,6 +56,7 @@ pub async fn serve(shared: Arc<Shared>, server: usize, socket: UdpSocket) {
             tracing::trace!(target: "voxboard::sim", "udp keepalive from {src}");
         } else if let Some(due) = admit(&shared, server, pkt) {
             let _ = tx.send(Queued {
+                received: Instant::now(),
                 pkt: pkt.to_vec(),
                 due,
             });
@@ -136,7 +141,7 @@ async fn process_loop(shared: Arc<Shared>, server: usize, mut rx: mpsc::Unbounde
     let mut decoders: HashMap<u32, Decoder> = HashMap::new();
     while let Some(q) = rx.recv().await {
         tokio::time::sleep_until(q.due.into()).await;
-        process(&shared, server, &mut decoders, &q.pkt).await;
+        process(&shared, server, &mut decoders, &q.pkt, q.received).await;
     }
 }
 
@@ -169,7 +174,13 @@ fn owner(st: &mut State, server: usize, ssrc: u32) -> Result<(u64, u64), Option<
     }
 }
 
-async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Decoder>, pkt: &[u8]) {
+async fn process(
+    shared: &Shared,
+    server: usize,
+    decoders: &mut HashMap<u32, Decoder>,
+    pkt: &[u8],
+    received: Instant,
+) {
     if (200..=204).contains(&pkt.get(1).copied().unwrap_or(0)) {
         return shared.lock().violation(
             None,
@@ -239,6 +250,9 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         }
     };
     let silence = dec.payload == SILENCE;
+    if !silence {
+        check_speaking_nonzero(shared, vid, g, hdr.seq, received).await;
+    }
     let pcm = if silence {
         Some(vec![0.0; FRAME_LEN])
     } else {
@@ -325,6 +339,37 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     heard.push_back(frame);
     while heard.len() > limit {
         heard.pop_front();
+    }
+}
+
+/// Audio needs a non-zero `speaking` (§3.3). A packet that left the client before its op 5
+/// speaking 0 was processed is fine; one after it waits briefly for a speaking 1 that may still be
+/// in the gateway's queue. Recorded, not dropped: the SFU still forwards the audio.
+async fn check_speaking_nonzero(
+    shared: &Shared,
+    vid: u64,
+    g: Option<u64>,
+    seq: u16,
+    received: Instant,
+) {
+    let waited = Instant::now();
+    loop {
+        let (speaking, at) = {
+            let st = shared.lock();
+            let Some(v) = st.voice.get(&vid) else { return };
+            (v.speaking, v.speaking_at)
+        };
+        let sent_before_off = at.is_some_and(|at| received <= at + SPEAKING_RACE);
+        if speaking != Some(0) || sent_before_off {
+            return;
+        }
+        if waited.elapsed() >= SPEAKING_GRACE {
+            let detail = format!("audio frame seq {seq} while speaking is 0");
+            return shared
+                .lock()
+                .violation(g, "rtp.audio_while_not_speaking", detail);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

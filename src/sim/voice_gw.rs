@@ -248,6 +248,7 @@ impl Conn {
                 cipher: None,
                 discovered: None,
                 speaking: None,
+                speaking_at: None,
                 rtp: RtpTrack::default(),
             },
         );
@@ -456,6 +457,7 @@ impl Conn {
         }
         if let Some(v) = st.voice.get_mut(&vid) {
             v.speaking = Some(speaking);
+            v.speaking_at = Some(Instant::now());
             v.rtp.speaking_off_at = (speaking == 0).then(Instant::now);
         }
     }

@@ -41,7 +41,7 @@ pub async fn send_text(ws: &mut Ws, text: String) -> bool {
 pub async fn close(ws: &mut Ws, code: u16, reason: &str) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
+        reason: truncate(reason, MAX_REASON).to_owned().into(),
     };
     if ws.send(Message::Close(Some(frame))).await.is_err() {
         return;
@@ -50,6 +50,17 @@ pub async fn close(ws: &mut Ws, code: u16, reason: &str) {
         while let Some(Ok(_)) = ws.next().await {}
     })
     .await;
+}
+
+/// A close frame's reason must fit in 123 bytes (RFC 6455 §5.5: 125-byte control payload).
+const MAX_REASON: usize = 123;
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// What the client did, reduced to what the gateways care about.
@@ -75,6 +86,14 @@ pub fn classify(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(100);
+        let cut = truncate(&long, MAX_REASON);
+        assert!(cut.len() <= MAX_REASON && cut.len() >= MAX_REASON - 1);
+        assert_eq!(truncate("short", MAX_REASON), "short");
+    }
 
     #[test]
     fn reads_query_params() {
