@@ -564,3 +564,27 @@ async fn audio_after_speaking_zero_is_flagged_but_registration_with_zero_is_fine
         vec!["rtp.audio_while_not_speaking".to_string(); 3]
     );
 }
+
+#[tokio::test]
+async fn a_voice_socket_without_heartbeats_times_out_4009() {
+    let cfg = SimConfig {
+        voice_heartbeat_interval: Duration::from_millis(100),
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(cfg).expect("start");
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    let hello_interval = 100;
+    // Heartbeating keeps it open past the deadline (2 x 100 ms + 500 ms)...
+    for t in 0..10u64 {
+        send(
+            &mut s.voice.ws,
+            json!({"op": 3, "d": {"t": t, "seq_ack": s.voice.last_seq}}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(hello_interval)).await;
+    }
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    // ...and stopping gets the session timed out.
+    assert_eq!(expect_close(&mut s.voice.ws).await, Some(4009));
+    assert_eq!(rules(&sim), vec!["voice.heartbeat_missed".to_string()]);
+}

@@ -38,6 +38,8 @@ struct Conn {
     session: Option<String>,
     sends: VecDeque<Instant>,
     closing: bool,
+    /// When the connection times out unless a heartbeat arrives.
+    hb_deadline: Instant,
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
@@ -52,6 +54,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
         session: None,
         sends: VecDeque::new(),
         closing: false,
+        hb_deadline: Instant::now(),
     };
     c.shared.lock().event(SimEvent::MainConnected {
         query: path.clone(),
@@ -61,8 +64,13 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
         let hb = c.shared.config.main_heartbeat_interval.as_millis() as u64;
         c.send(json!({"op": 10, "d": {"heartbeat_interval": hb}, "s": null, "t": null}));
     }
+    c.hb_deadline = heartbeat_deadline(c.shared.config.main_heartbeat_interval);
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(c.hb_deadline.into()), if !c.closing => {
+                let detail = "no heartbeat within twice the Hello interval".to_string();
+                c.fail(4009, "main.heartbeat_missed", detail);
+            }
             m = futures_util::StreamExt::next(&mut ws) => match ws::classify(m) {
                 Incoming::Text(t) if !c.closing => c.on_text(&t),
                 Incoming::Binary(_) if !c.closing => c.fail(4002, "main.decode", "binary frame on a JSON connection".into()),
@@ -80,6 +88,12 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
             },
         }
     }
+}
+
+/// Discord times out a connection whose heartbeats stop; allow twice the interval (the first
+/// heartbeat comes after interval * jitter) plus scheduling slack.
+fn heartbeat_deadline(interval: Duration) -> Instant {
+    Instant::now() + 2 * interval + Duration::from_millis(500)
 }
 
 impl Conn {
@@ -164,6 +178,7 @@ impl Conn {
             .is_some_and(|s| self.shared.lock().main_sessions.contains_key(s));
         match op {
             1 => {
+                self.hb_deadline = heartbeat_deadline(self.shared.config.main_heartbeat_interval);
                 self.shared
                     .lock()
                     .event(SimEvent::MainHeartbeat { seq: d.as_u64() });

@@ -258,3 +258,39 @@ impl Drop for Simulator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulator_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Simulator>();
+    }
+
+    #[test]
+    fn starts_and_stops_cleanly_with_the_documented_defaults() {
+        let sim = Simulator::start(SimConfig::default()).expect("start");
+        assert!(sim.gateway_url().starts_with("ws://127.0.0.1:"));
+        assert_eq!(sim.config().guilds[0].id, 100);
+        assert_eq!(sim.config().guilds[0].channels[1].id, 1002);
+        let port: u16 = sim
+            .gateway_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        drop(sim);
+        // Dropped: the listener is closed, so the port accepts no more connections.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        let demo = demo_config();
+        assert_eq!(
+            demo.guilds
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Demo Guild A", "Demo Guild B"]
+        );
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,6 +40,8 @@ struct Conn {
     session: Option<u64>,
     guild_id: Option<u64>,
     closing: bool,
+    /// When the connection times out unless a heartbeat arrives.
+    hb_deadline: Instant,
 }
 
 async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
@@ -55,6 +57,7 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
         session: None,
         guild_id: None,
         closing: false,
+        hb_deadline: Instant::now(),
     };
     c.shared.lock().event(SimEvent::VoiceConnected {
         server,
@@ -66,8 +69,13 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
         // Hello is per connection, so it is not numbered (doc §8.1).
         c.send_raw(json!({"op": 8, "d": {"heartbeat_interval": hb, "v": 8}}));
     }
+    c.hb_deadline = heartbeat_deadline(c.shared.config.voice_heartbeat_interval);
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(c.hb_deadline.into()), if !c.closing => {
+                let detail = "no heartbeat within twice the Hello interval".to_string();
+                c.fail(4009, "voice.heartbeat_missed", detail);
+            }
             m = futures_util::StreamExt::next(&mut ws) => match ws::classify(m) {
                 Incoming::Text(t) if !c.closing => c.on_text(&t),
                 Incoming::Binary(b) if !c.closing => c.on_binary(&b),
@@ -85,6 +93,12 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
             },
         }
     }
+}
+
+/// Discord times out a connection whose heartbeats stop; allow twice the interval (the first
+/// heartbeat comes after interval * jitter) plus scheduling slack.
+fn heartbeat_deadline(interval: Duration) -> Instant {
+    Instant::now() + 2 * interval + Duration::from_millis(500)
 }
 
 impl Conn {
@@ -489,6 +503,7 @@ impl Conn {
                 }
             },
         };
+        self.hb_deadline = heartbeat_deadline(self.shared.config.voice_heartbeat_interval);
         if let Some(vid) = self.session {
             let sent = st.voice.get(&vid).map_or(0, |v| v.seq as i64);
             if seq_ack.is_some_and(|n| n > sent) {
