@@ -11,59 +11,6 @@ use serde_json::json;
 use sim_client::*;
 use voxboard::sim::{SimConfig, SimEvent, Simulator};
 
-const GUILD: u64 = 100;
-const VOICE: u64 = 1002;
-const AES: &str = "aead_aes256_gcm_rtpsize";
-const XCHACHA: &str = "aead_xchacha20_poly1305_rtpsize";
-
-fn sim() -> Simulator {
-    Simulator::start(SimConfig::default()).expect("simulator starts")
-}
-
-fn with_modes(modes: &[&str]) -> SimConfig {
-    SimConfig {
-        transport_modes: modes.iter().map(|m| m.to_string()).collect(),
-        ..SimConfig::default()
-    }
-}
-
-fn rules(sim: &Simulator) -> Vec<String> {
-    sim.violations().into_iter().map(|v| v.rule).collect()
-}
-
-/// Waits until the simulator has processed what was sent (or a violation with `rule` shows up).
-fn settle(sim: &Simulator, rule: Option<&str>) {
-    let end = std::time::Instant::now() + Duration::from_secs(2);
-    while std::time::Instant::now() < end {
-        if rule.is_some_and(|r| rules(sim).iter().any(|x| x == r)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until the listener heard `n` frames in GUILD.
-fn wait_heard(sim: &Simulator, n: usize) -> bool {
-    let end = std::time::Instant::now() + STEP;
-    while sim.heard(GUILD).frames.len() < n {
-        if std::time::Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
-}
-
-async fn play_tone(s: &mut Session, frames: usize) {
-    s.speaking(1).await;
-    for f in sine_opus(440.0, frames) {
-        s.media.send(&f).await;
-    }
-    s.media.send_silence(5).await;
-    // discord.js order: five silence frames, then speaking 0.
-    s.speaking(0).await;
-}
-
 async fn happy_path(mode: &str) {
     let sim = Simulator::start(with_modes(&[mode])).expect("start");
     let mut s = join(
@@ -122,7 +69,7 @@ async fn wrong_key_is_flagged_rtp_decrypt() {
     s.speaking(1).await;
     s.media.key[0] ^= 0xFF;
     s.media.send(&sine_opus(440.0, 1)[0]).await;
-    settle(&sim, Some("rtp.decrypt"));
+    assert!(wait_rule(&sim, "rtp.decrypt"), "{:?}", sim.violations());
     assert!(
         rules(&sim).contains(&"rtp.decrypt".to_string()),
         "{:?}",
@@ -145,7 +92,7 @@ async fn reused_nonce_is_flagged() {
     let b = s.media.packet_with_nonce(&frames[1], 7);
     s.media.send_raw(&a).await;
     s.media.send_raw(&b).await;
-    settle(&sim, Some("rtp.nonce_reuse"));
+    assert!(wait_rule(&sim, "rtp.nonce_reuse"), "{:?}", sim.violations());
     assert_eq!(rules(&sim), vec!["rtp.nonce_reuse".to_string()]);
 }
 
@@ -154,7 +101,11 @@ async fn audio_before_speaking_is_flagged() {
     let sim = sim();
     let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
     s.media.send(&sine_opus(440.0, 1)[0]).await;
-    settle(&sim, Some("rtp.before_speaking"));
+    assert!(
+        wait_rule(&sim, "rtp.before_speaking"),
+        "{:?}",
+        sim.violations()
+    );
     assert!(
         rules(&sim).contains(&"rtp.before_speaking".to_string()),
         "{:?}",
@@ -384,23 +335,15 @@ async fn missing_silence_tail_and_seq_gap_are_flagged() {
         s.media.send(f).await;
     }
     // Stop without the five silence frames.
-    settle(&sim, Some("rtp.silence_tail"));
+    assert!(
+        wait_rule(&sim, "rtp.silence_tail"),
+        "{:?}",
+        sim.violations()
+    );
     assert_eq!(
         rules(&sim),
         vec!["rtp.seq".to_string(), "rtp.silence_tail".to_string()]
     );
-}
-
-#[tokio::test]
-async fn packets_the_simulator_drops_are_not_held_against_the_client() {
-    let sim = sim();
-    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
-    sim.set_udp_drop_every(GUILD, 3);
-    play_tone(&mut s, 20).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
-    // 25 packets sent, every third dropped.
-    assert_eq!(sim.heard(GUILD).frames.len(), 25 - 8);
 }
 
 #[tokio::test]
@@ -437,45 +380,6 @@ async fn speaking_with_a_foreign_ssrc_and_string_heartbeat_nonce_are_flagged() {
 }
 
 #[tokio::test]
-async fn kick_closes_voice_4014_then_reports_channel_null() {
-    let sim = sim();
-    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
-    sim.kick(GUILD);
-    assert_eq!(expect_close(&mut s.voice.ws).await, Some(4014));
-    let vsu = recv_dispatch(&mut s.main.ws, "VOICE_STATE_UPDATE").await;
-    assert!(vsu["d"]["channel_id"].is_null());
-}
-
-#[tokio::test]
-async fn region_move_sends_the_other_endpoint_and_a_new_token() {
-    let sim = sim();
-    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
-    sim.move_voice_server(GUILD);
-    let vsu = recv_dispatch(&mut s.main.ws, "VOICE_SERVER_UPDATE").await;
-    let endpoint = vsu["d"]["endpoint"].as_str().expect("endpoint").to_string();
-    let token = vsu["d"]["token"].as_str().expect("token").to_string();
-    assert_ne!(endpoint, s.endpoint);
-    assert_ne!(token, s.token);
-    // The old token is refused on the new server; the new one is accepted.
-    let mut v = Voice::connect(&endpoint).await;
-    send(&mut v.ws, json!({"op": 0, "d": {"server_id": "100", "user_id": s.main.user_id, "session_id": s.voice_session_id, "token": s.token}})).await;
-    assert_eq!(expect_close(&mut v.ws).await, Some(4004));
-    let mut v = Voice::connect(&endpoint).await;
-    send(&mut v.ws, json!({"op": 0, "d": {"server_id": "100", "user_id": s.main.user_id, "session_id": s.voice_session_id, "token": token}})).await;
-    let ready = v.recv_op(2).await;
-    assert_ne!(
-        ready["d"]["port"].as_u64(),
-        Some(u64::from(s.media.sock.peer_addr().expect("peer").port()))
-    );
-    // The old session is over: its socket gets closed.
-    let code = expect_close(&mut s.voice.ws).await;
-    assert!(
-        matches!(code, Some(4022)),
-        "old socket closed with {code:?}"
-    );
-}
-
-#[tokio::test]
 async fn main_rate_limit_closes_4008() {
     let sim = sim();
     let mut m = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
@@ -488,33 +392,6 @@ async fn main_rate_limit_closes_4008() {
 }
 
 #[tokio::test]
-async fn voice_close_4015_stays_resumable_but_4014_does_not() {
-    let sim = sim();
-    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
-    sim.close_voice(GUILD, 4015);
-    assert_eq!(expect_close(&mut s.voice.ws).await, Some(4015));
-    let resume = json!({"op": 7, "d": {"server_id": "100", "session_id": s.voice_session_id, "token": s.token, "seq_ack": s.voice.last_seq}});
-    let mut v = Voice::connect(&s.endpoint).await;
-    send(&mut v.ws, resume.clone()).await;
-    v.recv_op(9).await;
-
-    sim.close_voice(GUILD, 4014);
-    assert_eq!(expect_close(&mut v.ws).await, Some(4014));
-    let mut v = Voice::connect(&s.endpoint).await;
-    send(&mut v.ws, resume).await;
-    assert_eq!(expect_close(&mut v.ws).await, Some(4006));
-}
-
-#[tokio::test]
-async fn invalidated_main_session_ends_voice_with_4014() {
-    let sim = sim();
-    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
-    sim.main_invalidate(false);
-    assert_eq!(recv_op(&mut s.main.ws, 9).await["d"], false);
-    assert_eq!(expect_close(&mut s.voice.ws).await, Some(4014));
-}
-
-#[tokio::test]
 async fn speaking_zero_without_silence_frames_is_flagged() {
     let sim = sim();
     let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
@@ -523,7 +400,11 @@ async fn speaking_zero_without_silence_frames_is_flagged() {
         s.media.send(&f).await;
     }
     s.speaking(0).await;
-    settle(&sim, Some("rtp.silence_tail"));
+    assert!(
+        wait_rule(&sim, "rtp.silence_tail"),
+        "{:?}",
+        sim.violations()
+    );
     let v = sim.violations();
     assert_eq!(v.len(), 1, "{v:?}");
     assert_eq!(v[0].rule, "rtp.silence_tail");

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::config::ChannelKind;
 use super::events::SimEvent;
-use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, State, random_hex, snowflake};
+use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, random_hex, snowflake};
 use super::ws::{self, Incoming};
 
 const MAX_PAYLOAD: usize = 4096;
@@ -508,36 +508,4 @@ fn voice_state(
            "user_id": uid, "session_id": session_id, "deaf": false, "mute": false,
            "self_deaf": deaf, "self_mute": mute, "self_video": false, "suppress": stage,
            "request_to_speak_timestamp": null})
-}
-
-/// Fault injection on the current main connection.
-pub fn inject(st: &mut State, what: MainFault) {
-    let Some(sid) = st.main_current.clone() else {
-        return;
-    };
-    let Some(conn) = st.main_sessions.get(&sid).and_then(|s| s.conn.clone()) else {
-        return;
-    };
-    match what {
-        MainFault::Reconnect => conn.send(Ctl::Send(
-            json!({"op": 7, "d": null, "s": null, "t": null}).to_string(),
-        )),
-        MainFault::Invalidate(resumable) => {
-            conn.send(Ctl::Send(
-                json!({"op": 9, "d": resumable, "s": null, "t": null}).to_string(),
-            ));
-            if !resumable {
-                st.invalidate_main(&sid);
-            }
-        }
-        MainFault::Drop => conn.send(Ctl::Drop),
-        MainFault::Close(code) => conn.send(Ctl::Close(code, "closed by the simulator".into())),
-    }
-}
-
-pub enum MainFault {
-    Reconnect,
-    Invalidate(bool),
-    Drop,
-    Close(u16),
 }

@@ -8,6 +8,7 @@
 
 mod config;
 mod events;
+mod faults;
 mod heard;
 mod main_gw;
 mod rtp;
@@ -28,7 +29,7 @@ pub use events::{SimEvent, Violation};
 pub use heard::{Heard, HeardFrame};
 pub use rtp::TransportCipher;
 
-use main_gw::MainFault;
+use faults::MainFault;
 use state::Shared;
 
 /// A running simulator. Dropping it shuts everything down (thread joined, sockets closed).
@@ -168,14 +169,14 @@ impl Simulator {
     /// Closes the guild's voice websocket with `code`.
     pub fn close_voice(&self, guild_id: u64, code: u16) {
         self.fault(format!("close_voice guild={guild_id} code={code}"), |st| {
-            voice_gw::close_voice(st, guild_id, code)
+            faults::close_voice(st, guild_id, code)
         });
     }
 
     /// Drops the guild's voice TCP connection without a close frame (the session stays resumable).
     pub fn drop_voice(&self, guild_id: u64) {
         self.fault(format!("drop_voice guild={guild_id}"), |st| {
-            voice_gw::drop_voice(st, guild_id)
+            faults::drop_voice(st, guild_id)
         });
     }
 
@@ -185,7 +186,7 @@ impl Simulator {
         let shared = self.shared.clone();
         let mut old = None;
         self.fault(format!("move_voice_server guild={guild_id}"), |st| {
-            old = voice_gw::move_voice_server(st, &shared, guild_id);
+            old = faults::move_voice_server(st, &shared, guild_id);
         });
         if let Some(vid) = old {
             let shared = self.shared.clone();
@@ -200,34 +201,32 @@ impl Simulator {
     pub fn kick(&self, guild_id: u64) {
         let uid = self.shared.config.bot_user_id;
         self.fault(format!("kick guild={guild_id}"), |st| {
-            voice_gw::kick(st, guild_id, uid)
+            faults::kick(st, guild_id, uid)
         });
     }
 
     /// Main gateway op 7 Reconnect.
     pub fn main_reconnect(&self) {
         self.fault("main_reconnect".into(), |st| {
-            main_gw::inject(st, MainFault::Reconnect)
+            faults::inject(st, MainFault::Reconnect)
         });
     }
 
     /// Main gateway op 9 with `d: resumable`; when not resumable the session (and its voice) ends.
     pub fn main_invalidate(&self, resumable: bool) {
         self.fault(format!("main_invalidate resumable={resumable}"), |st| {
-            main_gw::inject(st, MainFault::Invalidate(resumable))
+            faults::inject(st, MainFault::Invalidate(resumable))
         });
     }
 
     /// Drops the main gateway TCP connection without a close frame.
     pub fn drop_main(&self) {
-        self.fault("drop_main".into(), |st| {
-            main_gw::inject(st, MainFault::Drop)
-        });
+        self.fault("drop_main".into(), |st| faults::inject(st, MainFault::Drop));
     }
 
     pub fn close_main(&self, code: u16) {
         self.fault(format!("close_main code={code}"), |st| {
-            main_gw::inject(st, MainFault::Close(code))
+            faults::inject(st, MainFault::Close(code))
         });
     }
 

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::events::SimEvent;
 use super::rtp::TransportCipher;
-use super::state::{ConnHandle, Ctl, RtpTrack, Shared, State, VoiceSession, random_hex, snowflake};
+use super::state::{ConnHandle, Ctl, RtpTrack, Shared, VoiceSession, random_hex, snowflake};
 use super::ws::{self, Incoming};
 
 /// Client opcodes that are valid but have nothing to do in a DAVE-less, single-user call:
@@ -541,68 +541,4 @@ impl Conn {
             v.detached_at = Some(Instant::now());
         }
     }
-}
-
-/// Closes a guild's voice socket with `code`; codes after which Discord expects a resume
-/// (4015, or below 4000) keep the session, the rest end it.
-pub fn close_voice(st: &mut State, guild_id: u64, code: u16) {
-    let Some(vid) = st.live_voice(guild_id) else {
-        return;
-    };
-    if code == 4015 || (code < 4000 && code != 1000) {
-        if let Some(c) = st.voice.get(&vid).and_then(|v| v.conn.clone()) {
-            c.send(Ctl::Close(code, "closed by the simulator".into()));
-        }
-    } else {
-        st.end_voice(vid, code, "closed by the simulator");
-    }
-}
-
-pub fn drop_voice(st: &mut State, guild_id: u64) {
-    if let Some(c) = st
-        .live_voice(guild_id)
-        .and_then(|vid| st.voice.get(&vid))
-        .and_then(|v| v.conn.clone())
-    {
-        c.send(Ctl::Drop);
-    }
-}
-
-/// Kick: voice close 4014, then VOICE_STATE_UPDATE with channel_id null on the main gateway.
-pub fn kick(st: &mut State, guild_id: u64, bot_user_id: u64) {
-    if let Some(vid) = st.live_voice(guild_id) {
-        st.end_voice(vid, 4014, "kicked from the voice channel");
-    }
-    let Some(grant) = st.guild(guild_id).grant.take() else {
-        return;
-    };
-    let d = json!({"guild_id": guild_id.to_string(), "channel_id": null, "user_id": bot_user_id.to_string(),
-                   "session_id": grant.session_id, "deaf": false, "mute": false, "self_deaf": false,
-                   "self_mute": false, "self_video": false, "suppress": false, "request_to_speak_timestamp": null});
-    st.dispatch(&grant.main_session, "VOICE_STATE_UPDATE", d);
-    st.event(SimEvent::VoiceStateUpdate {
-        guild_id,
-        channel_id: None,
-    });
-}
-
-/// Region move: the guild's voice now lives on the other server. Sends VOICE_SERVER_UPDATE with a
-/// new token; returns the old voice session, which the caller ends (4022) after a grace period.
-pub fn move_voice_server(st: &mut State, shared: &Shared, guild_id: u64) -> Option<u64> {
-    let gv = st.guild(guild_id);
-    gv.server = 1 - gv.server;
-    let server = gv.server;
-    let old = gv.session;
-    let grant = gv.grant.as_mut()?;
-    grant.server = server;
-    grant.token = random_hex();
-    let (main, token) = (grant.main_session.clone(), grant.token.clone());
-    let endpoint = shared.voice_endpoint(server);
-    st.dispatch(
-        &main,
-        "VOICE_SERVER_UPDATE",
-        json!({"token": token, "guild_id": guild_id.to_string(), "endpoint": endpoint}),
-    );
-    st.event(SimEvent::VoiceServerUpdate { guild_id, endpoint });
-    old
 }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use voxboard::sim::{SimConfig, Simulator};
 
 pub const STEP: Duration = Duration::from_secs(5);
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -397,4 +398,60 @@ impl Session {
         )
         .await;
     }
+}
+
+// ---- Shared test setup and waiting on the simulator ----
+
+pub const GUILD: u64 = 100;
+pub const VOICE: u64 = 1002;
+pub const AES: &str = "aead_aes256_gcm_rtpsize";
+pub const XCHACHA: &str = "aead_xchacha20_poly1305_rtpsize";
+
+pub fn sim() -> Simulator {
+    Simulator::start(SimConfig::default()).expect("simulator starts")
+}
+
+pub fn with_modes(modes: &[&str]) -> SimConfig {
+    SimConfig {
+        transport_modes: modes.iter().map(|m| m.to_string()).collect(),
+        ..SimConfig::default()
+    }
+}
+
+pub fn rules(sim: &Simulator) -> Vec<String> {
+    sim.violations().into_iter().map(|v| v.rule).collect()
+}
+
+/// Waits (up to 5 s) until a violation with `rule` is recorded.
+pub fn wait_rule(sim: &Simulator, rule: &str) -> bool {
+    let end = std::time::Instant::now() + STEP;
+    while !rules(sim).iter().any(|x| x == rule) {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Waits until the listener heard `n` frames in GUILD.
+pub fn wait_heard(sim: &Simulator, n: usize) -> bool {
+    let end = std::time::Instant::now() + STEP;
+    while sim.heard(GUILD).frames.len() < n {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+pub async fn play_tone(s: &mut Session, frames: usize) {
+    s.speaking(1).await;
+    for f in sine_opus(440.0, frames) {
+        s.media.send(&f).await;
+    }
+    s.media.send_silence(5).await;
+    // discord.js order: five silence frames, then speaking 0.
+    s.speaking(0).await;
 }
