@@ -87,3 +87,27 @@ async fn invalidated_main_session_ends_voice_with_4014() {
     assert_eq!(recv_op(&mut s.main.ws, 9).await["d"], false);
     assert_eq!(expect_close(&mut s.voice.ws).await, Some(4014));
 }
+
+#[tokio::test]
+async fn delayed_packets_arrive_late_and_the_speaking_race_is_not_a_violation() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    let delay = Duration::from_millis(250);
+    sim.set_udp_delay(GUILD, delay);
+    let sent = std::time::Instant::now();
+    // speaking 0 reaches the gateway long before the delayed silence frames are processed.
+    play_tone(&mut s, 10).await;
+    assert!(
+        wait_heard(&sim, 15),
+        "heard {}",
+        sim.heard(GUILD).frames.len()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    let first = &sim.heard(GUILD).frames[0];
+    assert!(
+        first.at.duration_since(sent) >= delay,
+        "heard after {:?}",
+        first.at.duration_since(sent)
+    );
+}
