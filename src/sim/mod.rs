@@ -150,7 +150,8 @@ impl Simulator {
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[SimEvent]) -> bool) -> bool {
         let end = Instant::now() + timeout;
         loop {
-            if pred(&self.shared.lock().events) {
+            // A copy, so `pred` may itself call into the simulator without deadlocking.
+            if pred(&self.events()) {
                 return true;
             }
             if Instant::now() >= end {

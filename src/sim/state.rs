@@ -94,7 +94,14 @@ pub struct RtpTrack {
     pub tail: VecDeque<Tail>,
     /// Audio frames flowed since the last stop.
     pub in_audio: bool,
+    /// Arrival time (receipt + injected delay) of the last processed packet.
     pub last_packet_at: Option<Instant>,
+    /// Arrival time of the newest packet received, processed or not (dropped ones included).
+    pub last_arrival: Option<Instant>,
+    /// Packets queued for processing and packets done: equal when the processor has caught up,
+    /// so its own stalls are never mistaken for the client going quiet.
+    pub queued: u64,
+    pub processed: u64,
     /// When op 5 with speaking 0 arrived: a stop the silence rule applies to.
     pub speaking_off_at: Option<Instant>,
 }
