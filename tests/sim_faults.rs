@@ -111,3 +111,30 @@ async fn delayed_packets_arrive_late_and_the_speaking_race_is_not_a_violation() 
         first.at.duration_since(sent)
     );
 }
+
+#[tokio::test]
+async fn reallocation_sends_a_null_endpoint_then_a_real_one() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    sim.reallocate_voice_server(GUILD, Duration::from_millis(200));
+    assert_eq!(
+        expect_close(&mut s.voice.ws).await,
+        None,
+        "dropped, no close frame"
+    );
+    let first = recv_dispatch(&mut s.main.ws, "VOICE_SERVER_UPDATE").await;
+    assert!(first["d"]["endpoint"].is_null());
+    let second = recv_dispatch(&mut s.main.ws, "VOICE_SERVER_UPDATE").await;
+    let endpoint = second["d"]["endpoint"]
+        .as_str()
+        .expect("endpoint")
+        .to_string();
+    assert_eq!(endpoint, s.endpoint);
+    // The lost session cannot be resumed; the new token identifies.
+    let mut v = Voice::connect(&endpoint).await;
+    send(&mut v.ws, json!({"op": 7, "d": {"server_id": "100", "session_id": s.voice_session_id, "token": s.token, "seq_ack": s.voice.last_seq}})).await;
+    assert_eq!(expect_close(&mut v.ws).await, Some(4006));
+    let mut v = Voice::connect(&endpoint).await;
+    send(&mut v.ws, json!({"op": 0, "d": {"server_id": "100", "user_id": s.main.user_id, "session_id": s.voice_session_id, "token": second["d"]["token"]}})).await;
+    v.recv_op(2).await;
+}

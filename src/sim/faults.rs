@@ -86,18 +86,41 @@ pub fn kick(st: &mut State, guild_id: u64, bot_user_id: u64) {
 pub fn move_voice_server(st: &mut State, shared: &Shared, guild_id: u64) -> Option<u64> {
     let gv = st.guild(guild_id);
     gv.server = 1 - gv.server;
-    let server = gv.server;
     let old = gv.session;
+    server_update(st, shared, guild_id, true)?;
+    old
+}
+
+/// Sends VOICE_SERVER_UPDATE with a fresh token for the guild's current server (`endpoint: null`
+/// when `real` is false: the allocated server went away). None if the bot holds no voice grant.
+pub fn server_update(st: &mut State, shared: &Shared, guild_id: u64, real: bool) -> Option<()> {
+    let gv = st.guild(guild_id);
+    let server = gv.server;
     let grant = gv.grant.as_mut()?;
     grant.server = server;
     grant.token = random_hex();
     let (main, token) = (grant.main_session.clone(), grant.token.clone());
-    let endpoint = shared.voice_endpoint(server);
+    let endpoint = real.then(|| shared.voice_endpoint(server));
     st.dispatch(
         &main,
         "VOICE_SERVER_UPDATE",
         json!({"token": token, "guild_id": guild_id.to_string(), "endpoint": endpoint}),
     );
-    st.event(SimEvent::VoiceServerUpdate { guild_id, endpoint });
-    old
+    st.event(SimEvent::VoiceServerUpdate {
+        guild_id,
+        endpoint: endpoint.unwrap_or_default(),
+    });
+    Some(())
+}
+
+/// The voice server vanished: its connection drops without a close frame and the session is gone
+/// (nothing to resume), then VOICE_SERVER_UPDATE with `endpoint: null`.
+pub fn lose_voice_server(st: &mut State, shared: &Shared, guild_id: u64) -> Option<()> {
+    if let Some(vid) = st.live_voice(guild_id) {
+        if let Some(c) = st.voice.get_mut(&vid).and_then(|v| v.conn.take()) {
+            c.send(Ctl::Drop);
+        }
+        st.end_voice(vid, 1006, "voice server lost");
+    }
+    server_update(st, shared, guild_id, false)
 }

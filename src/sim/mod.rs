@@ -198,6 +198,24 @@ impl Simulator {
         }
     }
 
+    /// Voice server reallocation (doc §1.7, §9 pitfall 6): the voice connection drops and its
+    /// session is gone, VOICE_SERVER_UPDATE with `endpoint: null` follows, then after `after` one
+    /// with a new token and the (same) real endpoint.
+    pub fn reallocate_voice_server(&self, guild_id: u64, after: Duration) {
+        let shared = self.shared.clone();
+        let mut had_grant = false;
+        self.fault(format!("reallocate_voice_server guild={guild_id}"), |st| {
+            had_grant = faults::lose_voice_server(st, &shared, guild_id).is_some();
+        });
+        if had_grant {
+            self.rt.spawn(async move {
+                tokio::time::sleep(after).await;
+                let mut st = shared.lock();
+                faults::server_update(&mut st, &shared, guild_id, true);
+            });
+        }
+    }
+
     /// Voice close 4014, then VOICE_STATE_UPDATE with channel_id null.
     pub fn kick(&self, guild_id: u64) {
         let uid = self.shared.config.bot_user_id;
