@@ -5,6 +5,30 @@
 //! This is an independent implementation of the protocol (shared/docs/discord-voice-protocol.md);
 //! it never uses `voxboard::discord` or `voxboard::engine`, which are what it tests.
 //! It runs its own tokio runtime on its own thread, so sync code (tests, the app) can drive it.
+//!
+//! Violation rules (`Violation::rule`), with the close code when the socket is closed for it:
+//!
+//! | rule | breach |
+//! |---|---|
+//! | `main.version` / `main.encoding` / `main.compress` (4012), `main.query` | URL is not `?v=10&encoding=json` |
+//! | `main.decode` / `main.payload_size` (4002) | bad JSON, binary frame, no integer op, > 4096 bytes |
+//! | `main.not_authenticated` (4003), `main.identify_twice` / `main.resume_authed` (4005) | order of Identify/Resume |
+//! | `main.auth` (4004), `main.intents` (4013 missing GUILDS/GUILD_VOICE_STATES, 4014 privileged) | Identify/Resume checks |
+//! | `main.identify_properties` | Identify without `properties` |
+//! | `main.resume_seq` (4007), `main.rate_limit` (4008), `main.heartbeat_missed` (4009), `main.unknown_op` (4001) | |
+//! | `main.op4_payload` (4001), `main.op4_unknown_guild`, `main.op4_not_voice` (ignored, nothing sent back) | op 4 |
+//! | `voice.version` (4012), `voice.decode` (4002), `voice.not_authenticated` (4003), `voice.auth` (4004) | voice socket and Identify |
+//! | `voice.identify_twice` / `voice.resume_authed` (4005), `voice.unknown_op` (4001) | |
+//! | `voice.resume_invalid` / `voice.resume_seq_ack` (4006) | Resume of an unknown/ended session or outside the buffer |
+//! | `voice.select_protocol` (4012), `voice.select_mode` (4016), `voice.select_payload` (4020), `voice.select_twice` | Select Protocol |
+//! | `voice.select_address` | Select Protocol address/port differ from what IP discovery answered |
+//! | `voice.speaking_payload`, `voice.speaking_ssrc` | op 5 (ignored) |
+//! | `voice.heartbeat_v8`, `voice.heartbeat_nonce`, `voice.heartbeat_seq_ack` (not acknowledged), `voice.heartbeat_missed` (4009) | heartbeats |
+//! | `udp.discovery`, `udp.discovery_ssrc` | IP discovery (no reply) |
+//! | `rtp.parse`, `rtp.rtcp`, `rtp.payload_type`, `rtp.unknown_ssrc` | not RTP for a live session |
+//! | `rtp.before_speaking`, `rtp.before_session_description`, `rtp.audio_while_not_speaking` | speaking state |
+//! | `rtp.decrypt`, `rtp.nonce_reuse`, `rtp.seq`, `rtp.timestamp`, `opus.decode` | per packet |
+//! | `rtp.silence_tail` | audio stopped (100 ms gap or speaking 0) without five F8 FF FE frames |
 
 mod config;
 mod events;
