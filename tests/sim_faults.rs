@@ -71,6 +71,16 @@ async fn voice_close_4015_stays_resumable_but_4014_does_not() {
     let mut v = Voice::connect(&s.endpoint).await;
     send(&mut v.ws, resume.clone()).await;
     v.recv_op(9).await;
+    // A second drop, then a resume that saw nothing (-1): everything is replayed.
+    sim.drop_voice(GUILD);
+    assert_eq!(expect_close(&mut v.ws).await, None);
+    let mut v = Voice::connect(&s.endpoint).await;
+    let mut from_start = resume.clone();
+    from_start["d"]["seq_ack"] = json!(-1);
+    send(&mut v.ws, from_start).await;
+    v.recv_op(9).await;
+    assert_eq!(v.recv_op(2).await["seq"], 1, "Ready replayed");
+    assert_eq!(v.recv_op(4).await["seq"], 2, "Session Description replayed");
 
     sim.close_voice(GUILD, 4014);
     assert_eq!(expect_close(&mut v.ws).await, Some(4014));

@@ -315,8 +315,10 @@ impl Conn {
         let Some(v) = st.voice.get_mut(&vid) else {
             return;
         };
+        // Numbering starts at 1, so -1 and 0 both mean "nothing seen yet".
         let oldest = v.buffer.front().map_or(v.seq + 1, |(n, _)| *n);
-        if seq_ack + 1 < oldest as i64 || seq_ack > v.seq as i64 {
+        let first_missed = seq_ack.max(0) + 1;
+        if first_missed < oldest as i64 || seq_ack > v.seq as i64 {
             let detail = format!(
                 "seq_ack {seq_ack} outside the replay buffer {oldest}..={}",
                 v.seq
