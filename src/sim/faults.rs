@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::events::SimEvent;
 use super::state::{Ctl, Shared, State, random_hex};
+use super::voice_gw;
 
 /// Fault injection on the current main connection.
 pub fn inject(st: &mut State, what: MainFault) {
@@ -39,12 +40,12 @@ pub enum MainFault {
 }
 
 /// Closes a guild's voice socket with `code`; codes after which Discord expects a resume
-/// (4015, or below 4000) keep the session, the rest end it.
+/// keep the session (see `voice_gw::resumable_close`), the rest end it.
 pub fn close_voice(st: &mut State, guild_id: u64, code: u16) {
     let Some(vid) = st.live_voice(guild_id) else {
         return;
     };
-    if code == 4015 || (code < 4000 && code != 1000) {
+    if voice_gw::resumable_close(code) {
         if let Some(c) = st.voice.get(&vid).and_then(|v| v.conn.clone()) {
             c.send(Ctl::Close(code, "closed by the simulator".into()));
         }

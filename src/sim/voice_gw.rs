@@ -95,6 +95,12 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
     }
 }
 
+/// Whether a server-side voice close leaves the session resumable (doc §3.4): 4015 (voice server
+/// crashed) and network-level codes do; 1000/1001 and every other 4xxx end it.
+pub fn resumable_close(code: u16) -> bool {
+    code == 4015 || (code < 4000 && !matches!(code, 1000 | 1001))
+}
+
 /// Discord times out a connection whose heartbeats stop; allow twice the interval (the first
 /// heartbeat comes after interval * jitter) plus scheduling slack.
 fn heartbeat_deadline(interval: Duration) -> Instant {
@@ -531,7 +537,7 @@ impl Conn {
             st.event(SimEvent::VoiceClosed { guild_id: g, code });
         }
         let Some(vid) = self.session else { return };
-        let resumable = !by_server || code.is_none_or(|c| c == 4015 || (c < 4000 && c != 1000));
+        let resumable = !by_server || code.is_none_or(resumable_close);
         if !resumable {
             st.end_voice(vid, code.unwrap_or(1000), "closed");
             return;

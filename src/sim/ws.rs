@@ -38,7 +38,12 @@ pub async fn send_text(ws: &mut Ws, text: String) -> bool {
 }
 
 /// Sends a close frame and waits briefly for the peer's reply, so the client reliably sees the code.
+/// Codes 1005, 1006 and 1015 must never be sent (RFC 6455 §7.4.1): "closing" with them means
+/// dropping the connection without a close frame.
 pub async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    if matches!(code, 1005 | 1006 | 1015) {
+        return;
+    }
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: truncate(reason, MAX_REASON).to_owned().into(),
