@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::config::ChannelKind;
 use super::events::SimEvent;
 use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, random_hex, snowflake};
-use super::ws::{self, Incoming};
+use super::ws::{self, Gateway};
 
 const MAX_PAYLOAD: usize = 4096;
 const RATE_LIMIT: usize = 120;
@@ -43,10 +43,10 @@ struct Conn {
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
-    let Ok((mut ws, path)) = ws::accept(stream).await else {
+    let Ok((socket, path)) = ws::accept(stream).await else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let id = shared.lock().next_id();
     let mut c = Conn {
         shared,
@@ -64,36 +64,58 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
         let hb = c.shared.config.main_heartbeat_interval.as_millis() as u64;
         c.send(json!({"op": 10, "d": {"heartbeat_interval": hb}, "s": null, "t": null}));
     }
-    c.hb_deadline = heartbeat_deadline(c.shared.config.main_heartbeat_interval);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(c.hb_deadline.into()), if !c.closing => {
-                let detail = "no heartbeat within twice the Hello interval".to_string();
-                c.fail(4009, "main.heartbeat_missed", detail);
-            }
-            m = futures_util::StreamExt::next(&mut ws) => match ws::classify(m) {
-                Incoming::Text(t) if !c.closing => c.on_text(&t),
-                Incoming::Binary(_) if !c.closing => c.fail(4002, "main.decode", "binary frame on a JSON connection".into()),
-                Incoming::Gone(code) => { c.gone(code); return; }
-                _ => {}
-            },
-            ctl = rx.recv() => match ctl {
-                Some(Ctl::Send(text)) => if !ws::send_text(&mut ws, text).await { c.gone(None); return; },
-                Some(Ctl::Close(code, reason)) => {
-                    ws::close(&mut ws, code, &reason).await;
-                    c.closed_by_server(code);
-                    return;
-                }
-                Some(Ctl::Drop) | None => { c.detach(); c.shared.lock().event(SimEvent::MainClosed { code: None }); return; }
-            },
-        }
-    }
+    c.hb_deadline = ws::heartbeat_deadline(c.shared.config.main_heartbeat_interval);
+    ws::pump(socket, rx, &mut c).await;
 }
 
-/// Discord times out a connection whose heartbeats stop; allow twice the interval (the first
-/// heartbeat comes after interval * jitter) plus scheduling slack.
-fn heartbeat_deadline(interval: Duration) -> Instant {
-    Instant::now() + 2 * interval + Duration::from_millis(500)
+impl Gateway for Conn {
+    fn closing(&self) -> bool {
+        self.closing
+    }
+
+    fn heartbeat_deadline(&self) -> Instant {
+        self.hb_deadline
+    }
+
+    fn on_heartbeat_missed(&mut self) {
+        let detail = "no heartbeat within twice the Hello interval".to_string();
+        self.fail(4009, "main.heartbeat_missed", detail);
+    }
+
+    fn on_text(&mut self, text: &str) {
+        self.text(text);
+    }
+
+    fn on_binary(&mut self, _: &[u8]) {
+        self.fail(
+            4002,
+            "main.decode",
+            "binary frame on a JSON connection".into(),
+        );
+    }
+
+    /// The session survives its socket for resume, except after a close that ends it: the
+    /// client's 1000/1001 (§1.2) or the server codes that call for a new session (§1.8).
+    fn on_end(&mut self, code: Option<u16>, by_server: bool) {
+        if let Some(sid) = &self.session {
+            let mut st = self.shared.lock();
+            if let Some(s) = st.main_sessions.get_mut(sid)
+                && s.conn.as_ref().is_some_and(|c| c.id == self.handle.id)
+            {
+                s.conn = None;
+            }
+        }
+        let mut st = self.shared.lock();
+        st.event(SimEvent::MainClosed { code });
+        let ends = match (code, by_server) {
+            (Some(c), true) => matches!(c, 1000 | 1001 | 4003 | 4004 | 4007 | 4009..=4014),
+            (Some(c), false) => matches!(c, 1000 | 1001),
+            (None, _) => false,
+        };
+        if ends && let Some(sid) = &self.session {
+            st.invalidate_main(sid);
+        }
+    }
 }
 
 impl Conn {
@@ -141,7 +163,7 @@ impl Conn {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
+    fn text(&mut self, text: &str) {
         let now = Instant::now();
         self.sends.push_back(now);
         while self
@@ -178,7 +200,8 @@ impl Conn {
             .is_some_and(|s| self.shared.lock().main_sessions.contains_key(s));
         match op {
             1 => {
-                self.hb_deadline = heartbeat_deadline(self.shared.config.main_heartbeat_interval);
+                self.hb_deadline =
+                    ws::heartbeat_deadline(self.shared.config.main_heartbeat_interval);
                 self.shared
                     .lock()
                     .event(SimEvent::MainHeartbeat { seq: d.as_u64() });
@@ -436,41 +459,6 @@ impl Conn {
                     channel_id: None,
                 });
             }
-        }
-    }
-
-    /// The socket is gone (or being replaced): the session, if any, stays resumable.
-    fn detach(&mut self) {
-        let Some(sid) = &self.session else { return };
-        let mut st = self.shared.lock();
-        if let Some(s) = st.main_sessions.get_mut(sid)
-            && s.conn.as_ref().is_some_and(|c| c.id == self.handle.id)
-        {
-            s.conn = None;
-        }
-    }
-
-    fn gone(&mut self, code: Option<u16>) {
-        self.detach();
-        let mut st = self.shared.lock();
-        st.event(SimEvent::MainClosed { code });
-        // §1.2: closing with 1000/1001 invalidates the session; anything else keeps it resumable.
-        if matches!(code, Some(1000 | 1001))
-            && let Some(sid) = &self.session
-        {
-            st.invalidate_main(sid);
-        }
-    }
-
-    fn closed_by_server(&mut self, code: u16) {
-        self.detach();
-        let mut st = self.shared.lock();
-        st.event(SimEvent::MainClosed { code: Some(code) });
-        // Codes after which the docs want a new session (§1.8).
-        if matches!(code, 1000 | 1001 | 4003 | 4004 | 4007 | 4009..=4014)
-            && let Some(sid) = &self.session
-        {
-            st.invalidate_main(sid);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::events::SimEvent;
 use super::rtp::TransportCipher;
 use super::state::{ConnHandle, Ctl, RtpTrack, Shared, VoiceSession, random_hex, snowflake};
-use super::ws::{self, Incoming};
+use super::ws::{self, Gateway};
 
 /// Client opcodes that are valid but have nothing to do in a DAVE-less, single-user call:
 /// DAVE JSON ops (23 ready, 31 invalid commit) and the undocumented ones real clients send
@@ -45,10 +45,10 @@ struct Conn {
 }
 
 async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
-    let Ok((mut ws, path)) = ws::accept(stream).await else {
+    let Ok((socket, path)) = ws::accept(stream).await else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let id = shared.lock().next_id();
     let mut c = Conn {
         shared,
@@ -69,30 +69,8 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
         // Hello is per connection, so it is not numbered (doc §8.1).
         c.send_raw(json!({"op": 8, "d": {"heartbeat_interval": hb, "v": 8}}));
     }
-    c.hb_deadline = heartbeat_deadline(c.shared.config.voice_heartbeat_interval);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(c.hb_deadline.into()), if !c.closing => {
-                let detail = "no heartbeat within twice the Hello interval".to_string();
-                c.fail(4009, "voice.heartbeat_missed", detail);
-            }
-            m = futures_util::StreamExt::next(&mut ws) => match ws::classify(m) {
-                Incoming::Text(t) if !c.closing => c.on_text(&t),
-                Incoming::Binary(b) if !c.closing => c.on_binary(&b),
-                Incoming::Gone(code) => { c.gone(code, false); return; }
-                _ => {}
-            },
-            ctl = rx.recv() => match ctl {
-                Some(Ctl::Send(text)) => if !ws::send_text(&mut ws, text).await { c.gone(None, false); return; },
-                Some(Ctl::Close(code, reason)) => {
-                    ws::close(&mut ws, code, &reason).await;
-                    c.gone(Some(code), true);
-                    return;
-                }
-                Some(Ctl::Drop) | None => { c.gone(None, true); return; }
-            },
-        }
-    }
+    c.hb_deadline = ws::heartbeat_deadline(c.shared.config.voice_heartbeat_interval);
+    ws::pump(socket, rx, &mut c).await;
 }
 
 /// Whether a server-side voice close leaves the session resumable (doc §3.4): 4015 (voice server
@@ -101,10 +79,31 @@ pub fn resumable_close(code: u16) -> bool {
     code == 4015 || (code < 4000 && !matches!(code, 1000 | 1001))
 }
 
-/// Discord times out a connection whose heartbeats stop; allow twice the interval (the first
-/// heartbeat comes after interval * jitter) plus scheduling slack.
-fn heartbeat_deadline(interval: Duration) -> Instant {
-    Instant::now() + 2 * interval + Duration::from_millis(500)
+impl Gateway for Conn {
+    fn closing(&self) -> bool {
+        self.closing
+    }
+
+    fn heartbeat_deadline(&self) -> Instant {
+        self.hb_deadline
+    }
+
+    fn on_heartbeat_missed(&mut self) {
+        let detail = "no heartbeat within twice the Hello interval".to_string();
+        self.fail(4009, "voice.heartbeat_missed", detail);
+    }
+
+    fn on_text(&mut self, text: &str) {
+        self.text(text);
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) {
+        self.binary(bytes);
+    }
+
+    fn on_end(&mut self, code: Option<u16>, by_server: bool) {
+        self.gone(code, by_server);
+    }
 }
 
 impl Conn {
@@ -142,7 +141,7 @@ impl Conn {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
+    fn text(&mut self, text: &str) {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             return self.fail(4002, "voice.decode", format!("not JSON: {text:.80}"));
         };
@@ -180,7 +179,7 @@ impl Conn {
         }
     }
 
-    fn on_binary(&mut self, b: &[u8]) {
+    fn binary(&mut self, b: &[u8]) {
         match b.first() {
             None => self.fail(4002, "voice.decode", "empty binary frame".into()),
             Some(_) if self.session.is_none() => self.fail(
@@ -511,7 +510,7 @@ impl Conn {
                 }
             },
         };
-        self.hb_deadline = heartbeat_deadline(self.shared.config.voice_heartbeat_interval);
+        self.hb_deadline = ws::heartbeat_deadline(self.shared.config.voice_heartbeat_interval);
         if let Some(vid) = self.session {
             let sent = st.voice.get(&vid).map_or(0, |v| v.seq as i64);
             if seq_ack.is_some_and(|n| n > sent) {
