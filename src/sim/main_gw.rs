@@ -97,15 +97,13 @@ impl Gateway for Conn {
     /// The session survives its socket for resume, except after a close that ends it: the
     /// client's 1000/1001 (§1.2) or the server codes that call for a new session (§1.8).
     fn on_end(&mut self, code: Option<u16>, by_server: bool) {
-        if let Some(sid) = &self.session {
-            let mut st = self.shared.lock();
-            if let Some(s) = st.main_sessions.get_mut(sid)
-                && s.conn.as_ref().is_some_and(|c| c.id == self.handle.id)
-            {
-                s.conn = None;
-            }
-        }
         let mut st = self.shared.lock();
+        if let Some(sid) = &self.session
+            && let Some(s) = st.main_sessions.get_mut(sid)
+            && s.conn.as_ref().is_some_and(|c| c.id == self.handle.id)
+        {
+            s.conn = None;
+        }
         st.event(SimEvent::MainClosed { code });
         let ends = match (code, by_server) {
             (Some(c), true) => matches!(c, 1000 | 1001 | 4003 | 4004 | 4007 | 4009..=4014),
