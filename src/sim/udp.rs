@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::events::SimEvent;
 use super::heard::HeardFrame;
 use super::rtp::{self, PT_OPUS, SILENCE};
-use super::state::{ENDED_GRACE, Shared, State, Tail};
+use super::state::{ENDED_GRACE, Shared, State, Tail, VOICE_RESUME_WINDOW};
 use crate::audio::{FRAME_LEN, FRAME_SAMPLES};
 
 /// Audio is considered stopped after this long without a packet (the silence rule's trigger).
@@ -28,6 +28,8 @@ const SPEAKING_GRACE: Duration = Duration::from_millis(200);
 const SPEAKING_RACE: Duration = Duration::from_millis(60);
 const TS_STEP: u32 = FRAME_SAMPLES as u32;
 const FRAME_PERIOD: Duration = Duration::from_millis(20);
+/// Ended or expired voice sessions are dropped from memory after this long.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 struct Queued {
     pkt: Vec<u8>,
@@ -408,7 +410,7 @@ fn decode(decoders: &mut HashMap<u32, Decoder>, ssrc: u32, payload: &[u8]) -> Op
     })
 }
 
-/// Runs every 20 ms: when a session's audio stops (no packet for STOP_GAP after audio frames, or
+/// Runs every 20 ms: forgets long-dead sessions, and when a session's audio stops (no packet for STOP_GAP after audio frames, or
 /// op 5 speaking 0), the last five frames must have been silence frames (§4.3). A speaking-0 stop
 /// is judged once the packets sent before it have had time to be processed (the guild's injected
 /// delay plus two frame periods), since UDP and the websocket race each other.
@@ -420,6 +422,13 @@ pub async fn silence_watch(shared: Arc<Shared>) {
         let mut st = shared.lock();
         let delays: HashMap<u64, Duration> =
             st.guilds.iter().map(|(g, gv)| (*g, gv.udp_delay)).collect();
+        // Forget sessions long over, so a long demo does not accumulate them.
+        st.voice.retain(|_, v| {
+            let over = v
+                .ended_at
+                .or(v.detached_at.map(|t| t + VOICE_RESUME_WINDOW));
+            over.is_none_or(|t| now.saturating_duration_since(t) < FORGET_AFTER)
+        });
         let mut found = Vec::new();
         for v in st.voice.values_mut() {
             let settle = delays.get(&v.guild_id).copied().unwrap_or_default() + 2 * FRAME_PERIOD;
