@@ -51,7 +51,6 @@ use tokio::sync::oneshot;
 pub use config::{ChannelKind, SimChannel, SimConfig, SimGuild, demo_config};
 pub use events::{SimEvent, Violation};
 pub use heard::{Heard, HeardFrame};
-pub use rtp::TransportCipher;
 
 use faults::MainFault;
 use state::Shared;
