@@ -40,7 +40,7 @@ pub enum SimEvent {
         guild_id: u64,
         channel_id: Option<u64>,
     },
-    /// VOICE_SERVER_UPDATE dispatched to the bot.
+    /// VOICE_SERVER_UPDATE dispatched to the bot (endpoint "" when it was null).
     VoiceServerUpdate {
         guild_id: u64,
         endpoint: String,

@@ -5,6 +5,7 @@ use std::time::Instant;
 /// One RTP packet the listener received and decoded.
 #[derive(Debug, Clone)]
 pub struct HeardFrame {
+    /// When it reached the listener: receipt at the UDP socket plus any injected delay.
     pub at: Instant,
     pub ssrc: u32,
     pub seq: u16,

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 
 use super::config::ChannelKind;
 use super::events::SimEvent;
-use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, State, random_hex, snowflake};
-use super::ws::{self, Incoming};
+use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, random_hex, snowflake};
+use super::ws::{self, Gateway};
 
 const MAX_PAYLOAD: usize = 4096;
 const RATE_LIMIT: usize = 120;
@@ -38,13 +38,15 @@ struct Conn {
     session: Option<String>,
     sends: VecDeque<Instant>,
     closing: bool,
+    /// When the connection times out unless a heartbeat arrives.
+    hb_deadline: Instant,
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
-    let Ok((mut ws, path)) = ws::accept(stream).await else {
+    let Ok((socket, path)) = ws::accept(stream).await else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let id = shared.lock().next_id();
     let mut c = Conn {
         shared,
@@ -52,6 +54,7 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
         session: None,
         sends: VecDeque::new(),
         closing: false,
+        hb_deadline: Instant::now(),
     };
     c.shared.lock().event(SimEvent::MainConnected {
         query: path.clone(),
@@ -61,23 +64,54 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
         let hb = c.shared.config.main_heartbeat_interval.as_millis() as u64;
         c.send(json!({"op": 10, "d": {"heartbeat_interval": hb}, "s": null, "t": null}));
     }
-    loop {
-        tokio::select! {
-            m = futures_util::StreamExt::next(&mut ws) => match ws::classify(m) {
-                Incoming::Text(t) if !c.closing => c.on_text(&t),
-                Incoming::Binary(_) if !c.closing => c.fail(4002, "main.decode", "binary frame on a JSON connection".into()),
-                Incoming::Gone(code) => { c.gone(code); return; }
-                _ => {}
-            },
-            ctl = rx.recv() => match ctl {
-                Some(Ctl::Send(text)) => if !ws::send_text(&mut ws, text).await { c.gone(None); return; },
-                Some(Ctl::Close(code, reason)) => {
-                    ws::close(&mut ws, code, &reason).await;
-                    c.closed_by_server(code);
-                    return;
-                }
-                Some(Ctl::Drop) | None => { c.detach(); c.shared.lock().event(SimEvent::MainClosed { code: None }); return; }
-            },
+    c.hb_deadline = ws::heartbeat_deadline(c.shared.config.main_heartbeat_interval);
+    ws::pump(socket, rx, &mut c).await;
+}
+
+impl Gateway for Conn {
+    fn closing(&self) -> bool {
+        self.closing
+    }
+
+    fn heartbeat_deadline(&self) -> Instant {
+        self.hb_deadline
+    }
+
+    fn on_heartbeat_missed(&mut self) {
+        let detail = "no heartbeat within twice the Hello interval".to_string();
+        self.fail(4009, "main.heartbeat_missed", detail);
+    }
+
+    fn on_text(&mut self, text: &str) {
+        self.text(text);
+    }
+
+    fn on_binary(&mut self, _: &[u8]) {
+        self.fail(
+            4002,
+            "main.decode",
+            "binary frame on a JSON connection".into(),
+        );
+    }
+
+    /// The session survives its socket for resume, except after a close that ends it: the
+    /// client's 1000/1001 (§1.2) or the server codes that call for a new session (§1.8).
+    fn on_end(&mut self, code: Option<u16>, by_server: bool) {
+        let mut st = self.shared.lock();
+        if let Some(sid) = &self.session
+            && let Some(s) = st.main_sessions.get_mut(sid)
+            && s.conn.as_ref().is_some_and(|c| c.id == self.handle.id)
+        {
+            s.conn = None;
+        }
+        st.event(SimEvent::MainClosed { code });
+        let ends = match (code, by_server) {
+            (Some(c), true) => matches!(c, 1000 | 1001 | 4003 | 4004 | 4007 | 4009..=4014),
+            (Some(c), false) => matches!(c, 1000 | 1001),
+            (None, _) => false,
+        };
+        if ends && let Some(sid) = &self.session {
+            st.invalidate_main(sid);
         }
     }
 }
@@ -127,7 +161,7 @@ impl Conn {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
+    fn text(&mut self, text: &str) {
         let now = Instant::now();
         self.sends.push_back(now);
         while self
@@ -164,6 +198,8 @@ impl Conn {
             .is_some_and(|s| self.shared.lock().main_sessions.contains_key(s));
         match op {
             1 => {
+                self.hb_deadline =
+                    ws::heartbeat_deadline(self.shared.config.main_heartbeat_interval);
                 self.shared
                     .lock()
                     .event(SimEvent::MainHeartbeat { seq: d.as_u64() });
@@ -423,41 +459,6 @@ impl Conn {
             }
         }
     }
-
-    /// The socket is gone (or being replaced): the session, if any, stays resumable.
-    fn detach(&mut self) {
-        let Some(sid) = &self.session else { return };
-        let mut st = self.shared.lock();
-        if let Some(s) = st.main_sessions.get_mut(sid)
-            && s.conn.as_ref().is_some_and(|c| c.id == self.handle.id)
-        {
-            s.conn = None;
-        }
-    }
-
-    fn gone(&mut self, code: Option<u16>) {
-        self.detach();
-        let mut st = self.shared.lock();
-        st.event(SimEvent::MainClosed { code });
-        // §1.2: closing with 1000/1001 invalidates the session; anything else keeps it resumable.
-        if matches!(code, Some(1000 | 1001))
-            && let Some(sid) = &self.session
-        {
-            st.invalidate_main(sid);
-        }
-    }
-
-    fn closed_by_server(&mut self, code: u16) {
-        self.detach();
-        let mut st = self.shared.lock();
-        st.event(SimEvent::MainClosed { code: Some(code) });
-        // Codes after which the docs want a new session (§1.8).
-        if matches!(code, 1000 | 1001 | 4003 | 4004 | 4007 | 4009..=4014)
-            && let Some(sid) = &self.session
-        {
-            st.invalidate_main(sid);
-        }
-    }
 }
 
 fn guild_create(g: &super::config::SimGuild) -> Value {
@@ -493,36 +494,4 @@ fn voice_state(
            "user_id": uid, "session_id": session_id, "deaf": false, "mute": false,
            "self_deaf": deaf, "self_mute": mute, "self_video": false, "suppress": stage,
            "request_to_speak_timestamp": null})
-}
-
-/// Fault injection on the current main connection.
-pub fn inject(st: &mut State, what: MainFault) {
-    let Some(sid) = st.main_current.clone() else {
-        return;
-    };
-    let Some(conn) = st.main_sessions.get(&sid).and_then(|s| s.conn.clone()) else {
-        return;
-    };
-    match what {
-        MainFault::Reconnect => conn.send(Ctl::Send(
-            json!({"op": 7, "d": null, "s": null, "t": null}).to_string(),
-        )),
-        MainFault::Invalidate(resumable) => {
-            conn.send(Ctl::Send(
-                json!({"op": 9, "d": resumable, "s": null, "t": null}).to_string(),
-            ));
-            if !resumable {
-                st.invalidate_main(&sid);
-            }
-        }
-        MainFault::Drop => conn.send(Ctl::Drop),
-        MainFault::Close(code) => conn.send(Ctl::Close(code, "closed by the simulator".into())),
-    }
-}
-
-pub enum MainFault {
-    Reconnect,
-    Invalidate(bool),
-    Drop,
-    Close(u16),
 }

@@ -5,9 +5,34 @@
 //! This is an independent implementation of the protocol (shared/docs/discord-voice-protocol.md);
 //! it never uses `voxboard::discord` or `voxboard::engine`, which are what it tests.
 //! It runs its own tokio runtime on its own thread, so sync code (tests, the app) can drive it.
+//!
+//! Violation rules (`Violation::rule`), with the close code when the socket is closed for it:
+//!
+//! | rule | breach |
+//! |---|---|
+//! | `main.version` / `main.encoding` / `main.compress` (4012), `main.query` | URL is not `?v=10&encoding=json` |
+//! | `main.decode` / `main.payload_size` (4002) | bad JSON, binary frame, no integer op, > 4096 bytes |
+//! | `main.not_authenticated` (4003), `main.identify_twice` / `main.resume_authed` (4005) | order of Identify/Resume |
+//! | `main.auth` (4004), `main.intents` (4013 missing GUILDS/GUILD_VOICE_STATES, 4014 privileged) | Identify/Resume checks |
+//! | `main.identify_properties` | Identify without `properties` |
+//! | `main.resume_seq` (4007), `main.rate_limit` (4008), `main.heartbeat_missed` (4009), `main.unknown_op` (4001) | |
+//! | `main.op4_payload` (4001), `main.op4_unknown_guild`, `main.op4_not_voice` (ignored, nothing sent back) | op 4 |
+//! | `voice.version` (4012), `voice.decode` (4002), `voice.not_authenticated` (4003), `voice.auth` (4004) | voice socket and Identify |
+//! | `voice.identify_twice` / `voice.resume_authed` (4005), `voice.unknown_op` (4001) | |
+//! | `voice.resume_invalid` / `voice.resume_seq_ack` (4006) | Resume of an unknown/ended session or outside the buffer |
+//! | `voice.select_protocol` (4012), `voice.select_mode` (4016), `voice.select_payload` (4020), `voice.select_twice` | Select Protocol |
+//! | `voice.select_address` | Select Protocol address/port differ from what IP discovery answered |
+//! | `voice.speaking_payload`, `voice.speaking_ssrc` | op 5 (ignored) |
+//! | `voice.heartbeat_v8`, `voice.heartbeat_nonce`, `voice.heartbeat_seq_ack` (not acknowledged), `voice.heartbeat_missed` (4009) | heartbeats |
+//! | `udp.discovery`, `udp.discovery_ssrc` | IP discovery (no reply) |
+//! | `rtp.parse`, `rtp.rtcp`, `rtp.payload_type`, `rtp.unknown_ssrc` | not RTP for a live session |
+//! | `rtp.before_speaking`, `rtp.before_session_description`, `rtp.audio_while_not_speaking` | speaking state |
+//! | `rtp.decrypt`, `rtp.nonce_reuse`, `rtp.seq`, `rtp.timestamp`, `opus.decode` | per packet |
+//! | `rtp.silence_tail` | audio stopped (100 ms gap or speaking 0) without five F8 FF FE frames |
 
 mod config;
 mod events;
+mod faults;
 mod heard;
 mod main_gw;
 mod rtp;
@@ -26,9 +51,8 @@ use tokio::sync::oneshot;
 pub use config::{ChannelKind, SimChannel, SimConfig, SimGuild, demo_config};
 pub use events::{SimEvent, Violation};
 pub use heard::{Heard, HeardFrame};
-pub use rtp::TransportCipher;
 
-use main_gw::MainFault;
+use faults::MainFault;
 use state::Shared;
 
 /// A running simulator. Dropping it shuts everything down (thread joined, sockets closed).
@@ -149,7 +173,8 @@ impl Simulator {
     pub fn wait_for(&self, timeout: Duration, pred: impl Fn(&[SimEvent]) -> bool) -> bool {
         let end = Instant::now() + timeout;
         loop {
-            if pred(&self.shared.lock().events) {
+            // A copy, so `pred` may itself call into the simulator without deadlocking.
+            if pred(&self.events()) {
                 return true;
             }
             if Instant::now() >= end {
@@ -168,14 +193,14 @@ impl Simulator {
     /// Closes the guild's voice websocket with `code`.
     pub fn close_voice(&self, guild_id: u64, code: u16) {
         self.fault(format!("close_voice guild={guild_id} code={code}"), |st| {
-            voice_gw::close_voice(st, guild_id, code)
+            faults::close_voice(st, guild_id, code)
         });
     }
 
     /// Drops the guild's voice TCP connection without a close frame (the session stays resumable).
     pub fn drop_voice(&self, guild_id: u64) {
         self.fault(format!("drop_voice guild={guild_id}"), |st| {
-            voice_gw::drop_voice(st, guild_id)
+            faults::drop_voice(st, guild_id)
         });
     }
 
@@ -185,7 +210,7 @@ impl Simulator {
         let shared = self.shared.clone();
         let mut old = None;
         self.fault(format!("move_voice_server guild={guild_id}"), |st| {
-            old = voice_gw::move_voice_server(st, &shared, guild_id);
+            old = faults::move_voice_server(st, &shared, guild_id);
         });
         if let Some(vid) = old {
             let shared = self.shared.clone();
@@ -196,38 +221,54 @@ impl Simulator {
         }
     }
 
+    /// Voice server reallocation (doc §1.7, §9 pitfall 6): the voice connection drops and its
+    /// session is gone, VOICE_SERVER_UPDATE with `endpoint: null` follows, then after `after` one
+    /// with a new token and the (same) real endpoint.
+    pub fn reallocate_voice_server(&self, guild_id: u64, after: Duration) {
+        let shared = self.shared.clone();
+        let mut had_grant = false;
+        self.fault(format!("reallocate_voice_server guild={guild_id}"), |st| {
+            had_grant = faults::lose_voice_server(st, &shared, guild_id).is_some();
+        });
+        if had_grant {
+            self.rt.spawn(async move {
+                tokio::time::sleep(after).await;
+                let mut st = shared.lock();
+                faults::server_update(&mut st, &shared, guild_id, true);
+            });
+        }
+    }
+
     /// Voice close 4014, then VOICE_STATE_UPDATE with channel_id null.
     pub fn kick(&self, guild_id: u64) {
         let uid = self.shared.config.bot_user_id;
         self.fault(format!("kick guild={guild_id}"), |st| {
-            voice_gw::kick(st, guild_id, uid)
+            faults::kick(st, guild_id, uid)
         });
     }
 
     /// Main gateway op 7 Reconnect.
     pub fn main_reconnect(&self) {
         self.fault("main_reconnect".into(), |st| {
-            main_gw::inject(st, MainFault::Reconnect)
+            faults::inject(st, MainFault::Reconnect)
         });
     }
 
     /// Main gateway op 9 with `d: resumable`; when not resumable the session (and its voice) ends.
     pub fn main_invalidate(&self, resumable: bool) {
         self.fault(format!("main_invalidate resumable={resumable}"), |st| {
-            main_gw::inject(st, MainFault::Invalidate(resumable))
+            faults::inject(st, MainFault::Invalidate(resumable))
         });
     }
 
     /// Drops the main gateway TCP connection without a close frame.
     pub fn drop_main(&self) {
-        self.fault("drop_main".into(), |st| {
-            main_gw::inject(st, MainFault::Drop)
-        });
+        self.fault("drop_main".into(), |st| faults::inject(st, MainFault::Drop));
     }
 
     pub fn close_main(&self, code: u16) {
         self.fault(format!("close_main code={code}"), |st| {
-            main_gw::inject(st, MainFault::Close(code))
+            faults::inject(st, MainFault::Close(code))
         });
     }
 
@@ -256,5 +297,41 @@ impl Drop for Simulator {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulator_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Simulator>();
+    }
+
+    #[test]
+    fn starts_and_stops_cleanly_with_the_documented_defaults() {
+        let sim = Simulator::start(SimConfig::default()).expect("start");
+        assert!(sim.gateway_url().starts_with("ws://127.0.0.1:"));
+        assert_eq!(sim.config().guilds[0].id, 100);
+        assert_eq!(sim.config().guilds[0].channels[1].id, 1002);
+        let port: u16 = sim
+            .gateway_url()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        drop(sim);
+        // Dropped: the listener is closed, so the port accepts no more connections.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        let demo = demo_config();
+        assert_eq!(
+            demo.guilds
+                .iter()
+                .map(|g| g.name.as_str())
+                .collect::<Vec<_>>(),
+            ["Demo Guild A", "Demo Guild B"]
+        );
     }
 }

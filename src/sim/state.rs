@@ -94,7 +94,16 @@ pub struct RtpTrack {
     pub tail: VecDeque<Tail>,
     /// Audio frames flowed since the last stop.
     pub in_audio: bool,
+    /// Arrival time (receipt + injected delay) of the last processed packet.
     pub last_packet_at: Option<Instant>,
+    /// Arrival time of the newest packet received, processed or not (dropped ones included).
+    pub last_arrival: Option<Instant>,
+    /// Packets queued for processing and packets done: equal when the processor has caught up,
+    /// so its own stalls are never mistaken for the client going quiet.
+    pub queued: u64,
+    pub processed: u64,
+    /// When op 5 with speaking 0 arrived: a stop the silence rule applies to.
+    pub speaking_off_at: Option<Instant>,
 }
 
 /// A voice gateway session (survives its socket for ~60 s for resume).
@@ -113,6 +122,8 @@ pub struct VoiceSession {
     pub discovered: Option<SocketAddr>,
     /// Last op 5 `speaking` value; None until the first op 5.
     pub speaking: Option<u32>,
+    /// When that op 5 was processed.
+    pub speaking_at: Option<Instant>,
     pub rtp: RtpTrack,
 }
 

@@ -15,17 +15,25 @@ use tokio::sync::mpsc;
 use super::events::SimEvent;
 use super::heard::HeardFrame;
 use super::rtp::{self, PT_OPUS, SILENCE};
-use super::state::{ENDED_GRACE, Shared, State, Tail};
+use super::state::{ENDED_GRACE, Shared, State, Tail, VOICE_RESUME_WINDOW};
 use crate::audio::{FRAME_LEN, FRAME_SAMPLES};
 
 /// Audio is considered stopped after this long without a packet (the silence rule's trigger).
 pub const STOP_GAP: Duration = Duration::from_millis(100);
 /// How long a packet that beat its op 5 over loopback is given for the op 5 to be processed.
-const SPEAKING_GRACE: Duration = Duration::from_millis(50);
+/// Generous for a loaded 2-core CI machine; it only costs time when the client is at fault.
+const SPEAKING_GRACE: Duration = Duration::from_millis(200);
+/// How far a packet's arrival may trail the op 5 that stopped speaking and still count as sent
+/// before it (the UDP and websocket tasks are scheduled independently).
+const SPEAKING_RACE: Duration = Duration::from_millis(60);
 const TS_STEP: u32 = FRAME_SAMPLES as u32;
+const FRAME_PERIOD: Duration = Duration::from_millis(20);
+/// Ended or expired voice sessions are dropped from memory after this long.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 struct Queued {
     pkt: Vec<u8>,
+    received: Instant,
     due: Instant,
 }
 
@@ -51,6 +59,7 @@ pub async fn serve(shared: Arc<Shared>, server: usize, socket: UdpSocket) {
             tracing::trace!(target: "voxboard::sim", "udp keepalive from {src}");
         } else if let Some(due) = admit(&shared, server, pkt) {
             let _ = tx.send(Queued {
+                received: Instant::now(),
                 pkt: pkt.to_vec(),
                 due,
             });
@@ -104,38 +113,55 @@ fn discovery(shared: &Shared, server: usize, pkt: &[u8], src: SocketAddr) -> Opt
 /// gap is then not held against the client) or delay it.
 fn admit(shared: &Shared, server: usize, pkt: &[u8]) -> Option<Instant> {
     let now = Instant::now();
-    let Ok(hdr) = rtp::parse_header(pkt) else {
+    let mut st = shared.lock();
+    let Some((vid, hdr)) = session_of(&st, server, pkt) else {
         return Some(now);
     };
-    let mut st = shared.lock();
-    let Some((vid, guild_id)) = st
-        .voice
-        .iter()
-        .find(|(_, v)| v.server == server && v.ssrc == hdr.ssrc)
-        .map(|(id, v)| (*id, v.guild_id))
-    else {
+    let Some(guild_id) = st.voice.get(&vid).map(|v| v.guild_id) else {
         return Some(now);
     };
     let gv = st.guild(guild_id);
-    let delay = gv.udp_delay;
-    if gv.udp_drop_every > 0 {
-        gv.udp_drop_counter += 1;
-        if gv.udp_drop_counter % gv.udp_drop_every == 0 {
-            if let Some(v) = st.voice.get_mut(&vid) {
-                v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
-            }
-            tracing::debug!(target: "voxboard::sim", guild_id, seq = hdr.seq, "sim dropped RTP packet");
-            return None;
-        }
+    let due = now + gv.udp_delay;
+    gv.udp_drop_counter = gv.udp_drop_counter.wrapping_add(1);
+    let drop = gv.udp_drop_every > 0 && gv.udp_drop_counter.is_multiple_of(gv.udp_drop_every);
+    let v = st.voice.get_mut(&vid)?;
+    v.rtp.last_arrival = Some(due);
+    if drop {
+        v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
+        tracing::debug!(target: "voxboard::sim", guild_id, seq = hdr.seq, "sim dropped RTP packet");
+        return None;
     }
-    Some(now + delay)
+    v.rtp.queued += 1;
+    Some(due)
+}
+
+/// The voice session (of any state) an RTP datagram names by SSRC on this server.
+fn session_of(st: &State, server: usize, pkt: &[u8]) -> Option<(u64, rtp::RtpHeader)> {
+    let hdr = rtp::parse_header(pkt).ok()?;
+    st.voice
+        .iter()
+        .find(|(_, v)| v.server == server && v.ssrc == hdr.ssrc)
+        .map(|(id, _)| (*id, hdr))
+}
+
+/// Whether a packet may be decrypted yet.
+enum Gate {
+    Open(Arc<rtp::TransportCipher>),
+    Wait,
+    Refuse(&'static str, String),
 }
 
 async fn process_loop(shared: Arc<Shared>, server: usize, mut rx: mpsc::UnboundedReceiver<Queued>) {
     let mut decoders: HashMap<u32, Decoder> = HashMap::new();
     while let Some(q) = rx.recv().await {
         tokio::time::sleep_until(q.due.into()).await;
-        process(&shared, server, &mut decoders, &q.pkt).await;
+        process(&shared, server, &mut decoders, &q).await;
+        let mut st = shared.lock();
+        if let Some((vid, _)) = session_of(&st, server, &q.pkt)
+            && let Some(v) = st.voice.get_mut(&vid)
+        {
+            v.rtp.processed += 1;
+        }
     }
 }
 
@@ -168,7 +194,8 @@ fn owner(st: &mut State, server: usize, ssrc: u32) -> Result<(u64, u64), Option<
     }
 }
 
-async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Decoder>, pkt: &[u8]) {
+async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Decoder>, q: &Queued) {
+    let (pkt, received, arrival) = (&q.pkt[..], q.received, q.due);
     if (200..=204).contains(&pkt.get(1).copied().unwrap_or(0)) {
         return shared.lock().violation(
             None,
@@ -190,28 +217,28 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     // packet arrives over loopback, so a short grace applies only to the violating case.
     let waited = Instant::now();
     let cipher = loop {
-        let step = {
+        let gate = {
             let mut st = shared.lock();
             let Some(v) = st.voice.get_mut(&vid) else {
                 return;
             };
             match (v.speaking.is_some(), v.cipher.clone()) {
-                (true, Some(c)) => Ok(c),
-                (true, None) => Err((
+                (true, Some(c)) => Gate::Open(c),
+                (true, None) => Gate::Refuse(
                     "rtp.before_session_description",
-                    "RTP before Session Description: no key yet".to_string(),
-                )),
-                (false, _) if waited.elapsed() >= SPEAKING_GRACE => Err((
+                    "RTP before Session Description: no key yet".into(),
+                ),
+                (false, _) if waited.elapsed() >= SPEAKING_GRACE => Gate::Refuse(
                     "rtp.before_speaking",
                     format!("RTP seq {} before any op 5 Speaking", hdr.seq),
-                )),
-                (false, _) => Err(("", String::new())),
+                ),
+                (false, _) => Gate::Wait,
             }
         };
-        match step {
-            Ok(c) => break c,
-            Err(("", _)) => tokio::time::sleep(Duration::from_millis(5)).await,
-            Err((rule, detail)) => {
+        match gate {
+            Gate::Open(c) => break c,
+            Gate::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
+            Gate::Refuse(rule, detail) => {
                 let mut st = shared.lock();
                 if let Some(v) = st.voice.get_mut(&vid) {
                     v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
@@ -238,12 +265,14 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         }
     };
     let silence = dec.payload == SILENCE;
+    if !silence {
+        check_speaking_nonzero(shared, vid, g, hdr.seq, received).await;
+    }
     let pcm = if silence {
         Some(vec![0.0; FRAME_LEN])
     } else {
         decode(decoders, hdr.ssrc, &dec.payload)
     };
-    let now = Instant::now();
     let mut st = shared.lock();
     let Some(v) = st.voice.get_mut(&vid) else {
         return;
@@ -262,7 +291,7 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     let t = &mut v.rtp;
     let resumed_after_stop = t
         .last_packet_at
-        .is_some_and(|at| now.duration_since(at) >= STOP_GAP);
+        .is_some_and(|at| arrival.duration_since(at) >= STOP_GAP);
     let mut problems = Vec::new();
     if let Some((ls, lt)) = t.last {
         let (mut es, mut et) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
@@ -288,7 +317,7 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         }
     }
     t.last = Some((hdr.seq, hdr.timestamp));
-    t.last_packet_at = Some(now);
+    t.last_packet_at = Some(arrival);
     t.tail
         .push_back(if silence { Tail::Silence } else { Tail::Audio });
     while t.tail.len() > 5 {
@@ -312,7 +341,7 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         );
     };
     let frame = HeardFrame {
-        at: now,
+        at: arrival,
         ssrc: hdr.ssrc,
         seq: hdr.seq,
         timestamp: hdr.timestamp,
@@ -324,6 +353,37 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     heard.push_back(frame);
     while heard.len() > limit {
         heard.pop_front();
+    }
+}
+
+/// Audio needs a non-zero `speaking` (§3.3). A packet that left the client before its op 5
+/// speaking 0 was processed is fine; one after it waits briefly for a speaking 1 that may still be
+/// in the gateway's queue. Recorded, not dropped: the SFU still forwards the audio.
+async fn check_speaking_nonzero(
+    shared: &Shared,
+    vid: u64,
+    g: Option<u64>,
+    seq: u16,
+    received: Instant,
+) {
+    let waited = Instant::now();
+    loop {
+        let (speaking, at) = {
+            let st = shared.lock();
+            let Some(v) = st.voice.get(&vid) else { return };
+            (v.speaking, v.speaking_at)
+        };
+        let sent_before_off = at.is_some_and(|at| received <= at + SPEAKING_RACE);
+        if speaking != Some(0) || sent_before_off {
+            return;
+        }
+        if waited.elapsed() >= SPEAKING_GRACE {
+            let detail = format!("audio frame seq {seq} while speaking is 0");
+            return shared
+                .lock()
+                .violation(g, "rtp.audio_while_not_speaking", detail);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
@@ -350,16 +410,28 @@ fn decode(decoders: &mut HashMap<u32, Decoder>, ssrc: u32, payload: &[u8]) -> Op
     })
 }
 
-/// Runs every 20 ms: when a session's audio has stopped (no packet for STOP_GAP after audio
-/// frames), the last five frames must have been silence frames (§4.3).
+/// Runs every 20 ms: forgets long-dead sessions, and when a session's audio stops (no packet for STOP_GAP after audio frames, or
+/// op 5 speaking 0), the last five frames must have been silence frames (§4.3). A speaking-0 stop
+/// is judged once the packets sent before it have had time to be processed (the guild's injected
+/// delay plus two frame periods), since UDP and the websocket race each other.
 pub async fn silence_watch(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {
         tick.tick().await;
         let now = Instant::now();
         let mut st = shared.lock();
+        let delays: HashMap<u64, Duration> =
+            st.guilds.iter().map(|(g, gv)| (*g, gv.udp_delay)).collect();
+        // Forget sessions long over, so a long demo does not accumulate them.
+        st.voice.retain(|_, v| {
+            let over = v
+                .ended_at
+                .or(v.detached_at.map(|t| t + VOICE_RESUME_WINDOW));
+            over.is_none_or(|t| now.saturating_duration_since(t) < FORGET_AFTER)
+        });
         let mut found = Vec::new();
         for v in st.voice.values_mut() {
+            let settle = delays.get(&v.guild_id).copied().unwrap_or_default() + 2 * FRAME_PERIOD;
             let t = &mut v.rtp;
             if v.ended_at.is_some() {
                 // A session that ended (closed by the server, replaced by a move or a rejoin)
@@ -367,32 +439,48 @@ pub async fn silence_watch(shared: Arc<Shared>) {
                 t.in_audio = false;
                 continue;
             }
-            if t.in_audio
-                && t.last_packet_at
-                    .is_some_and(|at| now.duration_since(at) >= STOP_GAP)
-            {
-                t.in_audio = false;
-                // Trailing frames the simulator itself dropped count as unknown, not as audio.
-                if let Some((mut ls, mut lt)) = t.last {
-                    while t.skipped.remove(&ls.wrapping_add(1)).is_some() {
-                        (ls, lt) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
-                        t.tail.push_back(Tail::Unknown);
-                        if t.tail.len() > 5 {
-                            t.tail.pop_front();
-                        }
+            // Judge only what the processor has caught up with, so its own waits are never
+            // mistaken for the client going quiet.
+            let caught_up = t.queued == t.processed;
+            let gap = caught_up
+                && t.last_arrival
+                    .is_some_and(|at| now.duration_since(at) >= STOP_GAP);
+            let off = caught_up
+                && t.speaking_off_at
+                    .is_some_and(|at| now.duration_since(at) >= settle);
+            if !(t.in_audio && (gap || off)) {
+                if off {
+                    t.speaking_off_at = None;
+                }
+                continue;
+            }
+            t.in_audio = false;
+            t.speaking_off_at = None;
+            // Trailing frames the simulator itself dropped count as unknown, not as audio.
+            if let Some((mut ls, mut lt)) = t.last {
+                while t.skipped.remove(&ls.wrapping_add(1)).is_some() {
+                    (ls, lt) = (ls.wrapping_add(1), lt.wrapping_add(TS_STEP));
+                    t.tail.push_back(Tail::Unknown);
+                    if t.tail.len() > 5 {
+                        t.tail.pop_front();
                     }
-                    t.last = Some((ls, lt));
                 }
-                let ok = t.tail.len() == 5 && t.tail.iter().all(|e| *e != Tail::Audio);
-                if !ok {
-                    found.push((
-                        v.guild_id,
-                        format!(
-                            "audio stopped after {:?}; the last 5 frames must be F8 FF FE silence",
-                            t.tail
-                        ),
-                    ));
-                }
+                t.last = Some((ls, lt));
+            }
+            let ok = t.tail.len() == 5 && t.tail.iter().all(|e| *e != Tail::Audio);
+            if !ok {
+                let why = if gap {
+                    "audio stopped"
+                } else {
+                    "speaking went to 0"
+                };
+                found.push((
+                    v.guild_id,
+                    format!(
+                        "{why} after {:?}; the last 5 frames must be F8 FF FE silence",
+                        t.tail
+                    ),
+                ));
             }
         }
         for (g, detail) in found {

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 
 use super::events::SimEvent;
 use super::rtp::TransportCipher;
-use super::state::{ConnHandle, Ctl, RtpTrack, Shared, State, VoiceSession, random_hex, snowflake};
-use super::ws::{self, Incoming};
+use super::state::{ConnHandle, Ctl, RtpTrack, Shared, VoiceSession, random_hex, snowflake};
+use super::ws::{self, Gateway};
 
 /// Client opcodes that are valid but have nothing to do in a DAVE-less, single-user call:
 /// DAVE JSON ops (23 ready, 31 invalid commit) and the undocumented ones real clients send
@@ -40,13 +40,15 @@ struct Conn {
     session: Option<u64>,
     guild_id: Option<u64>,
     closing: bool,
+    /// When the connection times out unless a heartbeat arrives.
+    hb_deadline: Instant,
 }
 
 async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
-    let Ok((mut ws, path)) = ws::accept(stream).await else {
+    let Ok((socket, path)) = ws::accept(stream).await else {
         return;
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let id = shared.lock().next_id();
     let mut c = Conn {
         shared,
@@ -55,6 +57,7 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
         session: None,
         guild_id: None,
         closing: false,
+        hb_deadline: Instant::now(),
     };
     c.shared.lock().event(SimEvent::VoiceConnected {
         server,
@@ -66,24 +69,40 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
         // Hello is per connection, so it is not numbered (doc §8.1).
         c.send_raw(json!({"op": 8, "d": {"heartbeat_interval": hb, "v": 8}}));
     }
-    loop {
-        tokio::select! {
-            m = futures_util::StreamExt::next(&mut ws) => match ws::classify(m) {
-                Incoming::Text(t) if !c.closing => c.on_text(&t),
-                Incoming::Binary(b) if !c.closing => c.on_binary(&b),
-                Incoming::Gone(code) => { c.gone(code, false); return; }
-                _ => {}
-            },
-            ctl = rx.recv() => match ctl {
-                Some(Ctl::Send(text)) => if !ws::send_text(&mut ws, text).await { c.gone(None, false); return; },
-                Some(Ctl::Close(code, reason)) => {
-                    ws::close(&mut ws, code, &reason).await;
-                    c.gone(Some(code), true);
-                    return;
-                }
-                Some(Ctl::Drop) | None => { c.gone(None, true); return; }
-            },
-        }
+    c.hb_deadline = ws::heartbeat_deadline(c.shared.config.voice_heartbeat_interval);
+    ws::pump(socket, rx, &mut c).await;
+}
+
+/// Whether a server-side voice close leaves the session resumable (doc §3.4): 4015 (voice server
+/// crashed) and network-level codes do; 1000/1001 and every other 4xxx end it.
+pub fn resumable_close(code: u16) -> bool {
+    code == 4015 || (code < 4000 && !matches!(code, 1000 | 1001))
+}
+
+impl Gateway for Conn {
+    fn closing(&self) -> bool {
+        self.closing
+    }
+
+    fn heartbeat_deadline(&self) -> Instant {
+        self.hb_deadline
+    }
+
+    fn on_heartbeat_missed(&mut self) {
+        let detail = "no heartbeat within twice the Hello interval".to_string();
+        self.fail(4009, "voice.heartbeat_missed", detail);
+    }
+
+    fn on_text(&mut self, text: &str) {
+        self.text(text);
+    }
+
+    fn on_binary(&mut self, bytes: &[u8]) {
+        self.binary(bytes);
+    }
+
+    fn on_end(&mut self, code: Option<u16>, by_server: bool) {
+        self.gone(code, by_server);
     }
 }
 
@@ -122,7 +141,7 @@ impl Conn {
         }
     }
 
-    fn on_text(&mut self, text: &str) {
+    fn text(&mut self, text: &str) {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             return self.fail(4002, "voice.decode", format!("not JSON: {text:.80}"));
         };
@@ -160,7 +179,7 @@ impl Conn {
         }
     }
 
-    fn on_binary(&mut self, b: &[u8]) {
+    fn binary(&mut self, b: &[u8]) {
         match b.first() {
             None => self.fail(4002, "voice.decode", "empty binary frame".into()),
             Some(_) if self.session.is_none() => self.fail(
@@ -248,6 +267,7 @@ impl Conn {
                 cipher: None,
                 discovered: None,
                 speaking: None,
+                speaking_at: None,
                 rtp: RtpTrack::default(),
             },
         );
@@ -300,8 +320,10 @@ impl Conn {
         let Some(v) = st.voice.get_mut(&vid) else {
             return;
         };
+        // Numbering starts at 1, so -1 and 0 both mean "nothing seen yet".
         let oldest = v.buffer.front().map_or(v.seq + 1, |(n, _)| *n);
-        if seq_ack + 1 < oldest as i64 || seq_ack > v.seq as i64 {
+        let first_missed = seq_ack.max(0) + 1;
+        if first_missed < oldest as i64 || seq_ack > v.seq as i64 {
             let detail = format!(
                 "seq_ack {seq_ack} outside the replay buffer {oldest}..={}",
                 v.seq
@@ -456,6 +478,8 @@ impl Conn {
         }
         if let Some(v) = st.voice.get_mut(&vid) {
             v.speaking = Some(speaking);
+            v.speaking_at = Some(Instant::now());
+            v.rtp.speaking_off_at = (speaking == 0).then(Instant::now);
         }
     }
 
@@ -470,7 +494,7 @@ impl Conn {
             );
         };
         let t = obj.get("t").cloned().unwrap_or(Value::Null);
-        if !t.as_u64().is_some_and(|n| n < 1 << 53) {
+        if t.as_u64().is_none_or(|n| n >= 1 << 53) {
             return st.violation(g, "voice.heartbeat_nonce", format!("heartbeat t must be an integer JSON number below 2^53, got {t}; not acknowledged"));
         }
         let seq_ack = match obj.get("seq_ack") {
@@ -486,6 +510,7 @@ impl Conn {
                 }
             },
         };
+        self.hb_deadline = ws::heartbeat_deadline(self.shared.config.voice_heartbeat_interval);
         if let Some(vid) = self.session {
             let sent = st.voice.get(&vid).map_or(0, |v| v.seq as i64);
             if seq_ack.is_some_and(|n| n > sent) {
@@ -511,7 +536,7 @@ impl Conn {
             st.event(SimEvent::VoiceClosed { guild_id: g, code });
         }
         let Some(vid) = self.session else { return };
-        let resumable = !by_server || code.is_none_or(|c| c == 4015 || (c < 4000 && c != 1000));
+        let resumable = !by_server || code.is_none_or(resumable_close);
         if !resumable {
             st.end_voice(vid, code.unwrap_or(1000), "closed");
             return;
@@ -523,68 +548,4 @@ impl Conn {
             v.detached_at = Some(Instant::now());
         }
     }
-}
-
-/// Closes a guild's voice socket with `code`; codes after which Discord expects a resume
-/// (4015, or below 4000) keep the session, the rest end it.
-pub fn close_voice(st: &mut State, guild_id: u64, code: u16) {
-    let Some(vid) = st.live_voice(guild_id) else {
-        return;
-    };
-    if code == 4015 || (code < 4000 && code != 1000) {
-        if let Some(c) = st.voice.get(&vid).and_then(|v| v.conn.clone()) {
-            c.send(Ctl::Close(code, "closed by the simulator".into()));
-        }
-    } else {
-        st.end_voice(vid, code, "closed by the simulator");
-    }
-}
-
-pub fn drop_voice(st: &mut State, guild_id: u64) {
-    if let Some(c) = st
-        .live_voice(guild_id)
-        .and_then(|vid| st.voice.get(&vid))
-        .and_then(|v| v.conn.clone())
-    {
-        c.send(Ctl::Drop);
-    }
-}
-
-/// Kick: voice close 4014, then VOICE_STATE_UPDATE with channel_id null on the main gateway.
-pub fn kick(st: &mut State, guild_id: u64, bot_user_id: u64) {
-    if let Some(vid) = st.live_voice(guild_id) {
-        st.end_voice(vid, 4014, "kicked from the voice channel");
-    }
-    let Some(grant) = st.guild(guild_id).grant.take() else {
-        return;
-    };
-    let d = json!({"guild_id": guild_id.to_string(), "channel_id": null, "user_id": bot_user_id.to_string(),
-                   "session_id": grant.session_id, "deaf": false, "mute": false, "self_deaf": false,
-                   "self_mute": false, "self_video": false, "suppress": false, "request_to_speak_timestamp": null});
-    st.dispatch(&grant.main_session, "VOICE_STATE_UPDATE", d);
-    st.event(SimEvent::VoiceStateUpdate {
-        guild_id,
-        channel_id: None,
-    });
-}
-
-/// Region move: the guild's voice now lives on the other server. Sends VOICE_SERVER_UPDATE with a
-/// new token; returns the old voice session, which the caller ends (4022) after a grace period.
-pub fn move_voice_server(st: &mut State, shared: &Shared, guild_id: u64) -> Option<u64> {
-    let gv = st.guild(guild_id);
-    gv.server = 1 - gv.server;
-    let server = gv.server;
-    let old = gv.session;
-    let grant = gv.grant.as_mut()?;
-    grant.server = server;
-    grant.token = random_hex();
-    let (main, token) = (grant.main_session.clone(), grant.token.clone());
-    let endpoint = shared.voice_endpoint(server);
-    st.dispatch(
-        &main,
-        "VOICE_SERVER_UPDATE",
-        json!({"token": token, "guild_id": guild_id.to_string(), "endpoint": endpoint}),
-    );
-    st.event(SimEvent::VoiceServerUpdate { guild_id, endpoint });
-    old
 }

@@ -1,18 +1,23 @@
 //! Websocket plumbing shared by the main and voice gateways.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::state::Ctl;
+
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// Accepts a websocket and returns it with the request's path and query ("/?v=8").
+// The callback's Result type is tungstenite's, not ours to shrink.
+#[allow(clippy::result_large_err)]
 pub async fn accept(stream: TcpStream) -> anyhow::Result<(Ws, String)> {
     let mut path = String::new();
     let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp: Response| {
@@ -31,15 +36,16 @@ pub fn query_param(path: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-pub async fn send_text(ws: &mut Ws, text: String) -> bool {
-    ws.send(Message::text(text)).await.is_ok()
-}
-
 /// Sends a close frame and waits briefly for the peer's reply, so the client reliably sees the code.
-pub async fn close(ws: &mut Ws, code: u16, reason: &str) {
+/// Codes 1005, 1006 and 1015 must never be sent (RFC 6455 §7.4.1): "closing" with them means
+/// dropping the connection without a close frame.
+async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    if matches!(code, 1005 | 1006 | 1015) {
+        return;
+    }
     let frame = CloseFrame {
         code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
+        reason: truncate(reason, MAX_REASON).to_owned().into(),
     };
     if ws.send(Message::Close(Some(frame))).await.is_err() {
         return;
@@ -50,8 +56,19 @@ pub async fn close(ws: &mut Ws, code: u16, reason: &str) {
     .await;
 }
 
+/// A close frame's reason must fit in 123 bytes (RFC 6455 §5.5: 125-byte control payload).
+const MAX_REASON: usize = 123;
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// What the client did, reduced to what the gateways care about.
-pub enum Incoming {
+enum Incoming {
     Text(String),
     Binary(Vec<u8>),
     /// Closed by the client with this code (None: no close frame / TCP dropped).
@@ -60,7 +77,7 @@ pub enum Incoming {
     Nothing,
 }
 
-pub fn classify(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Incoming {
+fn classify(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Incoming {
     match msg {
         Some(Ok(Message::Text(t))) => Incoming::Text(t.to_string()),
         Some(Ok(Message::Binary(b))) => Incoming::Binary(b.to_vec()),
@@ -70,9 +87,63 @@ pub fn classify(msg: Option<Result<Message, tokio_tungstenite::tungstenite::Erro
     }
 }
 
+/// Discord times out a connection whose heartbeats stop; allow twice the interval (the first
+/// heartbeat comes after interval * jitter) plus scheduling slack.
+pub fn heartbeat_deadline(interval: Duration) -> Instant {
+    Instant::now() + 2 * interval + Duration::from_millis(500)
+}
+
+/// What a gateway connection does with its socket's events; [`pump`] drives it.
+pub trait Gateway {
+    /// A close is queued: further client frames are ignored.
+    fn closing(&self) -> bool;
+    fn heartbeat_deadline(&self) -> Instant;
+    fn on_heartbeat_missed(&mut self);
+    fn on_text(&mut self, text: &str);
+    fn on_binary(&mut self, bytes: &[u8]);
+    /// The socket ended: closed by the client (`by_server` false, its code if any), or closed
+    /// (with `code`) or dropped (None) by the simulator.
+    fn on_end(&mut self, code: Option<u16>, by_server: bool);
+}
+
+/// Runs one connection: client frames to `g`, and `g`'s mailbox (`rx`) to the socket, in order.
+pub async fn pump(mut ws: Ws, mut rx: UnboundedReceiver<Ctl>, g: &mut impl Gateway) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(g.heartbeat_deadline().into()), if !g.closing() => g.on_heartbeat_missed(),
+            m = ws.next() => match classify(m) {
+                Incoming::Text(t) if !g.closing() => g.on_text(&t),
+                Incoming::Binary(b) if !g.closing() => g.on_binary(&b),
+                Incoming::Gone(code) => return g.on_end(code, false),
+                _ => {}
+            },
+            ctl = rx.recv() => match ctl {
+                Some(Ctl::Send(text)) => {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return g.on_end(None, false);
+                    }
+                }
+                Some(Ctl::Close(code, reason)) => {
+                    close(&mut ws, code, &reason).await;
+                    return g.on_end(Some(code), true);
+                }
+                Some(Ctl::Drop) | None => return g.on_end(None, true),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_are_cut_on_a_char_boundary() {
+        let long = "é".repeat(100);
+        let cut = truncate(&long, MAX_REASON);
+        assert!(cut.len() <= MAX_REASON && cut.len() >= MAX_REASON - 1);
+        assert_eq!(truncate("short", MAX_REASON), "short");
+    }
 
     #[test]
     fn reads_query_params() {
