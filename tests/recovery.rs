@@ -174,7 +174,9 @@ fn kick_stops_for_good() {
         playing.wait_timeout(Duration::from_secs(5)),
         "a kicked connection must end its sounds"
     );
-    let status = wait_status(&voice, Duration::from_secs(1), |s| s.connections[0].phase == "failed");
+    let status = wait_status(&voice, Duration::from_secs(1), |s| {
+        s.connections[0].phase == "failed"
+    });
     assert_eq!(status.connections[0].phase, "failed");
     assert!(
         status.connections[0]

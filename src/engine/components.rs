@@ -147,6 +147,8 @@ pub struct Transport(pub Option<UdpTransport>);
 #[derive(Component, Debug)]
 pub struct Speaking {
     pub flags: u32,
+    /// Whether this session's SSRC was announced with op 5 (required before any packet).
+    pub registered: bool,
     pub asserted: bool,
     pub silence_left: u8,
 }
@@ -155,6 +157,7 @@ impl Default for Speaking {
     fn default() -> Self {
         Self {
             flags: crate::discord::voice_gateway::payloads::speaking::MICROPHONE,
+            registered: false,
             asserted: false,
             silence_left: 0,
         }

@@ -14,7 +14,7 @@ use crate::discord::close_codes::{VoiceCloseAction, voice_close_action, voice_cl
 use crate::discord::crypto::{TransportCipher, TransportMode};
 use crate::discord::gateway::{GatewayError, GatewayEvent};
 use crate::discord::rtp::RtpStream;
-use crate::discord::voice_gateway::payloads::{select_protocol, speaking};
+use crate::discord::voice_gateway::payloads::select_protocol;
 use crate::discord::voice_gateway::{Opening, VoiceEvent};
 
 #[allow(clippy::too_many_arguments)]
@@ -334,8 +334,8 @@ fn on_voice_event(
                 c.conn.channel_id,
                 &c.link,
             );
-            // Register our SSRC now (as discord.py does), so the first packet is never early.
-            send_json(c, speaking(0, ready.ssrc));
+            // The first transmit tick registers the SSRC with op 5 (see `transmit`).
+            c.speaking.registered = false;
             c.speaking.asserted = false;
             c.speaking.silence_left = 0;
             c.link.rejoin_attempts = 0;

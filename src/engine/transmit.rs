@@ -79,6 +79,13 @@ pub fn transmit(
                 &SILENCE_FRAME
             }
             (None, None) => {
+                if !speaking_state.registered {
+                    // Register the SSRC right away (as discord.py does) while idle; when audio is
+                    // already waiting, its op 5 with the real flags registers it instead, so the
+                    // server never sees a "speaking 0" just before the first packet.
+                    link.send(VoiceCommand::Json(speaking(0, udp.rtp.ssrc)));
+                    speaking_state.registered = true;
+                }
                 if now.duration_since(udp.last_sent) >= KEEPALIVE_EVERY {
                     let _ = udp.socket.send(&keepalive(udp.rtp.ssrc));
                     udp.last_sent = now;
@@ -93,6 +100,7 @@ pub fn transmit(
         let frame: &[u8] = &frame;
         if frame != SILENCE_FRAME {
             if !speaking_state.asserted {
+                speaking_state.registered = true;
                 // op 5 goes out before the first packet of every talk spurt.
                 link.send(VoiceCommand::Json(speaking(
                     speaking_state.flags,
