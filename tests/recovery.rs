@@ -168,8 +168,16 @@ fn kick_stops_for_good() {
         .join_channel(guild(0), voice_channel(0), false, false)
         .unwrap();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    let errors = voice.errors();
     std::thread::sleep(Duration::from_millis(500));
     sim.kick(guild(0));
+    let (guild_id, error) = errors
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the error stream reports the kick");
+    assert_eq!(
+        (guild_id, error),
+        (guild(0), voxboard::engine::VoiceError::Kicked)
+    );
     assert!(
         playing.wait_timeout(Duration::from_secs(5)),
         "a kicked connection must end its sounds"

@@ -48,6 +48,7 @@ pub fn ingest_commands(
     mut index: ResMut<ConnIndex>,
     mut gateway: ResMut<MainGatewayState>,
     mut conns: Query<Conn>,
+    mut error_subscribers: ResMut<super::status::ErrorSubscribers>,
     net: Option<Res<Net>>,
     now: Res<Now>,
 ) {
@@ -150,6 +151,7 @@ pub fn ingest_commands(
             | Command::SetMonitor { .. }
             | Command::SetMic(_)
             | Command::SetMonitorSink(_) => {}
+            Command::SubscribeErrors(tx) => error_subscribers.0.push(tx),
             Command::AwaitGateway { reply } => match (&gateway.fatal, gateway.user_id) {
                 (Some(e), _) => {
                     let _ = reply.send(Err(e.clone()));

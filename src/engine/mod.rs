@@ -124,6 +124,8 @@ pub enum Command {
     AwaitGateway {
         reply: Sender<Result<u64, VoiceError>>,
     },
+    /// Every connection failure from now on is sent here as `(guild_id, error)`.
+    SubscribeErrors(Sender<(u64, VoiceError)>),
     Shutdown,
 }
 
@@ -266,6 +268,7 @@ impl EngineCore {
         world.insert_resource(mix::MicInput::default());
         world.insert_resource(mix::MonitorOutput::default());
         world.insert_resource(status::StatusOut::default());
+        world.insert_resource(status::ErrorSubscribers::default());
         world.insert_resource(settings);
         if let Some(net) = net {
             world.insert_resource(net);
@@ -282,6 +285,7 @@ impl EngineCore {
                 mix::feed_monitor,
                 transmit::transmit,
                 mix::advance_playbacks,
+                status::report_failures,
                 status::publish_status,
             )
                 .chain(),

@@ -183,3 +183,24 @@ fn guild_infos(gateway: &MainGatewayState) -> Vec<GuildInfo> {
     guilds.sort_by_key(|g| g.id);
     guilds
 }
+
+/// Listeners for connection failures (the library API's error stream).
+#[derive(Resource, Default)]
+pub struct ErrorSubscribers(pub Vec<std::sync::mpsc::Sender<(u64, super::VoiceError)>>);
+
+/// Sends each connection that just failed to every subscriber; drops subscribers that left.
+pub fn report_failures(
+    mut subscribers: ResMut<ErrorSubscribers>,
+    conns: Query<(&VoiceConn, Ref<ConnPhase>)>,
+) {
+    if subscribers.0.is_empty() {
+        return;
+    }
+    for (conn, phase) in &conns {
+        if let (true, ConnPhase::Failed { error }) = (phase.is_changed(), &*phase) {
+            subscribers
+                .0
+                .retain(|s| s.send((conn.guild_id, error.clone())).is_ok());
+        }
+    }
+}

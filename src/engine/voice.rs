@@ -85,6 +85,13 @@ impl Voice {
         self.user_id
     }
 
+    /// A stream of connection failures (guild id, error), from now on.
+    pub fn errors(&self) -> Receiver<(u64, VoiceError)> {
+        let (tx, rx) = channel();
+        self.send(Command::SubscribeErrors(tx));
+        rx
+    }
+
     /// The newest status snapshot; `changed()` on it wakes when something changes.
     pub fn status(&self) -> watch::Receiver<Status> {
         self.status.clone()
