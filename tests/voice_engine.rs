@@ -158,3 +158,58 @@ fn speaking_precedes_audio_and_silence_ends_it() {
     );
     assert_no_violations(&sim);
 }
+
+#[test]
+fn opus_frames_written_to_a_session_are_heard_in_order() {
+    use std::io::Write;
+    use voxboard::audio::FRAME_LEN;
+    use voxboard::audio::opus::{MAX_PACKET, OpusEncoder};
+
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    let mut session = voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let clip = three_tone_clip();
+    let mut encoder = OpusEncoder::new(64_000).unwrap();
+    let mut packet = vec![0u8; MAX_PACKET];
+    for frame in clip.samples.chunks_exact(FRAME_LEN) {
+        let n = encoder.encode(frame, &mut packet).unwrap();
+        // Paced by the session: each write is one 20 ms frame.
+        session.write_all(&packet[..n]).unwrap();
+    }
+    wait_quiet(&voice);
+    voice.close();
+    let frames = sim.heard(guild(0)).audio_frames();
+    assert_eq!(frames, 150, "every written frame arrives");
+    assert_three_tones(&sim, guild(0), 1.0 - 2.0 * FRAME, 1.0 + 2.0 * FRAME);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn write_with_timeout_refuses_to_run_ahead_of_real_time() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    let mut session = voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let silence = voxboard::audio::opus::SILENCE_FRAME;
+    // The session lets a writer get about 100 ms (five frames) ahead, then asks it to wait.
+    let accepted = (0..20)
+        .take_while(|_| session.write_opus_timeout(&silence, Duration::ZERO).is_ok())
+        .count();
+    assert!(
+        (4..=6).contains(&accepted),
+        "accepted {accepted} frames without waiting"
+    );
+    let err = session
+        .write_opus_timeout(&silence, Duration::ZERO)
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(
+        session
+            .write_opus_timeout(&silence, Duration::from_millis(200))
+            .is_ok()
+    );
+    voice.close();
+}
