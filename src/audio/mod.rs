@@ -13,6 +13,9 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
+pub mod capture;
 pub mod decode;
+pub mod devices;
+pub mod monitor;
 pub mod opus;
 pub mod resample;
