@@ -128,9 +128,7 @@ pub(crate) fn find_device(
     }
     host.devices()
         .ok()
-        .and_then(|mut all| {
-            all.find(|d| d.description().is_ok_and(|desc| desc.name() == spec))
-        })
+        .and_then(|mut all| all.find(|d| d.description().is_ok_and(|desc| desc.name() == spec)))
         .ok_or_else(|| AudioDeviceError::NoDevice(format!("there is no {what} called '{spec}'")))
 }
 
@@ -147,6 +145,54 @@ pub(crate) fn classify(err: &cpal::Error, device: &str, building: bool) -> Audio
         _ if building => AudioDeviceError::StreamBuild(format!("'{device}': {err}")),
         _ => AudioDeviceError::NoDevice(format!("'{device}' cannot be used right now ({err})")),
     }
+}
+
+/// Expands to `$build::<T>(args...)` with the Rust sample type `T` of the cpal sample format,
+/// or makes the enclosing function return [`AudioDeviceError::UnsupportedConfig`] for formats
+/// Voxboard does not handle (DSD and future ones).
+macro_rules! with_sample_type {
+    ($format:expr, $build:ident, ($($arg:expr),* $(,)?)) => {
+        match $format {
+            cpal::SampleFormat::I8 => $build::<i8>($($arg),*),
+            cpal::SampleFormat::I16 => $build::<i16>($($arg),*),
+            cpal::SampleFormat::I24 => $build::<cpal::I24>($($arg),*),
+            cpal::SampleFormat::I32 => $build::<i32>($($arg),*),
+            cpal::SampleFormat::I64 => $build::<i64>($($arg),*),
+            cpal::SampleFormat::U8 => $build::<u8>($($arg),*),
+            cpal::SampleFormat::U16 => $build::<u16>($($arg),*),
+            cpal::SampleFormat::U24 => $build::<cpal::U24>($($arg),*),
+            cpal::SampleFormat::U32 => $build::<u32>($($arg),*),
+            cpal::SampleFormat::U64 => $build::<u64>($($arg),*),
+            cpal::SampleFormat::F32 => $build::<f32>($($arg),*),
+            cpal::SampleFormat::F64 => $build::<f64>($($arg),*),
+            other => {
+                return Err($crate::audio::devices::AudioDeviceError::UnsupportedConfig(format!(
+                    "its sample format {other} is not supported"
+                )))
+            }
+        }
+    };
+}
+pub(crate) use with_sample_type;
+
+/// Checks a device's default config against what the converters handle.
+pub(crate) fn check_config(
+    config: &SupportedStreamConfig,
+    device: &str,
+) -> Result<(), AudioDeviceError> {
+    let rate = config.sample_rate();
+    let channels = usize::from(config.channels());
+    if !(super::resample::MIN_RATE..=super::resample::MAX_RATE).contains(&rate) {
+        return Err(AudioDeviceError::UnsupportedConfig(format!(
+            "'{device}' runs at {rate} Hz, which Voxboard does not support"
+        )));
+    }
+    if channels == 0 || channels > MAX_DEVICE_CHANNELS {
+        return Err(AudioDeviceError::UnsupportedConfig(format!(
+            "'{device}' has {channels} channels (at most {MAX_DEVICE_CHANNELS} are supported)"
+        )));
+    }
+    Ok(())
 }
 
 /// Largest f32 below 1.0: integer conversions treat +1.0 as out of range.
@@ -384,8 +430,9 @@ mod tests {
     fn sine(freq: f64, rate: u32, frames: usize) -> Vec<[f32; 2]> {
         (0..frames)
             .map(|i| {
-                let s = (0.5 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate))
-                    .sin()) as f32;
+                let s = (0.5
+                    * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
+                    as f32;
                 [s, -s]
             })
             .collect()
