@@ -13,9 +13,12 @@ pub const FRAME_SAMPLES: usize = 960;
 pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
+pub mod capture;
 pub mod decode;
+pub mod devices;
 pub mod library;
 pub mod loudness;
 pub mod mixer;
+pub mod monitor;
 pub mod opus;
 pub mod resample;
