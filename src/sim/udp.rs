@@ -207,7 +207,9 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         Ok(h) => h,
         Err(e) => return shared.lock().violation(None, "rtp.parse", e),
     };
-    let (vid, guild_id) = match owner(&mut shared.lock(), server, hdr.ssrc) {
+    // Bound first: a guard in the match scrutinee would live through the arms, which lock again.
+    let found = owner(&mut shared.lock(), server, hdr.ssrc);
+    let (vid, guild_id) = match found {
         Ok(x) => x,
         Err(None) => return,
         Err(Some(why)) => return shared.lock().violation(None, "rtp.unknown_ssrc", why),
