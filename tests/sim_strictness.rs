@@ -519,8 +519,21 @@ async fn garbage_from_the_network_is_refused_without_breaking_the_simulator() {
         "heard {}",
         sim.heard(GUILD).frames.len()
     );
+    // RTCP, and RTP with another payload type from the real SSRC.
+    let mut rtcp = vec![0x80, 200, 0, 6];
+    rtcp.extend_from_slice(&[0; 24]);
+    s.media.sock.send(&rtcp).await.expect("send");
+    let mut pt96 = s.media.packet(&[0xF8, 0xFF, 0xFE]);
+    pt96[1] = 96;
+    s.media.sock.send(&pt96).await.expect("send");
+    assert!(
+        wait_rule(&sim, "rtp.payload_type"),
+        "{:?}",
+        sim.violations()
+    );
     let r = rules(&sim);
     for expected in [
+        "rtp.rtcp",
         "udp.discovery_ssrc",
         "rtp.parse",
         "rtp.unknown_ssrc",
