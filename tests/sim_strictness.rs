@@ -469,3 +469,90 @@ async fn a_voice_socket_without_heartbeats_times_out_4009() {
     assert_eq!(expect_close(&mut s.voice.ws).await, Some(4009));
     assert_eq!(rules(&sim), vec!["voice.heartbeat_missed".to_string()]);
 }
+
+#[tokio::test]
+async fn garbage_from_the_network_is_refused_without_breaking_the_simulator() {
+    let sim = sim();
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    // UDP: empty, short, bad discovery, not RTP, RTP with CC/X lying about its length, wrong SSRC.
+    let mut bad_discovery = vec![0u8; 74];
+    bad_discovery[1] = 1;
+    bad_discovery[3] = 70;
+    bad_discovery[4..8].copy_from_slice(&s.media.ssrc.wrapping_add(1).to_be_bytes());
+    let mut lying = vec![0x9F, 0x78, 0, 1, 0, 0, 0, 1];
+    lying.extend_from_slice(&s.media.ssrc.to_be_bytes());
+    let mut foreign = lying.clone();
+    foreign[0] = 0x80;
+    foreign[8..12].copy_from_slice(&s.media.ssrc.wrapping_add(1).to_be_bytes());
+    foreign.extend_from_slice(&[0; 40]);
+    for d in [
+        vec![],
+        vec![1, 2, 3],
+        bad_discovery,
+        vec![0x40; 30],
+        lying,
+        foreign,
+        vec![0xFF; 1400],
+    ] {
+        s.media.sock.send(&d).await.expect("send");
+    }
+    // Voice gateway: JSON of the wrong shapes on a live session, none of which may crash it.
+    for bad in [
+        json!({"op": 5, "d": []}),
+        json!({"op": 5, "d": {"speaking": "yes", "ssrc": s.media.ssrc}}),
+        json!({"op": 3, "d": null}),
+        json!({"op": 3, "d": {"t": -5}}),
+        json!({"op": 23, "d": {"transition_id": 1}}),
+    ] {
+        send(&mut s.voice.ws, bad).await;
+    }
+    // Still fully working afterwards: heartbeat ACKed, audio heard.
+    send(
+        &mut s.voice.ws,
+        json!({"op": 3, "d": {"t": 1, "seq_ack": s.voice.last_seq}}),
+    )
+    .await;
+    assert_eq!(s.voice.recv_op(6).await["d"]["t"], 1);
+    play_tone(&mut s, 5).await;
+    assert!(
+        wait_heard(&sim, 10),
+        "heard {}",
+        sim.heard(GUILD).frames.len()
+    );
+    // RTCP, and RTP with another payload type from the real SSRC.
+    let mut rtcp = vec![0x80, 200, 0, 6];
+    rtcp.extend_from_slice(&[0; 24]);
+    s.media.sock.send(&rtcp).await.expect("send");
+    let mut pt96 = s.media.packet(&[0xF8, 0xFF, 0xFE]);
+    pt96[1] = 96;
+    s.media.sock.send(&pt96).await.expect("send");
+    assert!(
+        wait_rule(&sim, "rtp.payload_type"),
+        "{:?}",
+        sim.violations()
+    );
+    let r = rules(&sim);
+    for expected in [
+        "rtp.rtcp",
+        "udp.discovery_ssrc",
+        "rtp.parse",
+        "rtp.unknown_ssrc",
+        "voice.speaking_payload",
+        "voice.heartbeat_v8",
+        "voice.heartbeat_nonce",
+    ] {
+        assert!(
+            r.iter().any(|x| x == expected),
+            "{expected} missing from {r:?}"
+        );
+    }
+    // Main gateway garbage closes with 4002 and nothing else.
+    let mut ws = connect(&format!("{}/?v=10&encoding=json", sim.gateway_url())).await;
+    futures_util::SinkExt::send(
+        &mut ws,
+        tokio_tungstenite::tungstenite::Message::text("{not json"),
+    )
+    .await
+    .expect("send");
+    assert_eq!(expect_close(&mut ws).await, Some(4002));
+}

@@ -207,12 +207,29 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         Ok(h) => h,
         Err(e) => return shared.lock().violation(None, "rtp.parse", e),
     };
-    let (vid, guild_id) = match owner(&mut shared.lock(), server, hdr.ssrc) {
+    // Bound first: a guard in the match scrutinee would live through the arms, which lock again.
+    let found = owner(&mut shared.lock(), server, hdr.ssrc);
+    let (vid, guild_id) = match found {
         Ok(x) => x,
         Err(None) => return,
         Err(Some(why)) => return shared.lock().violation(None, "rtp.unknown_ssrc", why),
     };
     let g = Some(guild_id);
+    // A refused packet still took its place in the sequence: one breach, one violation.
+    let refuse = |rule: &str, detail: String| {
+        let mut st = shared.lock();
+        if let Some(v) = st.voice.get_mut(&vid) {
+            v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
+        }
+        st.violation(g, rule, detail);
+    };
+    if hdr.payload_type != PT_OPUS {
+        let pt = hdr.payload_type;
+        return refuse(
+            "rtp.payload_type",
+            format!("payload type {pt}, expected {PT_OPUS}"),
+        );
+    }
     // Speaking must come first (§3.3). The op 5 may still sit in the gateway task's queue when its
     // packet arrives over loopback, so a short grace applies only to the violating case.
     let waited = Instant::now();
@@ -238,31 +255,12 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         match gate {
             Gate::Open(c) => break c,
             Gate::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
-            Gate::Refuse(rule, detail) => {
-                let mut st = shared.lock();
-                if let Some(v) = st.voice.get_mut(&vid) {
-                    v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
-                }
-                return st.violation(g, rule, detail);
-            }
+            Gate::Refuse(rule, detail) => return refuse(rule, detail),
         }
     };
-    if hdr.payload_type != PT_OPUS {
-        return shared.lock().violation(
-            g,
-            "rtp.payload_type",
-            format!("payload type {}, expected {PT_OPUS}", hdr.payload_type),
-        );
-    }
     let dec = match cipher.decrypt(pkt, &hdr) {
         Ok(d) => d,
-        Err(e) => {
-            let mut st = shared.lock();
-            if let Some(v) = st.voice.get_mut(&vid) {
-                v.rtp.skipped.insert(hdr.seq, hdr.timestamp);
-            }
-            return st.violation(g, "rtp.decrypt", format!("seq {}: {e}", hdr.seq));
-        }
+        Err(e) => return refuse("rtp.decrypt", format!("seq {}: {e}", hdr.seq)),
     };
     let silence = dec.payload == SILENCE;
     if !silence {
