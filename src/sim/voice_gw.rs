@@ -479,7 +479,9 @@ impl Conn {
         if let Some(v) = st.voice.get_mut(&vid) {
             v.speaking = Some(speaking);
             v.speaking_at = Some(Instant::now());
-            v.rtp.speaking_off_at = (speaking == 0).then(Instant::now);
+            // Only a speaking 0 that ends audio is a stop to judge; one that merely registers
+            // the SSRC (discord.py's style) says nothing about frames that follow it.
+            v.rtp.speaking_off_at = (speaking == 0 && v.rtp.in_audio).then(Instant::now);
         }
     }
 
