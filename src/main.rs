@@ -21,6 +21,8 @@ enum Cmd {
     /// The bot token is read from the DISCORD_TOKEN environment variable or from --token-file
     /// (never from the command line, which every user on the machine can read).
     Play(cli::play::PlayArgs),
+    /// List audio input and output devices (ids for --input-device / --output-device).
+    Devices,
     /// Run the Discord simulator on loopback and print its gateway URL and test token.
     Sim {
         /// How many guilds the simulator has (ids 100, 101, ...).
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Cmd::Play(play)) => cli::play::run(play),
         Some(Cmd::Sim { guilds }) => cli::sim::run(guilds),
+        Some(Cmd::Devices) => cli::devices::run(),
         None => {
             eprintln!(
                 "The desktop app is not built yet. Try: voxboard play --sim --join 100:1002 assets/sounds/chime.wav"

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use voxboard::audio::FRAME_LEN;
 use voxboard::discord::crypto::TransportMode;
-use voxboard::engine::mix::{MicSource, MonitorSink};
+use voxboard::engine::mix::{Exclusive, MicSource, MonitorSink};
 use voxboard::engine::{Command, EngineCore, EngineMsg, PlayRequest, Retrigger, Settings, Target};
 
 #[derive(Clone, Default)]
@@ -53,9 +53,7 @@ impl Rig {
         let mut core = EngineCore::new(Settings::default(), None, now);
         core.add_ready_connection(1, socket, 7, TransportMode::AeadAes256GcmRtpsize, &[1; 32]);
         let capture = Capture::default();
-        core.push(EngineMsg::Command(Command::SetMonitorSink(Some(Box::new(
-            capture.clone(),
-        )))));
+        core.push(EngineMsg::Command(Command::SetMonitorSink(Some(Exclusive::new(Box::new(capture.clone()))))));
         Rig {
             core,
             now,
@@ -201,7 +199,7 @@ fn master_gain_scales_and_nan_is_refused() {
 #[test]
 fn push_to_talk_gates_the_microphone_with_ramps() {
     let mut rig = Rig::new();
-    rig.send(Command::SetMic(Some(Box::new(ConstMic(0.3)))));
+    rig.send(Command::SetMic(Some(Exclusive::new(Box::new(ConstMic(0.3))))));
     rig.send(Command::SetMonitor {
         gain: 1.0,
         include_mic: true,

@@ -31,8 +31,23 @@ pub struct PlayArgs {
     /// Seconds to wait for each voice connection.
     #[arg(long, default_value_t = 10)]
     join_timeout: u64,
+    /// Speak through the microphone for the whole run (push-to-talk held).
+    #[arg(long)]
+    mic: bool,
+    /// Also play what goes out on the local output device.
+    #[arg(long)]
+    monitor: bool,
+    /// Input device id for --mic (see `voxboard devices`); the default input otherwise.
+    #[arg(long, value_name = "ID", requires = "mic")]
+    input_device: Option<String>,
+    /// Output device id for --monitor; the default output otherwise.
+    #[arg(long, value_name = "ID", requires = "monitor")]
+    output_device: Option<String>,
+    /// Keep the channels open at least this many seconds (for --mic without files).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
     /// Sound files (wav, flac, ogg, opus, mp3), played one after another.
-    #[arg(required = true, value_name = "FILE")]
+    #[arg(required_unless_present = "mic", value_name = "FILE")]
     files: Vec<PathBuf>,
 }
 
@@ -115,8 +130,16 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
 
     let printing = Arc::new(AtomicBool::new(true));
     let printer = spawn_phase_printer(voice.status(), printing.clone());
+    // Held for the whole run: dropping them stops the audio streams.
+    let _devices = super::devices::attach(&voice, &args.mic_monitor());
 
+    let started = Instant::now();
     let result = join_and_play(&voice, &args.joins, &clips);
+    if let Some(secs) = args.duration {
+        let rest = Duration::from_secs_f64(secs.max(0.0)).saturating_sub(started.elapsed());
+        std::thread::sleep(rest);
+    }
+    voice.command(voxboard::engine::Command::PushToTalk(false));
     wait_for_silence_tail(&voice);
     let final_status = voice.status().borrow().clone();
     let _ = voice.close();
@@ -137,6 +160,15 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
         report_sim(&sim, &args.joins)?;
     }
     Ok(())
+}
+
+impl PlayArgs {
+    fn mic_monitor(&self) -> super::devices::DeviceChoice {
+        super::devices::DeviceChoice {
+            mic: self.mic.then(|| self.input_device.clone()),
+            monitor: self.monitor.then(|| self.output_device.clone()),
+        }
+    }
 }
 
 fn join_and_play(voice: &Voice, joins: &[(u64, u64)], clips: &[Clip]) -> anyhow::Result<()> {
@@ -196,8 +228,17 @@ fn spawn_phase_printer(
 fn report_sim(sim: &Simulator, joins: &[(u64, u64)]) -> anyhow::Result<()> {
     for &(guild, _) in joins {
         let heard = sim.heard(guild);
+        let pcm = heard.pcm_mono();
+        let pitch = if pcm.len() >= 4_800 {
+            format!(
+                ", dominant frequency {:.0} Hz",
+                voxboard::audio::analysis::dominant_frequency(&pcm, 48_000, 50.0, 5_000.0)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "simulator listener in guild {guild} heard {} audio frames ({:.2} s)",
+            "simulator listener in guild {guild} heard {} audio frames ({:.2} s){pitch}",
             heard.audio_frames(),
             heard.audio_frames() as f64 * 0.02
         );

@@ -19,13 +19,30 @@ use crate::audio::opus::{MAX_PACKET, OpusEncoder};
 
 /// Where microphone frames come from (cpal capture in the app, a synthetic source in tests).
 /// `read_frame` never blocks: `false` means no full frame was available.
-pub trait MicSource: Send + Sync {
+pub trait MicSource: Send {
     fn read_frame(&mut self, out: &mut [f32]) -> bool;
 }
 
 /// Where the monitor mix goes (a cpal output in the app). `push_frame` never blocks.
-pub trait MonitorSink: Send + Sync {
+pub trait MonitorSink: Send {
     fn push_frame(&mut self, frame: &[f32]) -> bool;
+}
+
+/// A `Send` value made `Sync` by exclusive access: it is only ever reached through `&mut`
+/// (`get_mut`), so the Mutex is never locked or contended. Audio device handles (ring-buffer
+/// ends) are `Send` but not `Sync`, and ECS resources and commands must be both.
+pub struct Exclusive<T: ?Sized>(Mutex<Box<T>>);
+
+impl<T: ?Sized> Exclusive<T> {
+    pub fn new(value: Box<T>) -> Self {
+        Exclusive(Mutex::new(value))
+    }
+    pub fn get_mut(&mut self) -> &mut T {
+        match self.0.get_mut() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
 }
 
 /// Gains and push-to-talk, set by commands.
@@ -53,7 +70,7 @@ impl Default for MixSettings {
 /// The microphone as the tick sees it: this tick's gated frame and its level.
 #[derive(Resource, Default)]
 pub struct MicInput {
-    source: Option<Box<dyn MicSource>>,
+    source: Option<Exclusive<dyn MicSource>>,
     frame: Vec<f32>,
     gate: Gate,
     /// Whether this tick's mix includes the microphone.
@@ -63,7 +80,7 @@ pub struct MicInput {
 }
 
 impl MicInput {
-    pub fn set_source(&mut self, source: Option<Box<dyn MicSource>>) {
+    pub fn set_source(&mut self, source: Option<Exclusive<dyn MicSource>>) {
         self.source = source;
     }
     pub fn is_present(&self) -> bool {
@@ -73,13 +90,13 @@ impl MicInput {
 
 #[derive(Resource, Default)]
 pub struct MonitorOutput {
-    sink: Option<Box<dyn MonitorSink>>,
+    sink: Option<Exclusive<dyn MonitorSink>>,
     limiter: Limiter,
     buffer: Vec<f32>,
 }
 
 impl MonitorOutput {
-    pub fn set_sink(&mut self, sink: Option<Box<dyn MonitorSink>>) {
+    pub fn set_sink(&mut self, sink: Option<Exclusive<dyn MonitorSink>>) {
         self.sink = sink;
     }
 }
@@ -132,7 +149,7 @@ impl Mixer {
 /// Captures this tick's microphone frame and runs the push-to-talk gate.
 pub fn read_mic(mut mic: ResMut<MicInput>, settings: Res<MixSettings>) {
     let mic = mic.as_mut();
-    let Some(source) = mic.source.as_mut() else {
+    let Some(source) = mic.source.as_mut().map(Exclusive::get_mut) else {
         mic.active = false;
         mic.level = 0.0;
         return;
@@ -273,7 +290,7 @@ pub fn feed_monitor(
     settings: Res<MixSettings>,
 ) {
     let monitor = monitor.as_mut();
-    let Some(sink) = monitor.sink.as_mut() else {
+    let Some(sink) = monitor.sink.as_mut().map(Exclusive::get_mut) else {
         return;
     };
     monitor.buffer.resize(FRAME_LEN, 0.0);
@@ -323,5 +340,20 @@ pub fn advance_playbacks(
             }
             commands.entity(entity).despawn();
         }
+    }
+}
+
+impl MicSource for crate::audio::capture::MicReader {
+    fn read_frame(&mut self, out: &mut [f32]) -> bool {
+        match <&mut [f32; FRAME_LEN]>::try_from(out) {
+            Ok(frame) => crate::audio::capture::MicReader::read_frame(self, frame),
+            Err(_) => false,
+        }
+    }
+}
+
+impl MonitorSink for crate::audio::monitor::MonitorWriter {
+    fn push_frame(&mut self, frame: &[f32]) -> bool {
+        crate::audio::monitor::MonitorWriter::push_frame(self, frame)
     }
 }

@@ -104,9 +104,9 @@ pub enum Command {
         include_mic: bool,
     },
     /// Installs (or removes) the microphone the mix reads from.
-    SetMic(Option<Box<dyn mix::MicSource>>),
+    SetMic(Option<mix::Exclusive<dyn mix::MicSource>>),
     /// Installs (or removes) the local monitor output.
-    SetMonitorSink(Option<Box<dyn mix::MonitorSink>>),
+    SetMonitorSink(Option<mix::Exclusive<dyn mix::MonitorSink>>),
     /// One Opus frame for one guild, sent as is (after the frames queued before it).
     WriteOpus {
         guild_id: u64,
