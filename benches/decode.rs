@@ -86,7 +86,7 @@ fn bench_library_get(c: &mut Criterion) {
     let status = Command::new("sox")
         .args(["-n", "-r", "48000", "-c", "2", "-b", "16"])
         .arg(&path)
-        .args(["synth", "1", "sine", "440"])
+        .args(["synth", "1", "sine", "440", "gain", "-3"])
         .status()
         .expect("sox");
     assert!(status.success());

@@ -220,8 +220,8 @@ fn small_cap_evicts_least_recently_used_and_request_brings_it_back() {
 struct Gate {
     open: Mutex<bool>,
     cv: Condvar,
-    /// (called on a decode thread, state at that moment)
-    seen: Mutex<Vec<(bool, Option<SoundState>)>>,
+    /// (sound, called on a decode thread, its state at that moment)
+    seen: Mutex<Vec<(SoundId, bool, Option<SoundState>)>>,
 }
 
 impl Gate {
@@ -233,7 +233,10 @@ impl Gate {
                 .name()
                 .is_some_and(|n| n.starts_with("voxboard-decode"));
             let state = weak.state(id);
-            gate.seen.lock().expect("lock").push((on_decoder, state));
+            gate.seen
+                .lock()
+                .expect("lock")
+                .push((id, on_decoder, state));
             if on_decoder {
                 let open = gate.open.lock().expect("lock");
                 let _unused = gate
@@ -272,16 +275,51 @@ fn request_returns_while_a_decode_thread_does_the_work() {
 
     let seen = gate.seen.lock().expect("lock").clone();
     assert!(
-        seen.iter().any(|(on_decoder, _)| *on_decoder),
+        seen.iter().any(|(_, on_decoder, _)| *on_decoder),
         "the decode ran on a decode thread"
     );
-    for (on_decoder, state) in &seen {
+    for (_, on_decoder, state) in &seen {
         if let Some(SoundState::Ready { .. }) = state {
             assert!(on_decoder, "Ready was published by a decode thread");
         }
     }
     // Cleared so the library (and its threads) can drop: the hook holds a handle.
     lib.set_on_change(Arc::new(|_| {}));
+}
+
+#[test]
+fn a_request_overtakes_queued_preloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = library(256 << 20, 1);
+    let path = wav(dir.path(), "s.wav", 0.2, 48_000, 2, 0.3);
+    let [busy, x, y, z] = [0; 4].map(|_| lib.add(path.clone()));
+    let gate = Arc::new(Gate::default());
+    lib.set_on_change(gate.hook(&lib));
+    lib.request(busy);
+    // Wait (bounded) until the only decode thread has taken `busy` and is held in the hook.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !gate.seen.lock().expect("lock").iter().any(|(_, d, _)| *d) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "decode thread never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    lib.preload(&[x, y]);
+    lib.request(z);
+    gate.release();
+    for id in [busy, x, y, z] {
+        lib.wait_ready(id, WAIT).expect("decodes");
+    }
+    lib.set_on_change(Arc::new(|_| {}));
+
+    let mut started: Vec<SoundId> = Vec::new();
+    for (id, on_decoder, _) in gate.seen.lock().expect("lock").iter() {
+        if *on_decoder && !started.contains(id) {
+            started.push(*id);
+        }
+    }
+    assert_eq!(started, vec![busy, z, x, y]);
 }
 
 #[test]
@@ -300,7 +338,7 @@ fn progress_is_reported_while_a_long_file_decodes() {
         .lock()
         .expect("lock")
         .iter()
-        .filter_map(|(_, s)| match s {
+        .filter_map(|(_, _, s)| match s {
             Some(SoundState::Decoding { progress }) => Some(*progress),
             _ => None,
         })
