@@ -95,7 +95,8 @@ pub struct LibraryStats {
 
 /// Called with a sound's id whenever its [`SoundState`] changes, from whichever thread changed
 /// it (a decode thread, or the caller of `request`/`remove`/...). Keep it quick: it should
-/// only ask the UI to repaint.
+/// only ask the UI to repaint. It must not own a [`SoundLibrary`] handle: the library owns
+/// the hook, and the cycle would keep the decode threads alive after the app drops its own.
 pub type ChangeHook = Arc<dyn Fn(SoundId) + Send + Sync>;
 
 /// Shared handle to the sound library: cheap to clone, `Send + Sync`. The decode threads stop

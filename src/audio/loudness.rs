@@ -26,7 +26,8 @@ pub fn integrated_lufs(samples_48k_stereo: &[f32]) -> Option<f64> {
 /// 1.0 = 0 dBFS), to `target_lufs`. Boosts are capped at [`MAX_BOOST_DB`] and so that the peak
 /// stays at or below 0 dBFS; cuts are never capped. `None` for a silent clip.
 pub fn gain_to_target(lufs: f64, peak: f32, target_lufs: f64) -> Option<f32> {
-    if !lufs.is_finite() || !target_lufs.is_finite() || !(peak > 0.0) {
+    // `peak <= 0.0` alone would let NaN through.
+    if !lufs.is_finite() || !target_lufs.is_finite() || peak.is_nan() || peak <= 0.0 {
         return None;
     }
     let wanted_db = target_lufs - lufs;
