@@ -30,8 +30,16 @@ fn sink_dir() -> Option<String> {
         eprintln!("SKIPPED: pulseaudio/parecord not installed (scripts/deps --test installs them)");
         return None;
     }
-    let out = Command::new(script()).arg("start").stdin(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(script())
+        .arg("start")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
@@ -64,11 +72,26 @@ fn microphone_tone_reaches_the_listener() {
     let _turn = SINK.lock().unwrap_or_else(|e| e.into_inner());
     let Some(dir) = sink_dir() else { return };
     let mut tone = background(&dir, &script(), &["play-tone", "523", "9"]);
-    let out = voxboard(&dir, &["play", "--sim", "--mic", "--duration", "5", "--join", "100:1002"]);
+    let out = voxboard(
+        &dir,
+        &[
+            "play",
+            "--sim",
+            "--mic",
+            "--duration",
+            "5",
+            "--join",
+            "100:1002",
+        ],
+    );
     let _ = tone.kill();
     let _ = tone.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("microphone: "), "{stdout}");
     let f = reported_frequency(&stdout).unwrap_or_else(|| panic!("no frequency in:\n{stdout}"));
     assert!((f - 523.0).abs() <= 3.0, "listener heard {f} Hz:\n{stdout}");
@@ -100,15 +123,36 @@ fn monitor_output_carries_what_goes_out() {
     let mut rec = background(
         &dir,
         parecord,
-        &["--device=virtmic.monitor", "--latency-msec=20", "--file-format=wav", recorded_arg],
+        &[
+            "--device=virtmic.monitor",
+            "--latency-msec=20",
+            "--file-format=wav",
+            recorded_arg,
+        ],
     );
-    let out = voxboard(&dir, &["play", "--sim", "--monitor", "--join", "100:1002", tone.to_str().unwrap()]);
+    let out = voxboard(
+        &dir,
+        &[
+            "play",
+            "--sim",
+            "--monitor",
+            "--join",
+            "100:1002",
+            tone.to_str().unwrap(),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(300));
     // SIGINT lets parecord finish the WAV header.
-    let _ = Command::new("kill").args(["-INT", &rec.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-INT", &rec.id().to_string()])
+        .status();
     let _ = rec.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("monitor: "), "{stdout}");
 
     let mut reader = hound::WavReader::open(&recorded).expect("parecord wrote a wav");
@@ -119,10 +163,22 @@ fn monitor_output_carries_what_goes_out() {
         .filter_map(Result::ok)
         .map(|s| s as f32 / 32768.0)
         .collect();
-    let mono: Vec<f32> = samples.chunks(channels).map(|c| c.iter().sum::<f32>() / channels as f32).collect();
+    let mono: Vec<f32> = samples
+        .chunks(channels)
+        .map(|c| c.iter().sum::<f32>() / channels as f32)
+        .collect();
     // Keep the loud part: the tone, not the silence around it.
-    let loud: Vec<f32> = mono.chunks(480).filter(|c| c.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect();
-    assert!(loud.len() > spec.sample_rate as usize, "the monitor played too little: {} samples", loud.len());
+    let loud: Vec<f32> = mono
+        .chunks(480)
+        .filter(|c| c.iter().any(|s| s.abs() > 0.1))
+        .flatten()
+        .copied()
+        .collect();
+    assert!(
+        loud.len() > spec.sample_rate as usize,
+        "the monitor played too little: {} samples",
+        loud.len()
+    );
     let f = dominant_frequency(&loud, spec.sample_rate, 100.0, 5_000.0);
     assert!((f - 700.0).abs() <= 3.0, "monitor carried {f} Hz");
 }
@@ -131,13 +187,31 @@ fn monitor_output_carries_what_goes_out() {
 fn no_sound_server_is_a_normal_state() {
     let f = common::fixture();
     let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
-        .args(["play", "--sim", "--mic", "--monitor", "--join", "100:1002", f.tones.to_str().unwrap()])
+        .args([
+            "play",
+            "--sim",
+            "--mic",
+            "--monitor",
+            "--join",
+            "100:1002",
+            f.tones.to_str().unwrap(),
+        ])
         .env("XDG_RUNTIME_DIR", "/nonexistent")
         .env("PULSE_SERVER", "unix:/nonexistent")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("no microphone") || stdout.contains("microphone: "), "{stdout}");
-    assert!(stdout.contains("heard 150 audio frames"), "the files still play:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("no microphone") || stdout.contains("microphone: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("heard 150 audio frames"),
+        "the files still play:\n{stdout}"
+    );
 }

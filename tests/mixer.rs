@@ -53,7 +53,9 @@ impl Rig {
         let mut core = EngineCore::new(Settings::default(), None, now);
         core.add_ready_connection(1, socket, 7, TransportMode::AeadAes256GcmRtpsize, &[1; 32]);
         let capture = Capture::default();
-        core.push(EngineMsg::Command(Command::SetMonitorSink(Some(Exclusive::new(Box::new(capture.clone()))))));
+        core.push(EngineMsg::Command(Command::SetMonitorSink(Some(
+            Exclusive::new(Box::new(capture.clone())),
+        ))));
         Rig {
             core,
             now,
@@ -199,7 +201,9 @@ fn master_gain_scales_and_nan_is_refused() {
 #[test]
 fn push_to_talk_gates_the_microphone_with_ramps() {
     let mut rig = Rig::new();
-    rig.send(Command::SetMic(Some(Exclusive::new(Box::new(ConstMic(0.3))))));
+    rig.send(Command::SetMic(Some(Exclusive::new(Box::new(ConstMic(
+        0.3,
+    ))))));
     rig.send(Command::SetMonitor {
         gain: 1.0,
         include_mic: true,

@@ -197,3 +197,14 @@ fn kick_stops_for_good() {
     assert_eq!(identifies(&sim), 1, "never auto-rejoin after a kick");
     voice.close();
 }
+
+/// Discord reallocating the voice server: `endpoint: null` first, the new server a bit later.
+#[test]
+fn null_endpoint_waits_for_the_reallocated_server() {
+    let sim =
+        play_with_fault(|sim| sim.reallocate_voice_server(guild(0), Duration::from_millis(300)));
+    assert_heard_whole(&sim);
+    assert_eq!(identifies(&sim), 2, "a fresh Identify on the new server");
+    assert_eq!(resumes(&sim), 0);
+    assert_no_violations(&sim);
+}
