@@ -60,12 +60,41 @@ fn bench_tick(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_tick);
+/// Cost of mixing one playing sound into a frame, and of a whole tick as sounds pile up.
+fn bench_mix(c: &mut Criterion) {
+    use voxboard::audio::FRAME_LEN;
+    use voxboard::audio::mixer::{Cursor, Limiter, add_frame};
+    let mut group = c.benchmark_group("mix");
+    let cursor = Cursor::new(tone(10), 0.8, false);
+    let mut frame = vec![0.0f32; FRAME_LEN];
+    group.bench_function("add_one_clip_frame", |b| {
+        b.iter(|| add_frame(std::hint::black_box(&mut frame), &cursor, 1.0))
+    });
+    let mut limiter = Limiter::default();
+    group.bench_function("limiter_frame", |b| b.iter(|| limiter.process(std::hint::black_box(&mut frame))));
+    for clips in [1usize, 8, 32] {
+        let (mut core, _sink) = engine_with(1, TransportMode::AeadAes256GcmRtpsize);
+        for id in 0..clips as u64 - 1 {
+            core.push(EngineMsg::Command(Command::Play(PlayRequest::new(100 + id, tone(600), Target::All))));
+        }
+        let mut now = Instant::now();
+        group.bench_with_input(BenchmarkId::new("tick_with_clips", clips), &clips, |b, _| {
+            b.iter(|| {
+                now += Duration::from_millis(20);
+                core.tick(now);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_tick, bench_mix);
 
 fn main() {
     benches();
     if std::env::args().any(|a| a == "--bench") {
         pacing::report();
+        pacing::latency_report();
     }
     criterion::Criterion::default()
         .configure_from_args()
@@ -73,7 +102,7 @@ fn main() {
 }
 
 mod pacing {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use voxboard::discord::ws::Token;
     use voxboard::engine::{Target, Voice, VoiceConfig};
@@ -103,6 +132,49 @@ mod pacing {
             pick(0.99),
             pick(0.01),
             gaps[gaps.len() - 1]
+        );
+    }
+
+    /// Command-to-first-packet latency when idle: a play command is sent with nothing playing,
+    /// and the clock is measured until the simulator receives the first packet of it.
+    pub fn latency_report() {
+        let sim = Simulator::start(SimConfig::with_guilds(1)).expect("simulator");
+        let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+        config.gateway_url = sim.gateway_url();
+        let voice = Voice::connect(config).expect("connect");
+        voice.join_channel(100, 1002, false, false).expect("join");
+        let short: std::sync::Arc<[f32]> = super::tone(1)[..48_000 / 10 * 2].into();
+        let mut latencies = Vec::new();
+        for _ in 0..40 {
+            // Let the previous sound's silence tail finish: the engine is idle again.
+            std::thread::sleep(Duration::from_millis(250));
+            let before = sim.heard(100).frames.len();
+            let sent = Instant::now();
+            let playing = voice.play(short.clone(), Target::All, 1.0);
+            let deadline = sent + Duration::from_secs(2);
+            let arrived = loop {
+                if let Some(f) = sim.heard(100).frames.get(before).filter(|f| !f.silence) {
+                    break Some(f.at);
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            };
+            if let Some(at) = arrived {
+                latencies.push(at.saturating_duration_since(sent).as_secs_f64() * 1000.0);
+            }
+            playing.wait();
+        }
+        voice.close();
+        latencies.sort_by(f64::total_cmp);
+        let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "idle play command -> first packet at the simulator, {} runs: p50 {:.2} ms, p90 {:.2} ms, max {:.2} ms",
+            latencies.len(),
+            pick(0.5),
+            pick(0.9),
+            latencies[latencies.len() - 1]
         );
     }
 }

@@ -27,6 +27,10 @@ pub struct ConnStatus {
     pub rejoins: u32,
     pub moves: u32,
     pub dave: super::dave::DaveStatus,
+    /// From the last play command to the first packet carrying it.
+    pub last_play_latency: Option<Duration>,
+    /// Audio frames not sent because DAVE had no keys (never sent unencrypted).
+    pub dave_dropped_frames: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -129,6 +133,8 @@ pub fn publish_status(
             rejoins: stats.rejoins,
             moves: stats.moves,
             dave: dave.status(),
+            last_play_latency: stats.last_play_latency,
+            dave_dropped_frames: dave.dropped_frames,
         })
         .collect();
     connections.sort_by_key(|c| c.guild_id);
