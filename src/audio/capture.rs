@@ -37,6 +37,9 @@ const RING_CAPACITY: usize = SAMPLE_RATE as usize * CHANNELS / 2;
 const SCRATCH: usize = 512;
 /// At most one log line about stream errors per this long.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// A stream whose callbacks stop for this long counts as lost. (When the PulseAudio daemon
+/// dies, ALSA's pulse plugin just stops calling back, with no error at all.)
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the microphone is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +168,9 @@ impl Microphone {
     /// Stops the stream and opens the same device again (after a loss, or to pick up a new
     /// default). The existing [`MicReader`] switches to the new stream on its next read.
     pub fn reopen(&mut self) -> Result<(), AudioDeviceError> {
-        self.stream = None; // stop the old callback before a new one starts
+        self.release_stream(); // stop the old callback before a new one starts
+        // Stall detection waits for the first callback of the new stream.
+        self.shared.callbacks.store(0, Ordering::Relaxed);
         match start(self.spec.as_deref(), &self.shared) {
             Ok((stream, cons, name, config)) => {
                 (self.name, self.config) = (name, config);
@@ -220,6 +225,25 @@ impl Microphone {
     /// Stream errors reported by cpal since the microphone was opened.
     pub fn stream_errors(&self) -> u64 {
         self.shared.errors.load(Ordering::Relaxed)
+    }
+}
+
+impl Microphone {
+    /// Stops and drops the stream, except a lost one: when the PulseAudio daemon has died,
+    /// dropping a cpal ALSA stream blocks forever (its worker never wakes up), so a lost
+    /// stream is leaked instead (one idle thread and its buffers).
+    fn release_stream(&mut self) {
+        if let Some(stream) = self.stream.take()
+            && matches!(self.status(), MicStatus::Lost { .. })
+        {
+            std::mem::forget(stream);
+        }
+    }
+}
+
+impl Drop for Microphone {
+    fn drop(&mut self) {
+        self.release_stream();
     }
 }
 
@@ -312,6 +336,9 @@ pub struct MicReader {
     dropped: u64,
     errors_logged: u64,
     last_log: Option<Instant>,
+    /// Callback count at `progress_at`, for stall detection.
+    seen_callbacks: u64,
+    progress_at: Instant,
 }
 
 impl std::fmt::Debug for MicReader {
@@ -336,6 +363,8 @@ impl MicReader {
             dropped: 0,
             errors_logged: 0,
             last_log: None,
+            seen_callbacks: 0,
+            progress_at: Instant::now(),
         }
     }
 
@@ -345,6 +374,7 @@ impl MicReader {
     pub fn read_frame(&mut self, out: &mut [f32; FRAME_LEN]) -> bool {
         self.adopt_reopened_stream();
         self.log_errors();
+        self.detect_stall();
         let limit = MAX_LATENCY.max(self.shared.burst.load(Ordering::Relaxed) + FRAME_LEN);
         let Some(cons) = self.cons.as_mut() else {
             self.level = 0.0;
@@ -378,7 +408,7 @@ impl MicReader {
         self.cons.as_ref().map_or(0, |c| c.occupied_len())
     }
 
-    /// How many device callbacks have delivered audio so far.
+    /// How many device callbacks have delivered audio since the last (re)open.
     pub fn callbacks(&self) -> u64 {
         self.shared.callbacks.load(Ordering::Relaxed)
     }
@@ -391,6 +421,29 @@ impl MicReader {
     /// Samples dropped to keep latency low, plus those the callback could not fit.
     pub fn dropped_samples(&self) -> u64 {
         self.dropped + self.shared.overflow.load(Ordering::Relaxed) as u64
+    }
+
+    /// Marks a running stream lost once its callbacks have stopped for [`STALL_TIMEOUT`]
+    /// (only after it has started: PulseAudio can take ~2 s to deliver the first block).
+    fn detect_stall(&mut self) {
+        let callbacks = self.shared.callbacks.load(Ordering::Relaxed);
+        if callbacks != self.seen_callbacks {
+            self.seen_callbacks = callbacks;
+            self.progress_at = Instant::now();
+        } else if callbacks > 0
+            && self.progress_at.elapsed() > STALL_TIMEOUT
+            && self.shared.state.load(Ordering::Acquire) == RUNNING
+        {
+            *self
+                .shared
+                .reason
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                "the device stopped delivering audio".to_string();
+            self.shared.lost_kind.store(0, Ordering::Relaxed);
+            self.shared.state.store(LOST, Ordering::Release);
+            tracing::warn!("microphone stopped delivering audio");
+        }
     }
 
     /// Picks up the consumer left by [`Microphone::reopen`]. `try_lock`: never waits.
