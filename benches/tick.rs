@@ -71,19 +71,29 @@ fn bench_mix(c: &mut Criterion) {
         b.iter(|| add_frame(std::hint::black_box(&mut frame), &cursor, 1.0))
     });
     let mut limiter = Limiter::default();
-    group.bench_function("limiter_frame", |b| b.iter(|| limiter.process(std::hint::black_box(&mut frame))));
+    group.bench_function("limiter_frame", |b| {
+        b.iter(|| limiter.process(std::hint::black_box(&mut frame)))
+    });
     for clips in [1usize, 8, 32] {
         let (mut core, _sink) = engine_with(1, TransportMode::AeadAes256GcmRtpsize);
         for id in 0..clips as u64 - 1 {
-            core.push(EngineMsg::Command(Command::Play(PlayRequest::new(100 + id, tone(600), Target::All))));
+            core.push(EngineMsg::Command(Command::Play(PlayRequest::new(
+                100 + id,
+                tone(600),
+                Target::All,
+            ))));
         }
         let mut now = Instant::now();
-        group.bench_with_input(BenchmarkId::new("tick_with_clips", clips), &clips, |b, _| {
-            b.iter(|| {
-                now += Duration::from_millis(20);
-                core.tick(now);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("tick_with_clips", clips),
+            &clips,
+            |b, _| {
+                b.iter(|| {
+                    now += Duration::from_millis(20);
+                    core.tick(now);
+                })
+            },
+        );
     }
     group.finish();
 }

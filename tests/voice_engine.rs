@@ -213,3 +213,48 @@ fn write_with_timeout_refuses_to_run_ahead_of_real_time() {
     );
     voice.close();
 }
+
+/// Two guilds hearing different sounds at once: two distinct mixes, each with its own encoder,
+/// and neither guild hears the other's sound.
+#[test]
+fn targeted_sounds_reach_only_their_guilds() {
+    use voxboard::audio::analysis::dominant_frequency;
+    let sim = Simulator::start(SimConfig::with_guilds(2)).unwrap();
+    let voice = connect(&sim);
+    for i in 0..2 {
+        voice
+            .join_channel(guild(i), voice_channel(i), false, false)
+            .unwrap();
+    }
+    let tone = |f: f32| -> std::sync::Arc<[f32]> {
+        (0..48_000)
+            .flat_map(|i| {
+                let s = 0.4 * (i as f32 * f * std::f32::consts::TAU / 48_000.0).sin();
+                [s, s]
+            })
+            .collect()
+    };
+    let a = voice.play(tone(500.0), Target::Guilds(vec![guild(0)]), 1.0);
+    let b = voice.play(tone(1200.0), Target::Guilds(vec![guild(1)]), 1.0);
+    a.wait();
+    b.wait();
+    wait_quiet(&voice);
+    voice.close();
+    for (i, expected) in [(0, 500.0), (1, 1200.0)] {
+        let pcm = sim.heard(guild(i)).pcm_mono();
+        assert!(pcm.len() >= 47_000, "guild {i} heard {} samples", pcm.len());
+        let f = dominant_frequency(&pcm, 48_000, 100.0, 5_000.0);
+        assert!(
+            (f - expected).abs() < 2.0,
+            "guild {i} heard {f} Hz, expected {expected}"
+        );
+        let other = if i == 0 { 1200.0 } else { 500.0 };
+        let leak = voxboard::audio::analysis::goertzel_power(&pcm, 48_000, other);
+        let own = voxboard::audio::analysis::goertzel_power(&pcm, 48_000, expected);
+        assert!(
+            leak < own * 1e-3,
+            "guild {i} hears the other guild's sound: {leak} vs {own}"
+        );
+    }
+    assert_no_violations(&sim);
+}

@@ -106,35 +106,84 @@ pub struct MixGroup {
     key: u64,
     guild_id: u64,
     guild_gain: f32,
+    bitrate: u32,
     pub opus: Vec<u8>,
     pub len: usize,
     /// The oldest not-yet-sent play command in this mix, for latency stats.
     pub fresh_since: Option<Instant>,
 }
 
-#[derive(Resource)]
-pub struct Mixer {
+/// What one stream of audio carries from tick to tick: the Opus encoder's prediction state and
+/// the limiter's gain. Each distinct mix needs its own; sharing one encoder between two mixes
+/// would interleave two signals through one predictor.
+struct MixStream {
     /// libopus state is not `Sync`; the Mutex is never locked (`get_mut` through `ResMut`).
     encoder: Option<Mutex<OpusEncoder>>,
-    pub groups: Vec<MixGroup>,
-    pub group_of: HashMap<Entity, usize>,
-    limiters: HashMap<u64, Limiter>,
-    buffer: Vec<f32>,
+    limiter: Limiter,
 }
 
-impl Mixer {
-    pub fn new(bitrate: u32) -> Self {
+impl MixStream {
+    fn new(bitrate: u32) -> Self {
         let encoder = OpusEncoder::new(bitrate)
             .map_err(|e| tracing::error!("Opus encoder unavailable: {e}"))
             .ok()
             .map(Mutex::new);
         Self {
             encoder,
+            limiter: Limiter::default(),
+        }
+    }
+}
+
+#[derive(Resource)]
+pub struct Mixer {
+    bitrate: u32,
+    pub groups: Vec<MixGroup>,
+    pub group_of: HashMap<Entity, usize>,
+    /// Stream state by mix key; a mix whose key changes (a sound started or ended) inherits the
+    /// stream its connections had, so their receivers hear one continuous encoder.
+    streams: HashMap<u64, MixStream>,
+    last_key_of: HashMap<Entity, u64>,
+    buffer: Vec<f32>,
+}
+
+impl Mixer {
+    pub fn new(bitrate: u32) -> Self {
+        Self {
+            bitrate,
             groups: Vec::new(),
             group_of: HashMap::new(),
-            limiters: HashMap::new(),
+            streams: HashMap::new(),
+            last_key_of: HashMap::new(),
             buffer: vec![0.0; FRAME_LEN],
         }
+    }
+
+    /// Gives every group this tick a stream: its own from last tick, the one its connections
+    /// had, or a fresh one. Streams no group uses any more are dropped.
+    fn assign_streams(&mut self) {
+        for group in &self.groups {
+            if self.streams.contains_key(&group.key) {
+                continue;
+            }
+            let inherited = self
+                .group_of
+                .iter()
+                .filter(|(_, i)| self.groups[**i].key == group.key)
+                .filter_map(|(e, _)| self.last_key_of.get(e))
+                .find(|old| !self.groups.iter().any(|g| g.key == **old))
+                .and_then(|old| self.streams.remove(old));
+            let stream = inherited.unwrap_or_else(|| MixStream::new(group.bitrate));
+            self.streams.insert(group.key, stream);
+        }
+        let groups = &self.groups;
+        self.streams
+            .retain(|k, _| groups.iter().any(|g| g.key == *k));
+        self.last_key_of = self
+            .group_of
+            .iter()
+            .map(|(e, i)| (*e, self.groups[*i].key))
+            .collect();
     }
 
     /// The mix a connection hears this tick, if any.
@@ -185,6 +234,7 @@ pub fn mix_and_encode(
     playbacks: Query<(Entity, &Playback, &Target)>,
     mic: Res<MicInput>,
     settings: Res<MixSettings>,
+    gateway: Res<super::MainGatewayState>,
     now: Res<Now>,
 ) {
     let mixer = mixer.as_mut();
@@ -192,17 +242,23 @@ pub fn mix_and_encode(
     let mut used = 0;
     if playbacks.is_empty() && !mic.active {
         mixer.groups.clear();
+        mixer.streams.clear();
+        mixer.last_key_of.clear();
         return;
     }
     for (entity, conn, phase, transport, gain, mut dave, members) in &mut conns {
         if !can_transmit(phase, transport) || !dave.media_ready(members, now.0) {
             continue;
         }
-        // The key names what this connection hears: its sounds, its gain, the microphone.
+        // The key names what this connection hears: its sounds, its gain, the microphone, and
+        // the bitrate (capped by the channel's, where Discord told us).
+        let bitrate =
+            channel_bitrate(&gateway, conn).map_or(mixer.bitrate, |b| b.min(mixer.bitrate));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         let mut any = mic.active;
         mic.active.hash(&mut hasher);
         gain.0.to_bits().hash(&mut hasher);
+        bitrate.hash(&mut hasher);
         for (pe, _, target) in &playbacks {
             if target.includes(conn.guild_id) {
                 pe.hash(&mut hasher);
@@ -220,6 +276,7 @@ pub fn mix_and_encode(
                     key,
                     guild_id: conn.guild_id,
                     guild_gain: gain.0,
+                    bitrate,
                     opus: vec![0; MAX_PACKET],
                     len: 0,
                     fresh_since: None,
@@ -237,19 +294,18 @@ pub fn mix_and_encode(
         mixer.group_of.insert(entity, index);
     }
     mixer.groups.truncate(used);
-    mixer
-        .limiters
-        .retain(|k, _| mixer.groups.iter().any(|g| g.key == *k));
+    mixer.assign_streams();
 
     let Mixer {
-        encoder,
         groups,
         buffer,
-        limiters,
+        streams,
         ..
     } = mixer;
-    let mut encoder = encoder.as_mut().and_then(|e| e.get_mut().ok());
     for group in groups.iter_mut() {
+        let Some(stream) = streams.get_mut(&group.key) else {
+            continue;
+        };
         let buffer = buffer.as_mut_slice();
         buffer.fill(0.0);
         let gain = settings.master_gain * group.guild_gain;
@@ -270,8 +326,9 @@ pub fn mix_and_encode(
                 *out += m * group.guild_gain;
             }
         }
-        limiters.entry(group.key).or_default().process(buffer);
-        group.len = match encoder.as_mut().map(|e| e.encode(buffer, &mut group.opus)) {
+        stream.limiter.process(buffer);
+        let encoder = stream.encoder.as_mut().and_then(|e| e.get_mut().ok());
+        group.len = match encoder.map(|e| e.encode(buffer, &mut group.opus)) {
             Some(Ok(n)) => n,
             Some(Err(e)) => {
                 tracing::warn!("Opus encode failed: {e}");
@@ -280,6 +337,17 @@ pub fn mix_and_encode(
             None => 0,
         };
     }
+}
+
+/// The channel's bitrate from GUILD_CREATE, if known.
+fn channel_bitrate(gateway: &super::MainGatewayState, conn: &VoiceConn) -> Option<u32> {
+    let guild = gateway.guilds.get(&conn.guild_id)?;
+    guild
+        .channels
+        .iter()
+        .find(|c| c.id == conn.channel_id)?
+        .bitrate
+        .filter(|b| *b >= 8_000)
 }
 
 /// What goes out, also to the streamer's headphones: every sound (and the mic, if chosen).
