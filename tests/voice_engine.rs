@@ -258,3 +258,36 @@ fn targeted_sounds_reach_only_their_guilds() {
     }
     assert_no_violations(&sim);
 }
+
+/// The app joins its saved channels before the gateway is ready: a bad one still fails clearly
+/// (once the guilds are known), a good one connects.
+#[test]
+fn joins_sent_before_ready_are_checked_when_the_guilds_arrive() {
+    use voxboard::discord::ws::Token;
+    use voxboard::engine::{Command, EngineHandle, VoiceConfig};
+    let sim = Simulator::start(SimConfig::with_guilds(2)).unwrap();
+    let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+    config.gateway_url = sim.gateway_url();
+    let engine = EngineHandle::start(config).unwrap();
+    let (bad, bad_reply) = std::sync::mpsc::channel();
+    let (good, good_reply) = std::sync::mpsc::channel();
+    let join = |guild_id, channel_id, reply| Command::Join {
+        guild_id,
+        channel_id,
+        self_mute: false,
+        self_deaf: false,
+        reply: Some(reply),
+    };
+    engine.send(join(guild(0), voice_channel(0) - 1, bad));
+    engine.send(join(guild(1), voice_channel(1), good));
+    let err = bad_reply
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("not a voice channel"), "{err}");
+    good_reply
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap()
+        .unwrap();
+    engine.shutdown(Duration::from_secs(2));
+}

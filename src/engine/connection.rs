@@ -204,7 +204,7 @@ fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> impl Bundle {
 }
 
 /// Refuses a join the gateway already told us cannot work.
-fn validate_join(
+pub fn validate_join(
     gateway: &MainGatewayState,
     guild_id: u64,
     channel_id: u64,
@@ -212,8 +212,8 @@ fn validate_join(
     if let Some(e) = &gateway.fatal {
         return Err(e.clone());
     }
-    if !gateway.ready {
-        return Ok(()); // checked again when the guild arrives
+    if !gateway.ready || !gateway.pending_guilds.is_empty() {
+        return Ok(()); // checked again once READY and its guilds are in (`settle`)
     }
     let guild = gateway
         .guilds

@@ -109,14 +109,14 @@ fn on_gateway_event(
                 .into_iter()
                 .filter(|g| !gateway.guilds.contains_key(g))
                 .collect();
-            settle(gateway);
+            settle(gateway, conns);
         }
         GatewayEvent::Resumed => {}
         GatewayEvent::Reconnecting { .. } => gateway.reconnects += 1,
         GatewayEvent::Guild(guild) => {
             gateway.pending_guilds.remove(&guild.id);
             gateway.guilds.insert(guild.id, guild);
-            settle(gateway);
+            settle(gateway, conns);
         }
         GatewayEvent::Fatal(error) => {
             let error = match error {
@@ -159,7 +159,7 @@ fn on_gateway_event(
                     }
                     c.conn.channel_id = channel_id;
                     c.info.session_id = Some(vs.session_id);
-                    maybe_connect(&mut c, net, settings, gateway.user_id, now);
+                    maybe_connect(&mut c, net, settings, gateway.user_id);
                 }
             }
         }
@@ -200,7 +200,7 @@ fn on_gateway_event(
             c.link.close(1000);
             c.transport.0 = None;
             *c.phase = ConnPhase::AwaitingServer { since: now };
-            maybe_connect(&mut c, net, settings, gateway.user_id, now);
+            maybe_connect(&mut c, net, settings, gateway.user_id);
         }
     }
 }
@@ -236,27 +236,31 @@ fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
     }
 }
 
-/// Answers `AwaitGateway` callers once READY and all its guilds are in.
-fn settle(gateway: &mut MainGatewayState) {
-    if let (true, true, Some(user)) = (
+/// Once READY and all its guilds are in: answers `AwaitGateway` callers, and refuses joins
+/// made earlier that name an unknown guild or a channel that is not a voice channel.
+fn settle(gateway: &mut MainGatewayState, conns: &mut Query<Conn>) {
+    let (true, true, Some(user)) = (
         gateway.ready,
         gateway.pending_guilds.is_empty(),
         gateway.user_id,
-    ) {
-        for w in gateway.waiters.drain(..) {
-            let _ = w.send(Ok(user));
+    ) else {
+        return;
+    };
+    for w in gateway.waiters.drain(..) {
+        let _ = w.send(Ok(user));
+    }
+    for mut c in conns.iter_mut() {
+        if matches!(*c.phase, ConnPhase::AwaitingServer { .. })
+            && let Err(e) =
+                super::connection::validate_join(gateway, c.conn.guild_id, c.conn.channel_id)
+        {
+            fail(&mut c, e);
         }
     }
 }
 
 /// Opens the voice socket once both dispatches of a join (or move) have arrived.
-fn maybe_connect(
-    c: &mut ConnItem,
-    net: &Net,
-    settings: &Settings,
-    user_id: Option<u64>,
-    _now: Instant,
-) {
+fn maybe_connect(c: &mut ConnItem, net: &Net, settings: &Settings, user_id: Option<u64>) {
     let waiting = matches!(
         *c.phase,
         ConnPhase::AwaitingServer { .. } | ConnPhase::AwaitingMainGateway { .. }
