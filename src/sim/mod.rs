@@ -31,6 +31,7 @@
 //! | `rtp.silence_tail` | audio stopped (100 ms gap or speaking 0) without five F8 FF FE frames |
 
 mod config;
+mod dave;
 mod events;
 mod faults;
 mod heard;
@@ -48,7 +49,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
-pub use config::{ChannelKind, SimChannel, SimConfig, SimGuild, demo_config};
+pub use config::{ChannelKind, DaveMode, SimChannel, SimConfig, SimGuild, demo_config};
 pub use events::{SimEvent, Violation};
 pub use heard::{Heard, HeardFrame};
 
@@ -117,6 +118,7 @@ impl Simulator {
                             ));
                         }
                         tokio::spawn(udp::silence_watch(sh.clone()));
+                        tokio::spawn(dave::tick(sh.clone()));
                         Ok(())
                     })();
                     let ok = started.is_ok();
