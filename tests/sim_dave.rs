@@ -19,7 +19,11 @@ fn accepted_commits(sim: &Simulator) -> Vec<u64> {
     sim.events()
         .into_iter()
         .filter_map(|e| match e {
-            SimEvent::Commit { user_id, accepted: true, .. } => Some(user_id),
+            SimEvent::Commit {
+                user_id,
+                accepted: true,
+                ..
+            } => Some(user_id),
             _ => None,
         })
         .collect()
@@ -48,10 +52,17 @@ async fn a_lone_dave_client_sends_its_key_package_and_stays_pending() {
     let mut c = dave_join(&sim).await;
     c.pump_for(Duration::from_millis(600)).await;
     assert_eq!(c.ops(), vec![25], "only the external sender arrives");
-    assert_eq!(bin_ops(&c, 25)[0].len(), 74, "ExternalSender with a 4-byte identity");
+    assert_eq!(
+        bin_ops(&c, 25)[0].len(),
+        74,
+        "ExternalSender with a 4-byte identity"
+    );
     assert!(!c.dave.can_encrypt());
     assert_eq!(sim.dave_epoch(GUILD), Some(0));
-    assert!(sim.events().contains(&SimEvent::KeyPackage { guild_id: GUILD, user_id: c.user }));
+    assert!(sim.events().contains(&SimEvent::KeyPackage {
+        guild_id: GUILD,
+        user_id: c.user
+    }));
     assert_no_violations(&sim);
 }
 
@@ -63,7 +74,10 @@ async fn the_listener_wins_the_race_the_client_is_welcomed_and_its_tone_is_heard
     assert_eq!(accepted_commits(&sim), vec![listener]);
     assert_eq!(bin_ops(&c, 30).len(), 1, "welcomed: ops {:?}", c.ops());
     assert!(bin_ops(&c, 29).is_empty());
-    assert!(c.known.contains(&listener), "op 11 named the listener first");
+    assert!(
+        c.known.contains(&listener),
+        "op 11 named the listener first"
+    );
     assert_eq!(sim.dave_epoch(GUILD), Some(1));
     assert_eq!(
         sim.privacy_code(GUILD).as_deref(),
@@ -73,10 +87,18 @@ async fn the_listener_wins_the_race_the_client_is_welcomed_and_its_tone_is_heard
     c.play(&sine_opus(440.0, 50)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let heard = sim.heard_by(GUILD, listener);
-    assert_eq!(heard.audio_frames(), 50, "the listener decrypted every frame");
+    assert_eq!(
+        heard.audio_frames(),
+        50,
+        "the listener decrypted every frame"
+    );
     let hz = zero_crossing_hz(&heard.pcm_mono()[4800..]);
     assert!((430.0..450.0).contains(&hz), "heard {hz} Hz");
-    assert_eq!(sim.heard(GUILD).audio_frames(), 50, "heard() is the first listener's");
+    assert_eq!(
+        sim.heard(GUILD).audio_frames(),
+        50,
+        "heard() is the first listener's"
+    );
     assert_no_violations(&sim);
 }
 
@@ -86,7 +108,12 @@ async fn a_listener_that_never_commits_lets_the_clients_commit_win() {
     let mut c = formed(&sim).await;
     let listener = sim.listeners(GUILD)[0];
     assert_eq!(accepted_commits(&sim), vec![c.user]);
-    assert_eq!(bin_ops(&c, 29).len(), 1, "announce commit: ops {:?}", c.ops());
+    assert_eq!(
+        bin_ops(&c, 29).len(),
+        1,
+        "announce commit: ops {:?}",
+        c.ops()
+    );
     assert!(bin_ops(&c, 30).is_empty());
     assert!(sim.events().iter().any(|e| matches!(e,
         SimEvent::WelcomeSent { user_id, .. } if *user_id == listener)));
@@ -126,8 +153,11 @@ async fn a_non_dave_identify_is_closed_4017_when_dave_is_required() {
     let mut main = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
     let (sid, token, endpoint) = join_channel(&mut main, GUILD, VOICE).await;
     let mut v = Voice::connect(&endpoint).await;
-    send(&mut v.ws, json!({"op": 0, "d": {"server_id": GUILD.to_string(), "user_id": main.user_id,
-        "session_id": sid, "token": token}}))
+    send(
+        &mut v.ws,
+        json!({"op": 0, "d": {"server_id": GUILD.to_string(), "user_id": main.user_id,
+        "session_id": sid, "token": token}}),
+    )
     .await;
     assert_eq!(expect_close(&mut v.ws).await, Some(4017));
     assert_eq!(rules(&sim), vec!["voice.dave_required".to_string()]);
@@ -136,7 +166,11 @@ async fn a_non_dave_identify_is_closed_4017_when_dave_is_required() {
 #[tokio::test]
 async fn without_dave_or_with_optional_dave_a_non_dave_client_gets_version_0() {
     for mode in [DaveMode::Off, DaveMode::Optional] {
-        let sim = Simulator::start(SimConfig { dave: mode, ..SimConfig::default() }).expect("start");
+        let sim = Simulator::start(SimConfig {
+            dave: mode,
+            ..SimConfig::default()
+        })
+        .expect("start");
         let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
         assert_eq!(s.description["dave_protocol_version"], 0, "{mode:?}");
         play_tone(&mut s, 10).await;
@@ -155,12 +189,22 @@ async fn a_listener_leaving_is_removed_in_a_new_epoch() {
     let epoch = sim.dave_epoch(GUILD).expect("dave call");
     let mut ids = c.dave.get_user_ids().expect("group");
     ids.sort();
-    assert_eq!(ids, [c.user, ls[0], ls[1]].into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        [c.user, ls[0], ls[1]]
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
     let before = c.log.len();
     sim.remove_listener(GUILD, ls[1]);
     c.until_op(22).await;
     let after: Vec<u64> = c.log[before..].iter().filter_map(In::op).collect();
-    assert!(after.starts_with(&[13, 27]), "op 13 then the Remove: {after:?}");
+    assert!(
+        after.starts_with(&[13, 27]),
+        "op 13 then the Remove: {after:?}"
+    );
     assert!(after.contains(&29), "{after:?}");
     assert_eq!(sim.dave_epoch(GUILD), Some(epoch + 1));
     assert_eq!(c.dave.epoch().map(|e| e.as_u64()), Some(epoch + 1));
@@ -169,7 +213,13 @@ async fn a_listener_leaving_is_removed_in_a_new_epoch() {
     c.play(&sine_opus(440.0, 10)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.heard_by(GUILD, ls[0]).audio_frames(), 10);
-    assert_eq!(sim.dave_gaps(GUILD).len(), sim.events().iter().filter(|e| matches!(e, SimEvent::ExecuteTransition { .. })).count());
+    assert_eq!(
+        sim.dave_gaps(GUILD).len(),
+        sim.events()
+            .iter()
+            .filter(|e| matches!(e, SimEvent::ExecuteTransition { .. }))
+            .count()
+    );
     assert_no_violations(&sim);
 }
 
@@ -179,13 +229,21 @@ async fn a_corrupted_welcome_gets_op_31_then_a_fresh_join() {
     let listener = sim.add_listener(GUILD).expect("listener");
     sim.corrupt_next_welcome(GUILD);
     let mut c = dave_join(&sim).await;
-    c.until_state("op 31", |c| c.sent.iter().any(|(op, _)| *op == 31)).await;
+    c.until_state("op 31", |c| c.sent.iter().any(|(op, _)| *op == 31))
+        .await;
     let seen_31 = true;
     // Removed, then added again with the fresh key package: encrypting once op 22 comes.
-    c.until_state("a working group", |c| c.dave.can_encrypt()).await;
+    c.until_state("a working group", |c| c.dave.can_encrypt())
+        .await;
     assert!(seen_31, "sent {:?}", c.sent);
-    assert!(c.sent.iter().filter(|(op, _)| *op == 26).count() >= 2, "fresh key package: {:?}", c.sent);
-    assert!(sim.events().iter().any(|e| matches!(e, SimEvent::InvalidCommitWelcome { user_id, .. } if *user_id == c.user)));
+    assert!(
+        c.sent.iter().filter(|(op, _)| *op == 26).count() >= 2,
+        "fresh key package: {:?}",
+        c.sent
+    );
+    assert!(sim.events().iter().any(
+        |e| matches!(e, SimEvent::InvalidCommitWelcome { user_id, .. } if *user_id == c.user)
+    ));
     c.play(&sine_opus(440.0, 10)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sim.heard_by(GUILD, listener).audio_frames(), 10);
@@ -199,10 +257,18 @@ async fn a_revoked_add_is_withdrawn_and_a_commit_covering_it_is_ignored() {
     c.auto_commit = false;
     let epoch = sim.dave_epoch(GUILD);
     let newcomer = sim.add_listener(GUILD).expect("listener");
-    c.until("the Add", |m| matches!(m, In::Binary(_, 27, p) if p[0] == 0)).await;
+    c.until(
+        "the Add",
+        |m| matches!(m, In::Binary(_, 27, p) if p[0] == 0),
+    )
+    .await;
     let stale = c.held.clone().expect("a commit for the Add");
     assert_eq!(sim.revoke_pending_add(GUILD), Some(newcomer));
-    c.until("the revoke", |m| matches!(m, In::Binary(_, 27, p) if p[0] == 1)).await;
+    c.until(
+        "the revoke",
+        |m| matches!(m, In::Binary(_, 27, p) if p[0] == 1),
+    )
+    .await;
     assert!(c.held.is_none(), "nothing left to commit");
     c.bin(28, &stale).await;
     c.pump_for(Duration::from_millis(300)).await;
@@ -221,8 +287,14 @@ async fn the_last_listener_leaving_resets_the_sole_member() {
     c.until("op 21", |m| m.op() == Some(21)).await;
     c.pump_for(Duration::from_millis(200)).await;
     let after: Vec<&In> = c.log[before..].iter().collect();
-    assert!(matches!(after[1], In::Json(24, d) if d["epoch"] == 1), "{after:?}");
-    assert!(matches!(after[2], In::Json(21, d) if d["transition_id"] == 0), "{after:?}");
+    assert!(
+        matches!(after[1], In::Json(24, d) if d["epoch"] == 1),
+        "{after:?}"
+    );
+    assert!(
+        matches!(after[2], In::Json(21, d) if d["transition_id"] == 0),
+        "{after:?}"
+    );
     assert_eq!(sim.dave_epoch(GUILD), Some(0));
     assert!(!c.dave.can_encrypt());
     assert_eq!(c.sent.iter().filter(|(op, _)| *op == 26).count(), 2);
@@ -233,10 +305,69 @@ async fn the_last_listener_leaving_resets_the_sole_member() {
 async fn a_key_package_for_another_user_is_a_violation() {
     let sim = dave_sim(0, None);
     let mut c = dave_join(&sim).await;
-    let mut other = davey::DaveSession::new(std::num::NonZeroU16::MIN, 42, VOICE, None).expect("session");
+    let mut other =
+        davey::DaveSession::new(std::num::NonZeroU16::MIN, 42, VOICE, None).expect("session");
     let kp = other.create_key_package().expect("kp");
     c.bin(26, &kp).await;
     assert!(wait_rule(&sim, "dave.key_package"));
     c.bin(28, &[0, 1, 0, 1, 9, 9]).await;
     assert!(wait_rule(&sim, "dave.commit"));
+}
+
+#[tokio::test]
+async fn optional_dave_downgrades_for_a_non_dave_client_and_upgrades_when_it_leaves() {
+    let sim = Simulator::start(SimConfig {
+        dave: DaveMode::Optional,
+        dave_listeners: 0,
+        listener_commit_delay: ZERO,
+        ..SimConfig::default()
+    })
+    .expect("start");
+    let l1 = sim.add_listener(GUILD).expect("listener");
+    let l2 = sim.add_listener(GUILD).expect("listener");
+    assert!(sim.wait_for(STEP, |e| {
+        e.iter()
+            .any(|e| matches!(e, SimEvent::ExecuteTransition { .. }))
+    }));
+    assert_eq!(
+        sim.dave_epoch(GUILD),
+        Some(1),
+        "the two listeners formed a group"
+    );
+    let mut s = join(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES).await;
+    assert_eq!(s.description["dave_protocol_version"], 0);
+    assert!(
+        sim.wait_for(STEP, |e| e
+            .iter()
+            .any(|e| matches!(e, SimEvent::ExecuteTransition { epoch: 0, .. }))),
+        "downgrade executed"
+    );
+    assert_eq!(sim.dave_epoch(GUILD), None, "version 0 now");
+    play_tone(&mut s, 10).await;
+    assert!(wait_heard(&sim, 15));
+    assert_eq!(
+        sim.heard_by(GUILD, l2).audio_frames(),
+        10,
+        "passthrough for version 0"
+    );
+    sim.close_voice(GUILD, 1000);
+    let upgraded = |e: &[SimEvent]| {
+        e.iter()
+            .filter(|e| matches!(e, SimEvent::PrepareEpoch { epoch: 1, .. }))
+            .count()
+            == 2
+    };
+    assert!(sim.wait_for(STEP, upgraded), "op 24 to both listeners");
+    let end = std::time::Instant::now() + STEP;
+    while sim.dave_epoch(GUILD) != Some(1) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        sim.dave_epoch(GUILD),
+        Some(1),
+        "a new group after the upgrade"
+    );
+    assert!(sim.privacy_code(GUILD).is_some());
+    let _ = l1;
+    assert_no_violations(&sim);
 }

@@ -274,7 +274,14 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     let limit = shared.config.heard_limit;
     let bot = shared.config.bot_user_id;
     // A DAVE call's listeners decrypt and decode it themselves (dave::media).
-    let outcome = dave::receive(&mut shared.lock(), guild_id, bot, &dec.payload, template, limit);
+    let outcome = dave::receive(
+        &mut shared.lock(),
+        guild_id,
+        bot,
+        &dec.payload,
+        template,
+        limit,
+    );
     let (silence, pcm, refused) = match outcome {
         Received::Plain => {
             let silence = dec.payload == SILENCE;

@@ -51,8 +51,20 @@ pub struct DaveClient {
 
 /// Joins GUILD's voice channel offering DAVE 1 and sends the first key package.
 pub async fn dave_join(sim: &Simulator) -> DaveClient {
-    let s = join_offering(&sim.gateway_url(), SimConfig::TEST_TOKEN, GUILD, VOICE, AES, 1).await;
-    assert_eq!(s.description["dave_protocol_version"], 1, "{}", s.description);
+    let s = join_offering(
+        &sim.gateway_url(),
+        SimConfig::TEST_TOKEN,
+        GUILD,
+        VOICE,
+        AES,
+        1,
+    )
+    .await;
+    assert_eq!(
+        s.description["dave_protocol_version"], 1,
+        "{}",
+        s.description
+    );
     let user: u64 = s.main.user_id.parse().expect("user id");
     let dave = DaveSession::new(NonZeroU16::MIN, user, VOICE, None).expect("dave session");
     let mut c = DaveClient {
@@ -75,12 +87,21 @@ impl DaveClient {
     pub async fn bin(&mut self, op: u8, payload: &[u8]) {
         let mut b = vec![op];
         b.extend_from_slice(payload);
-        self.s.voice.ws.send(Message::binary(b)).await.expect("send binary");
+        self.s
+            .voice
+            .ws
+            .send(Message::binary(b))
+            .await
+            .expect("send binary");
         self.sent.push((op, None));
     }
 
     pub async fn json(&mut self, op: u8, tid: u16) {
-        send(&mut self.s.voice.ws, json!({"op": op, "d": {"transition_id": tid}})).await;
+        send(
+            &mut self.s.voice.ws,
+            json!({"op": op, "d": {"transition_id": tid}}),
+        )
+        .await;
         self.sent.push((op, Some(tid)));
     }
 
@@ -91,7 +112,9 @@ impl DaveClient {
 
     async fn reinit(&mut self) {
         let v = NonZeroU16::new(self.version).unwrap_or(NonZeroU16::MIN);
-        self.dave.reinit(v, self.user, self.channel, None).expect("reinit");
+        self.dave
+            .reinit(v, self.user, self.channel, None)
+            .expect("reinit");
         self.key_package().await;
     }
 
@@ -110,7 +133,9 @@ impl DaveClient {
     async fn joined(&mut self, tid: u16, ok: Result<bool, String>) {
         match ok {
             Ok(true) => {
-                self.dave.prepare_transition(tid, self.version).expect("prepare");
+                self.dave
+                    .prepare_transition(tid, self.version)
+                    .expect("prepare");
                 if tid != 0 {
                     self.json(23, tid).await;
                 }
@@ -157,7 +182,9 @@ impl DaveClient {
             }
             In::Json(21, d) => {
                 let pv = d["protocol_version"].as_u64().unwrap_or(1) as u16;
-                self.dave.prepare_transition(tid_of(d), pv).expect("prepare");
+                self.dave
+                    .prepare_transition(tid_of(d), pv)
+                    .expect("prepare");
                 if tid_of(d) != 0 {
                     self.json(23, tid_of(d)).await;
                 }
@@ -215,7 +242,11 @@ impl DaveClient {
     pub async fn until(&mut self, what: &str, pred: impl Fn(&In) -> bool) -> In {
         let end = tokio::time::Instant::now() + Duration::from_secs(8);
         loop {
-            assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}; got {:?}", self.ops());
+            assert!(
+                tokio::time::Instant::now() < end,
+                "timed out waiting for {what}; got {:?}",
+                self.ops()
+            );
             let m = self.step().await;
             if pred(&m) {
                 return m;
@@ -227,7 +258,8 @@ impl DaveClient {
     }
 
     pub async fn until_op(&mut self, op: u64) -> In {
-        self.until(&format!("op {op}"), |m| m.op() == Some(op)).await
+        self.until(&format!("op {op}"), |m| m.op() == Some(op))
+            .await
     }
 
     /// Ops received so far, in order.
@@ -276,7 +308,11 @@ impl DaveClient {
     pub async fn until_state(&mut self, what: &str, done: impl Fn(&DaveClient) -> bool) {
         let end = tokio::time::Instant::now() + Duration::from_secs(8);
         while !done(self) {
-            assert!(tokio::time::Instant::now() < end, "timed out waiting for {what}; got {:?}", self.ops());
+            assert!(
+                tokio::time::Instant::now() < end,
+                "timed out waiting for {what}; got {:?}",
+                self.ops()
+            );
             if let In::Closed(c) = self.step().await {
                 panic!("closed with {c:?} while waiting for {what}");
             }

@@ -10,7 +10,6 @@ use serde_json::json;
 
 use super::external_sender::{self, ExternalSender};
 use super::listener::Listener;
-use super::wire;
 use super::{FromClient, Log, ToClient};
 use crate::sim::events::SimEvent;
 
@@ -21,47 +20,48 @@ pub struct Participant {
     /// The voice session of a socket client; None for a virtual listener.
     pub vid: Option<u64>,
     pub max_version: u16,
-    kp: Option<KeyPackage>,
+    pub(super) kp: Option<KeyPackage>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(super) enum Kind {
     Add(u64),
     Remove(u64),
 }
 
-struct Prop {
-    proposal_ref: [u8; 32],
-    kind: Kind,
-    revoked: bool,
+pub(super) struct Prop {
+    pub(super) proposal_ref: [u8; 32],
+    pub(super) kind: Kind,
+    pub(super) revoked: bool,
     /// Who it was sent to.
-    to: BTreeSet<u64>,
-    message: Vec<u8>,
+    pub(super) to: BTreeSet<u64>,
+    pub(super) message: Vec<u8>,
 }
 
-struct Transition {
-    id: u16,
-    waiting: BTreeSet<u64>,
-    started: Instant,
+pub(super) struct Transition {
+    pub(super) id: u16,
+    pub(super) waiting: BTreeSet<u64>,
+    pub(super) started: Instant,
 }
 
 pub struct Call {
+    optional: bool,
     pub guild_id: u64,
     pub channel_id: u64,
     /// The call's DAVE protocol version (0: no E2EE).
     pub version: u16,
-    sender: ExternalSender,
+    pub(super) sender: ExternalSender,
     pub participants: BTreeMap<u64, Participant>,
     pub listeners: BTreeMap<u64, Listener>,
     /// Group epoch; 0 while no group exists.
     pub epoch: u64,
     /// Who is in the group, as the gateway sees it.
-    members: BTreeSet<u64>,
+    pub(super) members: BTreeSet<u64>,
     /// Members that must be removed though still connected (after op 31).
-    to_remove: BTreeSet<u64>,
-    proposals: Vec<Prop>,
-    transition: Option<Transition>,
-    next_tid: u16,
+    pub(super) to_remove: BTreeSet<u64>,
+    pub(super) proposals: Vec<Prop>,
+    pub(super) transition: Option<Transition>,
+    pub(super) next_tid: u16,
     /// A transition at version ≥ 1 executed: non-DAVE audio is now a violation.
     pub e2ee_live: bool,
     /// When each op 22 (and each immediate op 21) went out, for gaps and the decrypt grace.
@@ -73,8 +73,16 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn new(guild_id: u64, channel_id: u64, version: u16) -> anyhow::Result<Call> {
+    /// `optional`: DAVE is negotiated (the call downgrades to 0 when a non-DAVE client joins and
+    /// upgrades again when the last one leaves).
+    pub fn new(
+        guild_id: u64,
+        channel_id: u64,
+        version: u16,
+        optional: bool,
+    ) -> anyhow::Result<Call> {
         Ok(Call {
+            optional,
             guild_id,
             channel_id,
             version,
@@ -96,19 +104,19 @@ impl Call {
         })
     }
 
-    fn event(&mut self, e: SimEvent) {
+    pub(super) fn event(&mut self, e: SimEvent) {
         self.log.push(Log::Event(e));
     }
 
-    fn violation(&mut self, rule: &'static str, detail: String) {
+    pub(super) fn violation(&mut self, rule: &'static str, detail: String) {
         self.log.push(Log::Violation(rule, detail));
     }
 
-    fn send(&mut self, to: u64, m: ToClient) {
+    pub(super) fn send(&mut self, to: u64, m: ToClient) {
         self.out.push_back((to, m));
     }
 
-    fn send_json(&mut self, to: u64, op: u8, d: serde_json::Value) {
+    pub(super) fn send_json(&mut self, to: u64, op: u8, d: serde_json::Value) {
         self.send(to, ToClient::Json(op, d));
     }
 
@@ -116,6 +124,9 @@ impl Call {
     pub fn join(&mut self, user: u64, vid: Option<u64>, max_version: u16, now: Instant) {
         if self.participants.contains_key(&user) {
             self.leave(user, now);
+        }
+        if self.optional && self.version >= 1 && max_version == 0 {
+            self.downgrade(now);
         }
         let g = self.guild_id;
         self.event(SimEvent::CallJoin {
@@ -160,12 +171,17 @@ impl Call {
         }
         self.revoke_where(|k| k == Kind::Add(user));
         self.unwait(user, now);
+        let all_dave = self.participants.values().all(|p| p.max_version >= 1);
+        if self.optional && self.version == 0 && all_dave && !self.participants.is_empty() {
+            self.upgrade();
+        }
         self.reconcile(now);
     }
 
     /// What a client (socket or listener) sent.
     pub fn on_client(&mut self, user: u64, msg: FromClient, now: Instant) {
-        if self.version == 0 || !self.participants.contains_key(&user) {
+        let handshake = matches!(msg, FromClient::KeyPackage(_) | FromClient::Commit(_));
+        if (handshake && self.version == 0) || !self.participants.contains_key(&user) {
             return;
         }
         match msg {
@@ -204,7 +220,9 @@ impl Call {
     fn key_package(&mut self, user: u64, bytes: &[u8], now: Instant) {
         let kp = match self.sender.validate_key_package(bytes, user) {
             Ok(kp) => kp,
-            Err(why) => return self.violation("dave.key_package", format!("user {user}: {why}; ignored")),
+            Err(why) => {
+                return self.violation("dave.key_package", format!("user {user}: {why}; ignored"));
+            }
         };
         let g = self.guild_id;
         self.event(SimEvent::KeyPackage {
@@ -233,7 +251,7 @@ impl Call {
 
     /// Decides what the group needs next: removals of members who left (or failed), a sole-member
     /// reset, and Adds for connected users with a key package who are not in the group.
-    fn reconcile(&mut self, now: Instant) {
+    pub(super) fn reconcile(&mut self, now: Instant) {
         if self.version == 0 {
             return;
         }
@@ -280,7 +298,11 @@ impl Call {
     fn sole_member_reset(&mut self, user: u64, now: Instant) {
         self.forget_group();
         let (g, v) = (self.guild_id, self.version);
-        self.send_json(user, 24, json!({"epoch": 1, "protocol_version": v, "transition_id": 0}));
+        self.send_json(
+            user,
+            24,
+            json!({"epoch": 1, "protocol_version": v, "transition_id": 0}),
+        );
         self.event(SimEvent::PrepareEpoch {
             guild_id: g,
             user_id: user,
@@ -300,7 +322,7 @@ impl Call {
     }
 
     /// The leaf of `user`, read from a listener that is a member at the current epoch (§8.2 a).
-    fn leaf_of(&self, user: u64) -> Option<u32> {
+    pub(super) fn leaf_of(&self, user: u64) -> Option<u32> {
         self.listeners
             .values()
             .filter(|l| l.user_id != user && self.members.contains(&l.user_id))
@@ -335,7 +357,10 @@ impl Call {
                 .copied()
                 .collect()
         } else {
-            self.pending_with_kp().into_iter().filter(|u| *u != user).collect()
+            self.pending_with_kp()
+                .into_iter()
+                .filter(|u| *u != user)
+                .collect()
         };
         let sp = match self.sender.add(kp, self.channel_id, self.epoch) {
             Ok(sp) => sp,
@@ -362,13 +387,23 @@ impl Call {
         }
     }
 
-    fn broadcast_proposal(&mut self, kind: Kind, sp: external_sender::SignedProposal, to: BTreeSet<u64>) {
+    fn broadcast_proposal(
+        &mut self,
+        kind: Kind,
+        sp: external_sender::SignedProposal,
+        to: BTreeSet<u64>,
+    ) {
         let (adds, removes) = match kind {
             Kind::Add(u) => (vec![u], vec![]),
             Kind::Remove(u) => (vec![], vec![u]),
         };
         for t in &to {
-            self.send_proposals(*t, std::slice::from_ref(&sp.message), adds.clone(), removes.clone());
+            self.send_proposals(
+                *t,
+                std::slice::from_ref(&sp.message),
+                adds.clone(),
+                removes.clone(),
+            );
         }
         self.proposals.push(Prop {
             proposal_ref: sp.proposal_ref,
@@ -399,7 +434,11 @@ impl Call {
     fn revoke_where(&mut self, pred: impl Fn(Kind) -> bool) -> usize {
         let mut by_user: BTreeMap<u64, Vec<[u8; 32]>> = BTreeMap::new();
         let mut n = 0;
-        for p in self.proposals.iter_mut().filter(|p| !p.revoked && pred(p.kind)) {
+        for p in self
+            .proposals
+            .iter_mut()
+            .filter(|p| !p.revoked && pred(p.kind))
+        {
             p.revoked = true;
             n += 1;
             for t in &p.to {
@@ -439,140 +478,60 @@ impl Call {
         Some(user)
     }
 
-    fn reject(&mut self, user: u64, rule: Option<&'static str>, why: String) {
-        let g = self.guild_id;
-        match rule {
-            Some(rule) => self.violation(rule, format!("commit from {user}: {why}")),
-            None => tracing::debug!(target: "voxboard::sim", user, "commit dropped: {why}"),
-        }
-        self.event(SimEvent::Commit {
-            guild_id: g,
-            user_id: user,
-            accepted: false,
-        });
-    }
-
-    /// op 28: the first valid commit of the epoch wins (doc §6.5 C, §8.2).
-    fn commit(&mut self, user: u64, payload: &[u8], now: Instant) {
-        const RULE: Option<&str> = Some("dave.commit");
-        let info = match wire::parse_commit(payload) {
-            Ok(i) => i,
-            Err(why) => return self.reject(user, RULE, why),
-        };
-        if info.group_id != self.channel_id.to_be_bytes() {
-            return self.reject(user, RULE, format!("group id {:02x?} is not BE64(channel)", info.group_id));
-        }
-        if info.epoch < self.epoch {
-            return self.reject(user, None, format!("late: epoch {} < {}", info.epoch, self.epoch));
-        }
-        if info.epoch > self.epoch {
-            return self.reject(user, RULE, format!("epoch {} is ahead of the group's {}", info.epoch, self.epoch));
-        }
-        let established = self.epoch > 0;
-        if established {
-            if !self.members.contains(&user) {
-                return self.reject(user, RULE, "the sender is not a group member".into());
-            }
-            if let Some(leaf) = self.leaf_of(user).filter(|l| *l != info.sender_leaf) {
-                return self.reject(user, RULE, format!("sender leaf {} but the user is leaf {leaf}", info.sender_leaf));
-            }
-        } else {
-            if !self.participants.get(&user).is_some_and(|p| p.kp.is_some()) {
-                return self.reject(user, None, "no group and no key package of the sender".into());
-            }
-            if info.sender_leaf != 0 {
-                return self.reject(user, RULE, format!("pending committer must be leaf 0, not {}", info.sender_leaf));
-            }
-        }
-        if info.refs.is_empty() {
-            return self.reject(user, RULE, "commit covers no proposal".into());
-        }
-        let mut covered = Vec::new();
-        for r in &info.refs {
-            let Some(p) = self.proposals.iter().find(|p| p.proposal_ref[..] == r[..]) else {
-                return self.reject(user, RULE, format!("unknown proposal ref {:02x?}", &r[..r.len().min(4)]));
-            };
-            if p.revoked {
-                return self.reject(user, None, "covers a revoked proposal (revoke in flight)".into());
-            }
-            if p.kind == Kind::Add(user) {
-                return self.reject(user, RULE, "the committer adds itself".into());
-            }
-            covered.push(p.kind);
-        }
-        let missing = self.proposals.iter().any(|p| {
-            !p.revoked && p.kind != Kind::Add(user) && !covered.contains(&p.kind) && (established || p.to.contains(&user))
-        });
-        if missing {
-            return self.reject(user, None, "stale: does not cover every proposal of the epoch".into());
-        }
-        let adds: Vec<u64> = covered.iter().filter_map(|k| match k { Kind::Add(u) => Some(*u), _ => None }).collect();
-        let removes: BTreeSet<u64> = covered.iter().filter_map(|k| match k { Kind::Remove(u) => Some(*u), _ => None }).collect();
-        let welcome = match (adds.is_empty(), info.welcome) {
-            (false, Some(w)) => w,
-            (true, None) => Vec::new(),
-            (false, None) => return self.reject(user, RULE, "commit adds members but carries no Welcome".into()),
-            (true, Some(_)) => return self.reject(user, RULE, "Welcome without any Add".into()),
-        };
-        self.accept(user, info.commit, welcome, adds, removes, established, now);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn accept(&mut self, user: u64, commit: Vec<u8>, welcome: Vec<u8>, adds: Vec<u64>, removes: BTreeSet<u64>, established: bool, now: Instant) {
+    pub(super) fn alloc_tid(&mut self) -> u16 {
         self.next_tid = self.next_tid.checked_add(1).unwrap_or(1);
-        let tid = self.next_tid;
+        self.next_tid
+    }
+
+    /// Doc §6.5 F: a non-DAVE client joins an Optional call: op 21 {tid, protocol_version 0} to
+    /// everyone, op 22 once they are ready; the group is gone.
+    fn downgrade(&mut self, now: Instant) {
+        self.forget_group();
+        self.version = 0;
+        self.e2ee_live = false;
+        let tid = self.alloc_tid();
+        let to: BTreeSet<u64> = self.participants.keys().copied().collect();
+        for u in &to {
+            self.send_json(*u, 21, json!({"transition_id": tid, "protocol_version": 0}));
+            if let Some(p) = self.participants.get_mut(u) {
+                p.kp = None;
+            }
+        }
         let g = self.guild_id;
-        self.event(SimEvent::Commit {
+        self.event(SimEvent::PrepareTransition {
             guild_id: g,
-            user_id: user,
-            accepted: true,
+            transition_id: tid,
+            protocol_version: 0,
         });
-        let before: BTreeSet<u64> = if established { self.members.clone() } else { BTreeSet::from([user]) };
-        let mut frame29 = tid.to_be_bytes().to_vec();
-        frame29.extend_from_slice(&commit);
-        for m in before.difference(&removes) {
-            if self.participants.contains_key(m) {
-                self.send(*m, ToClient::Binary(29, frame29.clone()));
-            }
-        }
-        for a in &adds {
-            let mut w = welcome.clone();
-            let socket = self.participants.get(a).is_some_and(|p| p.vid.is_some());
-            if socket && self.corrupt_next_welcome {
-                self.corrupt_next_welcome = false;
-                for b in w.iter_mut().rev().take(16) {
-                    *b ^= 0x5A;
-                }
-            }
-            let mut frame30 = tid.to_be_bytes().to_vec();
-            frame30.extend(w);
-            self.send(*a, ToClient::Binary(30, frame30));
-            self.event(SimEvent::WelcomeSent {
-                guild_id: g,
-                user_id: *a,
-                transition_id: tid,
-            });
-        }
-        self.epoch += 1;
-        self.members = before.difference(&removes).copied().chain(adds).collect();
-        self.to_remove.retain(|u| !removes.contains(u));
-        self.proposals.clear();
-        let waiting = self
-            .members
-            .iter()
-            .filter(|m| self.participants.contains_key(m))
-            .copied()
-            .collect();
         self.transition = Some(Transition {
             id: tid,
-            waiting,
+            waiting: to,
             started: now,
         });
-        self.reconcile(now);
+    }
+
+    /// Doc §6.5 E: the last non-DAVE client left an Optional call: op 24 {epoch 1} to everyone,
+    /// then the initial-creation flow.
+    fn upgrade(&mut self) {
+        self.forget_group();
+        self.version = davey::DAVE_PROTOCOL_VERSION;
+        let (g, v) = (self.guild_id, self.version);
+        let to: Vec<u64> = self.participants.keys().copied().collect();
+        for u in to {
+            let pkg = self.sender.package.clone();
+            self.send(u, ToClient::Binary(25, pkg));
+            self.send_json(u, 24, json!({"epoch": 1, "protocol_version": v}));
+            self.event(SimEvent::PrepareEpoch {
+                guild_id: g,
+                user_id: u,
+                epoch: 1,
+                protocol_version: v,
+            });
+        }
     }
 
     /// `user` no longer holds up the current transition.
-    fn unwait(&mut self, user: u64, now: Instant) {
+    pub(super) fn unwait(&mut self, user: u64, now: Instant) {
         if let Some(t) = &mut self.transition {
             t.waiting.remove(&user);
             if t.waiting.is_empty() {

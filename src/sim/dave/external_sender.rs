@@ -48,17 +48,21 @@ impl ExternalSender {
     pub fn validate_key_package(&self, bytes: &[u8], user_id: u64) -> Result<KeyPackage, String> {
         let kp_in = match KeyPackageIn::tls_deserialize_exact_bytes(bytes) {
             Ok(k) => k,
-            Err(bare) => match MlsMessageIn::tls_deserialize_exact_bytes(bytes).map(|m| m.extract())
-            {
-                Ok(MlsMessageBodyIn::KeyPackage(k)) => k,
-                _ => return Err(format!("not a KeyPackage: {bare}")),
-            },
+            Err(bare) => {
+                match MlsMessageIn::tls_deserialize_exact_bytes(bytes).map(|m| m.extract()) {
+                    Ok(MlsMessageBodyIn::KeyPackage(k)) => k,
+                    _ => return Err(format!("not a KeyPackage: {bare}")),
+                }
+            }
         };
         let kp = kp_in
             .validate(self.provider.crypto(), ProtocolVersion::Mls10)
             .map_err(|e| format!("key package does not validate: {e}"))?;
         if kp.ciphersuite() != CIPHERSUITE {
-            return Err(format!("ciphersuite {:?}, DAVE v1 needs 2", kp.ciphersuite()));
+            return Err(format!(
+                "ciphersuite {:?}, DAVE v1 needs 2",
+                kp.ciphersuite()
+            ));
         }
         let cred = kp.leaf_node().credential();
         if cred.credential_type() != CredentialType::Basic {
@@ -85,7 +89,12 @@ impl ExternalSender {
         }
     }
 
-    pub fn add(&self, kp: KeyPackage, channel_id: u64, epoch: u64) -> anyhow::Result<SignedProposal> {
+    pub fn add(
+        &self,
+        kp: KeyPackage,
+        channel_id: u64,
+        epoch: u64,
+    ) -> anyhow::Result<SignedProposal> {
         let msg = ExternalProposal::new_add::<OpenMlsRustCrypto>(
             kp,
             group_id(channel_id),

@@ -33,7 +33,11 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn new(user_id: u64, channel_id: u64, commit_delay: Option<Duration>) -> anyhow::Result<Self> {
+    pub fn new(
+        user_id: u64,
+        channel_id: u64,
+        commit_delay: Option<Duration>,
+    ) -> anyhow::Result<Self> {
         let session = DaveSession::new(NonZeroU16::MIN, user_id, channel_id, None)
             .map_err(|e| anyhow::anyhow!("DaveSession::new: {e}"))?;
         Ok(Listener {
@@ -51,10 +55,7 @@ impl Listener {
 
     /// Group epoch, if the listener is in an established group.
     pub fn epoch(&self) -> Option<u64> {
-        self.session
-            .epoch()
-            .map(|e| e.as_u64())
-            .filter(|e| *e > 0)
+        self.session.epoch().map(|e| e.as_u64()).filter(|e| *e > 0)
     }
 
     /// The leaf index of `user_id` in this listener's view of the group.
@@ -74,11 +75,7 @@ impl Listener {
     }
 
     fn expected(&self) -> Vec<u64> {
-        self.known
-            .iter()
-            .copied()
-            .chain([self.user_id])
-            .collect()
+        self.known.iter().copied().chain([self.user_id]).collect()
     }
 
     fn key_package(&mut self) -> Vec<FromClient> {
@@ -129,8 +126,11 @@ impl Listener {
         match msg {
             ToClient::Json(11, d) => {
                 let ids = d.get("user_ids").and_then(Value::as_array);
-                self.known
-                    .extend(ids.into_iter().flatten().filter_map(crate::sim::state::snowflake));
+                self.known.extend(
+                    ids.into_iter()
+                        .flatten()
+                        .filter_map(crate::sim::state::snowflake),
+                );
                 Vec::new()
             }
             ToClient::Json(13, d) => {
@@ -141,7 +141,10 @@ impl Listener {
             }
             ToClient::Json(21, d) => {
                 let tid = super::wire::transition_id(d).unwrap_or(0);
-                let pv = d.get("protocol_version").and_then(Value::as_u64).unwrap_or(1) as u16;
+                let pv = d
+                    .get("protocol_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1) as u16;
                 if pv == 0 {
                     self.session.set_passthrough_mode(true, Some(10));
                 }
@@ -157,7 +160,10 @@ impl Listener {
             }
             ToClient::Json(24, d) => {
                 let epoch = d.get("epoch").and_then(Value::as_u64);
-                let pv = d.get("protocol_version").and_then(Value::as_u64).unwrap_or(1);
+                let pv = d
+                    .get("protocol_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1);
                 self.version = pv.max(1) as u16;
                 if epoch == Some(1) {
                     self.reinit()
@@ -175,7 +181,10 @@ impl Listener {
             ToClient::Binary(27, p) => self.proposals(p, now),
             ToClient::Binary(29, p) if p.len() >= 2 => {
                 let tid = u16::from_be_bytes([p[0], p[1]]);
-                let r = self.session.process_commit(&p[2..]).map_err(|e| e.to_string());
+                let r = self
+                    .session
+                    .process_commit(&p[2..])
+                    .map_err(|e| e.to_string());
                 self.joined(tid, r)
             }
             ToClient::Binary(30, p) if p.len() >= 2 => {
@@ -222,8 +231,15 @@ impl Listener {
 
     /// A delayed commit whose time has come.
     pub fn due(&mut self, now: Instant) -> Option<FromClient> {
-        if self.pending_commit.as_ref().is_some_and(|(at, _)| *at <= now) {
-            return self.pending_commit.take().map(|(_, b)| FromClient::Commit(b));
+        if self
+            .pending_commit
+            .as_ref()
+            .is_some_and(|(at, _)| *at <= now)
+        {
+            return self
+                .pending_commit
+                .take()
+                .map(|(_, b)| FromClient::Commit(b));
         }
         None
     }
@@ -243,7 +259,13 @@ impl Listener {
     }
 
     /// Opus-decodes a frame into this listener's recording; None if it is not 20 ms of Opus.
-    pub fn record(&mut self, mut frame: HeardFrame, opus: &[u8], silence: bool, limit: usize) -> Option<Vec<f32>> {
+    pub fn record(
+        &mut self,
+        mut frame: HeardFrame,
+        opus: &[u8],
+        silence: bool,
+        limit: usize,
+    ) -> Option<Vec<f32>> {
         let pcm = if silence {
             vec![0.0; FRAME_LEN]
         } else {
@@ -263,7 +285,11 @@ fn decode(dec: &mut Decoder, payload: &[u8]) -> Option<Vec<f32>> {
     let mut out = vec![0f32; FRAME_LEN * 6];
     let packet = Packet::try_from(payload).ok()?;
     let n = dec
-        .decode_float(Some(packet), MutSignals::try_from(&mut out[..]).ok()?, false)
+        .decode_float(
+            Some(packet),
+            MutSignals::try_from(&mut out[..]).ok()?,
+            false,
+        )
         .ok()?;
     (n == FRAME_SAMPLES).then(|| {
         out.truncate(FRAME_LEN);

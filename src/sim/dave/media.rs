@@ -17,7 +17,10 @@ pub enum Received {
     /// Not a DAVE call (or nobody to decode it): the caller decodes it as plain Opus.
     Plain,
     /// Heard: `pcm` is what the first listener decoded (None: not 20 ms of Opus).
-    Heard { silence: bool, pcm: Option<Vec<f32>> },
+    Heard {
+        silence: bool,
+        pcm: Option<Vec<f32>>,
+    },
     /// Refused with a violation already recorded; not heard.
     Refused { silence: bool },
     /// A DAVE frame nobody could decrypt during a transition's grace: dropped quietly.
@@ -32,7 +35,14 @@ fn is_dave_frame(p: &[u8]) -> bool {
 }
 
 /// Handles one transport-decrypted audio payload from `sender` (the bot) in `guild_id`.
-pub fn receive(st: &mut State, guild_id: u64, sender: u64, payload: &[u8], frame: HeardFrame, limit: usize) -> Received {
+pub fn receive(
+    st: &mut State,
+    guild_id: u64,
+    sender: u64,
+    payload: &[u8],
+    frame: HeardFrame,
+    limit: usize,
+) -> Received {
     let Some(call) = st.calls.get_mut(&guild_id) else {
         return Received::Plain;
     };

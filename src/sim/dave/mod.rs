@@ -6,6 +6,7 @@
 
 mod api;
 mod call;
+mod commit;
 mod external_sender;
 mod listener;
 mod media;
@@ -73,13 +74,29 @@ pub fn channel_kind(config: &SimConfig, guild_id: u64, channel_id: u64) -> Optio
 }
 
 /// The guild's call, created (or replaced, if the bot is now in another channel) as needed.
-fn call_for<'a>(st: &'a mut State, config: &SimConfig, guild_id: u64, channel_id: u64, offered: u16) -> Option<&'a mut Call> {
-    if st.calls.get(&guild_id).is_some_and(|c| c.channel_id != channel_id) {
+fn call_for<'a>(
+    st: &'a mut State,
+    config: &SimConfig,
+    guild_id: u64,
+    channel_id: u64,
+    offered: u16,
+) -> Option<&'a mut Call> {
+    if st
+        .calls
+        .get(&guild_id)
+        .is_some_and(|c| c.channel_id != channel_id)
+    {
         st.calls.remove(&guild_id);
     }
     if !st.calls.contains_key(&guild_id) {
         let kind = channel_kind(config, guild_id, channel_id)?;
-        match Call::new(guild_id, channel_id, call_version(config, kind, offered)) {
+        let version = call_version(config, kind, offered);
+        match Call::new(
+            guild_id,
+            channel_id,
+            version,
+            config.dave == DaveMode::Optional,
+        ) {
             Ok(c) => {
                 st.calls.insert(guild_id, c);
             }
@@ -95,7 +112,15 @@ fn call_for<'a>(st: &'a mut State, config: &SimConfig, guild_id: u64, channel_id
 /// The bot's voice session got its Session Description: it joins the call (op 11, op 25), and a
 /// DAVE call gets its default listeners. Returns the call's DAVE version (for op 4 it is decided
 /// before the message is built, so this is split in two: [`version_for`] then this).
-pub fn join_socket(st: &mut State, config: &SimConfig, guild_id: u64, channel_id: u64, user: u64, vid: u64, max_dave: u16) {
+pub fn join_socket(
+    st: &mut State,
+    config: &SimConfig,
+    guild_id: u64,
+    channel_id: u64,
+    user: u64,
+    vid: u64,
+    max_dave: u16,
+) {
     let now = Instant::now();
     let Some(call) = call_for(st, config, guild_id, channel_id, max_dave) else {
         return;
@@ -112,10 +137,17 @@ pub fn join_socket(st: &mut State, config: &SimConfig, guild_id: u64, channel_id
 }
 
 /// The version the bot's Session Description carries.
-pub fn version_for(st: &State, config: &SimConfig, guild_id: u64, channel_id: u64, max_dave: u16) -> u16 {
+pub fn version_for(
+    st: &State,
+    config: &SimConfig,
+    guild_id: u64,
+    channel_id: u64,
+    max_dave: u16,
+) -> u16 {
     match st.calls.get(&guild_id) {
-        Some(c) if c.channel_id == channel_id => c.version,
-        _ => channel_kind(config, guild_id, channel_id).map_or(0, |k| call_version(config, k, max_dave)),
+        Some(c) if c.channel_id == channel_id => c.version.min(max_dave),
+        _ => channel_kind(config, guild_id, channel_id)
+            .map_or(0, |k| call_version(config, k, max_dave)),
     }
 }
 
@@ -140,12 +172,14 @@ fn add_listener_to(call: &mut Call, config: &SimConfig, now: Instant) -> Option<
 pub fn add_listener(st: &mut State, config: &SimConfig, guild_id: u64) -> Option<u64> {
     let channel = match st.calls.get(&guild_id) {
         Some(c) => c.channel_id,
-        None => config
-            .guild(guild_id)?
-            .channels
-            .iter()
-            .find(|c| c.kind == ChannelKind::Voice)?
-            .id,
+        None => {
+            config
+                .guild(guild_id)?
+                .channels
+                .iter()
+                .find(|c| c.kind == ChannelKind::Voice)?
+                .id
+        }
     };
     let call = call_for(st, config, guild_id, channel, davey::DAVE_PROTOCOL_VERSION)?;
     call.default_listeners_added = true;

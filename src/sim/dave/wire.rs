@@ -63,7 +63,11 @@ pub fn parse_commit(payload: &[u8]) -> Result<CommitInfo, String> {
     while p.pos < proposals.len() {
         match p.u8() {
             Some(2) => refs.push(p.vec().ok_or("truncated proposal ref")?.to_vec()),
-            Some(1) => return Err("commit carries an inline proposal; DAVE commits by reference only".into()),
+            Some(1) => {
+                return Err(
+                    "commit carries an inline proposal; DAVE commits by reference only".into(),
+                );
+            }
             other => return Err(format!("bad ProposalOrRef type {other:?}")),
         }
     }
