@@ -371,3 +371,31 @@ async fn optional_dave_downgrades_for_a_non_dave_client_and_upgrades_when_it_lea
     let _ = l1;
     assert_no_violations(&sim);
 }
+
+#[tokio::test]
+async fn resume_replays_binary_dave_messages_with_their_original_seq() {
+    let sim = dave_sim(0, None);
+    let mut c = dave_join(&sim).await;
+    let In::Binary(seq, _, payload) = c.until_op(25).await else {
+        panic!("op 25 is binary");
+    };
+    sim.drop_voice(GUILD);
+    assert_eq!(expect_close(&mut c.s.voice.ws).await, None);
+    let mut v = Voice::connect(&c.s.endpoint).await;
+    send(
+        &mut v.ws,
+        json!({"op": 7, "d": {"server_id": GUILD.to_string(),
+        "session_id": c.s.voice_session_id, "token": c.s.token, "seq_ack": i64::from(seq) - 1}}),
+    )
+    .await;
+    v.recv_op(9).await;
+    match recv(&mut v.ws).await {
+        Got::Binary(b) => {
+            assert_eq!(u16::from_be_bytes([b[0], b[1]]), seq, "original seq");
+            assert_eq!(b[2], 25);
+            assert_eq!(b[3..], payload[..]);
+        }
+        other => panic!("expected the replayed op 25, got {other:?}"),
+    }
+    assert_no_violations(&sim);
+}

@@ -192,11 +192,7 @@ impl DaveClient {
             In::Json(22, d) => {
                 self.dave.execute_transition(tid_of(d)).expect("execute");
             }
-            In::Json(24, d) => {
-                if d["epoch"] == 1 {
-                    self.reinit().await;
-                }
-            }
+            In::Json(24, d) if d["epoch"] == 1 => self.reinit().await,
             In::Binary(_, 25, p) => self.dave.set_external_sender(p).expect("external sender"),
             In::Binary(_, 27, p) => {
                 let op = if p[0] == 1 {

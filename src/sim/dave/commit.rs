@@ -71,7 +71,7 @@ impl Call {
                 );
             }
         } else {
-            if !self.participants.get(&user).is_some_and(|p| p.kp.is_some()) {
+            if self.participants.get(&user).is_none_or(|p| p.kp.is_none()) {
                 return self.reject(
                     user,
                     None,

@@ -12,6 +12,7 @@ mod listener;
 mod media;
 mod wire;
 
+use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -88,25 +89,21 @@ fn call_for<'a>(
     {
         st.calls.remove(&guild_id);
     }
-    if !st.calls.contains_key(&guild_id) {
-        let kind = channel_kind(config, guild_id, channel_id)?;
-        let version = call_version(config, kind, offered);
-        match Call::new(
-            guild_id,
-            channel_id,
-            version,
-            config.dave == DaveMode::Optional,
-        ) {
-            Ok(c) => {
-                st.calls.insert(guild_id, c);
-            }
-            Err(e) => {
-                tracing::warn!(target: "voxboard::sim", "DAVE call setup failed: {e}");
-                return None;
+    match st.calls.entry(guild_id) {
+        Entry::Occupied(e) => Some(e.into_mut()),
+        Entry::Vacant(e) => {
+            let kind = channel_kind(config, guild_id, channel_id)?;
+            let version = call_version(config, kind, offered);
+            let optional = config.dave == DaveMode::Optional;
+            match Call::new(guild_id, channel_id, version, optional) {
+                Ok(c) => Some(e.insert(c)),
+                Err(err) => {
+                    tracing::warn!(target: "voxboard::sim", "DAVE call setup failed: {err}");
+                    None
+                }
             }
         }
     }
-    st.calls.get_mut(&guild_id)
 }
 
 /// The bot's voice session got its Session Description: it joins the call (op 11, op 25), and a
