@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sim_client::*;
-use voxboard::sim::{SimConfig, SimEvent, Simulator};
+use voxboard::sim::{DaveMode, SimConfig, SimEvent, Simulator};
 
 async fn happy_path(mode: &str) {
     let sim = Simulator::start(with_modes(&[mode])).expect("start");
@@ -450,6 +450,7 @@ async fn audio_after_speaking_zero_is_flagged_but_registration_with_zero_is_fine
 async fn a_voice_socket_without_heartbeats_times_out_4009() {
     let cfg = SimConfig {
         voice_heartbeat_interval: Duration::from_millis(100),
+        dave: DaveMode::Off,
         ..SimConfig::default()
     };
     let sim = Simulator::start(cfg).expect("start");

@@ -29,6 +29,18 @@ impl ChannelKind {
     }
 }
 
+/// Whether the simulated Discord requires DAVE (E2EE) in voice channels (doc §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DaveMode {
+    /// Like Discord since 2026-03: a voice Identify without DAVE in a type-2 channel gets 4017.
+    #[default]
+    Required,
+    /// The call's version is the lowest offered by its participants (0 if the bot offers 0).
+    Optional,
+    /// No DAVE: every call has `dave_protocol_version` 0.
+    Off,
+}
+
 /// A channel of a simulated guild.
 #[derive(Debug, Clone)]
 pub struct SimChannel {
@@ -62,6 +74,13 @@ pub struct SimConfig {
     pub voice_heartbeat_interval: Duration,
     /// How many frames `heard()` keeps per guild (oldest dropped first), so a long demo stays bounded.
     pub heard_limit: usize,
+    /// DAVE policy for voice (type 2) channels; stage channels never use DAVE.
+    pub dave: DaveMode,
+    /// Virtual listeners a DAVE call starts with when the bot's voice session starts.
+    pub dave_listeners: usize,
+    /// When a virtual listener sends its commit after proposals reach it (None: never, so a
+    /// socket client's commit wins; Some(ZERO): at once, so the listener wins the race).
+    pub listener_commit_delay: Option<Duration>,
 }
 
 impl SimConfig {
@@ -104,6 +123,9 @@ impl SimConfig {
             main_heartbeat_interval: Duration::from_millis(41_250),
             voice_heartbeat_interval: Duration::from_millis(13_750),
             heard_limit: 6_000,
+            dave: DaveMode::Required,
+            dave_listeners: 1,
+            listener_commit_delay: Some(Duration::from_millis(50)),
         }
     }
 

@@ -93,4 +93,70 @@ pub enum SimEvent {
     FaultInjected {
         what: String,
     },
+    /// A valid op 26 key package was stored for this user (socket client or listener).
+    KeyPackage {
+        guild_id: u64,
+        user_id: u64,
+    },
+    /// op 27 sent: `adds`/`removes` proposals appended, or `revoked` refs withdrawn.
+    Proposals {
+        guild_id: u64,
+        epoch: u64,
+        adds: Vec<u64>,
+        removes: Vec<u64>,
+        revoked: usize,
+    },
+    /// An op 28 commit was judged: accepted (it won the epoch) or dropped (late, stale or invalid).
+    Commit {
+        guild_id: u64,
+        user_id: u64,
+        accepted: bool,
+    },
+    /// op 30 sent to a user being added.
+    WelcomeSent {
+        guild_id: u64,
+        user_id: u64,
+        transition_id: u16,
+    },
+    /// op 23 received.
+    TransitionReady {
+        guild_id: u64,
+        user_id: u64,
+        transition_id: u16,
+    },
+    /// op 22 sent to the call (`epoch` is the group epoch the transition leads to; 0 after a
+    /// downgrade).
+    ExecuteTransition {
+        guild_id: u64,
+        transition_id: u16,
+        epoch: u64,
+    },
+    /// op 21 sent (`transition_id` 0 for a sole-member reset).
+    PrepareTransition {
+        guild_id: u64,
+        transition_id: u16,
+        protocol_version: u16,
+    },
+    /// op 31 received.
+    InvalidCommitWelcome {
+        guild_id: u64,
+        user_id: u64,
+        transition_id: u16,
+    },
+    /// op 24 sent to a user.
+    PrepareEpoch {
+        guild_id: u64,
+        user_id: u64,
+        epoch: u64,
+        protocol_version: u16,
+    },
+    /// A user joined or left the call (virtual listeners included).
+    CallJoin {
+        guild_id: u64,
+        user_id: u64,
+    },
+    CallLeave {
+        guild_id: u64,
+        user_id: u64,
+    },
 }

@@ -29,8 +29,18 @@
 //! | `rtp.before_speaking`, `rtp.before_session_description`, `rtp.audio_while_not_speaking` | speaking state |
 //! | `rtp.decrypt`, `rtp.nonce_reuse`, `rtp.seq`, `rtp.timestamp`, `opus.decode` | per packet |
 //! | `rtp.silence_tail` | audio stopped (100 ms gap or speaking 0) without five F8 FF FE frames |
+//! | `voice.dave_required` (4017) | Identify with `max_dave_protocol_version` < 1 in a voice channel while DAVE is required |
+//! | `dave.key_package` | op 26 not a valid KeyPackage for the user (signature, suite 2, basic BE64 id, lifetime); ignored |
+//! | `dave.commit` | op 28 unparsable, wrong group/epoch ahead, not from a member, unknown refs, inline proposals, Welcome mismatch; dropped |
+//! | `dave.payload` | op 23/31 without a u16 `transition_id` |
+//! | `dave.plaintext` | non-silence audio without the DAVE marker after the call's first transition; not heard |
+//! | `dave.decrypt` | a DAVE frame no listener can decrypt, outside the 10 s after a transition; not heard |
+//!
+//! DAVE (doc §6, §8.2) lives in `dave/`: each call has an external sender and virtual listeners,
+//! real davey clients fed through the same code paths as socket clients.
 
 mod config;
+mod dave;
 mod events;
 mod faults;
 mod heard;
@@ -48,7 +58,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
-pub use config::{ChannelKind, SimChannel, SimConfig, SimGuild, demo_config};
+pub use config::{ChannelKind, DaveMode, SimChannel, SimConfig, SimGuild, demo_config};
 pub use events::{SimEvent, Violation};
 pub use heard::{Heard, HeardFrame};
 
@@ -117,6 +127,7 @@ impl Simulator {
                             ));
                         }
                         tokio::spawn(udp::silence_watch(sh.clone()));
+                        tokio::spawn(dave::tick(sh.clone()));
                         Ok(())
                     })();
                     let ok = started.is_ok();

@@ -25,6 +25,8 @@ const VOICE_REPLAY_CAP: usize = 1024;
 #[derive(Debug)]
 pub enum Ctl {
     Send(String),
+    /// A binary frame (DAVE opcodes 25–30, already prefixed with seq and op).
+    SendBinary(Vec<u8>),
     Close(u16, String),
     Drop,
 }
@@ -43,6 +45,22 @@ impl ConnHandle {
     }
 }
 
+/// A numbered voice message as sent, kept for resume replay.
+#[derive(Debug, Clone)]
+pub enum Sent {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Sent {
+    pub fn ctl(&self) -> Ctl {
+        match self {
+            Sent::Text(t) => Ctl::Send(t.clone()),
+            Sent::Binary(b) => Ctl::SendBinary(b.clone()),
+        }
+    }
+}
+
 /// A main gateway session (survives its socket for resume).
 pub struct MainSession {
     pub seq: u64,
@@ -56,8 +74,7 @@ pub struct Grant {
     pub main_session: String,
     pub session_id: String,
     pub token: String,
-    /// The DAVE MLS group id once DAVE lands (a later issue).
-    #[allow(dead_code)]
+    /// The voice channel: the DAVE call and its MLS group id (BE64).
     pub channel_id: u64,
     pub server: usize,
 }
@@ -113,8 +130,12 @@ pub struct VoiceSession {
     pub grant: Grant,
     pub ssrc: u32,
     pub seq: u64,
-    pub buffer: VecDeque<(u64, String)>,
+    pub buffer: VecDeque<(u64, Sent)>,
     pub conn: Option<ConnHandle>,
+    /// `max_dave_protocol_version` from Identify (0 if absent).
+    pub max_dave: u16,
+    /// The call's DAVE version given in Session Description (None before it).
+    pub dave_version: Option<u16>,
     pub detached_at: Option<Instant>,
     pub ended_at: Option<Instant>,
     pub mode: Option<String>,
@@ -128,6 +149,16 @@ pub struct VoiceSession {
 }
 
 impl VoiceSession {
+    fn push_sent(&mut self, m: Sent) {
+        if let Some(c) = &self.conn {
+            c.send(m.ctl());
+        }
+        self.buffer.push_back((self.seq, m));
+        if self.buffer.len() > VOICE_REPLAY_CAP {
+            self.buffer.pop_front();
+        }
+    }
+
     pub fn is_live(&self, now: Instant) -> bool {
         self.ended_at.is_none()
             && self
@@ -141,6 +172,8 @@ pub struct State {
     pub events: Vec<SimEvent>,
     pub violations: Vec<Violation>,
     pub heard: HashMap<u64, VecDeque<HeardFrame>>,
+    /// DAVE calls by guild (the bot's voice channel there).
+    pub calls: HashMap<u64, super::dave::Call>,
     pub main_sessions: HashMap<String, MainSession>,
     pub guilds: HashMap<u64, GuildVoice>,
     pub voice: HashMap<u64, VoiceSession>,
@@ -194,13 +227,21 @@ impl State {
         };
         v.seq += 1;
         let text = json!({"op": op, "d": d, "seq": v.seq}).to_string();
-        v.buffer.push_back((v.seq, text.clone()));
-        if v.buffer.len() > VOICE_REPLAY_CAP {
-            v.buffer.pop_front();
-        }
-        if let Some(c) = &v.conn {
-            c.send(Ctl::Send(text));
-        }
+        v.push_sent(Sent::Text(text));
+    }
+
+    /// Sends a numbered binary voice message `[seq u16 BE][op][payload]` (doc §3.1), from the
+    /// same counter as JSON `seq`, buffered for resume like the JSON ones.
+    pub fn voice_send_binary(&mut self, vid: u64, op: u8, payload: &[u8]) {
+        let Some(v) = self.voice.get_mut(&vid) else {
+            return;
+        };
+        v.seq += 1;
+        let mut frame = Vec::with_capacity(payload.len() + 3);
+        frame.extend_from_slice(&(v.seq as u16).to_be_bytes());
+        frame.push(op);
+        frame.extend_from_slice(payload);
+        v.push_sent(Sent::Binary(frame));
     }
 
     /// Ends a voice session for good, closing its socket with `code` if still open.
@@ -220,6 +261,7 @@ impl State {
         if gv.session == Some(vid) {
             gv.session = None;
         }
+        super::dave::socket_gone(self, g, vid);
     }
 
     /// Ends a main session for good: the bot goes offline, so its voice sessions end with 4014

@@ -12,6 +12,7 @@ use audiopus::{Channels, MutSignals, SampleRate};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::dave::{self, Received};
 use super::events::SimEvent;
 use super::heard::HeardFrame;
 use super::rtp::{self, PT_OPUS, SILENCE};
@@ -262,15 +263,42 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         Ok(d) => d,
         Err(e) => return refuse("rtp.decrypt", format!("seq {}: {e}", hdr.seq)),
     };
-    let silence = dec.payload == SILENCE;
+    let template = HeardFrame {
+        at: arrival,
+        ssrc: hdr.ssrc,
+        seq: hdr.seq,
+        timestamp: hdr.timestamp,
+        silence: false,
+        pcm: Vec::new(),
+    };
+    let limit = shared.config.heard_limit;
+    let bot = shared.config.bot_user_id;
+    // A DAVE call's listeners decrypt and decode it themselves (dave::media).
+    let outcome = dave::receive(
+        &mut shared.lock(),
+        guild_id,
+        bot,
+        &dec.payload,
+        template,
+        limit,
+    );
+    let (silence, pcm, refused) = match outcome {
+        Received::Plain => {
+            let silence = dec.payload == SILENCE;
+            let pcm = if silence {
+                Some(vec![0.0; FRAME_LEN])
+            } else {
+                decode(decoders, hdr.ssrc, &dec.payload)
+            };
+            (silence, pcm, None)
+        }
+        Received::Heard { silence, pcm } => (silence, pcm, None),
+        Received::Refused { silence } => (silence, None, Some(Tail::Audio)),
+        Received::Dropped => (false, None, Some(Tail::Unknown)),
+    };
     if !silence {
         check_speaking_nonzero(shared, vid, g, hdr.seq, received).await;
     }
-    let pcm = if silence {
-        Some(vec![0.0; FRAME_LEN])
-    } else {
-        decode(decoders, hdr.ssrc, &dec.payload)
-    };
     let mut st = shared.lock();
     let Some(v) = st.voice.get_mut(&vid) else {
         return;
@@ -316,8 +344,11 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     }
     t.last = Some((hdr.seq, hdr.timestamp));
     t.last_packet_at = Some(arrival);
-    t.tail
-        .push_back(if silence { Tail::Silence } else { Tail::Audio });
+    t.tail.push_back(match refused {
+        Some(tail) => tail,
+        None if silence => Tail::Silence,
+        None => Tail::Audio,
+    });
     while t.tail.len() > 5 {
         t.tail.pop_front();
     }
@@ -326,6 +357,9 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     }
     for (rule, detail) in problems {
         st.violation(g, rule, detail);
+    }
+    if refused.is_some() {
+        return; // its violation, if any, is recorded already; it was not heard
     }
     let Some(pcm) = pcm else {
         return st.violation(
@@ -346,7 +380,6 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         silence,
         pcm,
     };
-    let limit = shared.config.heard_limit;
     let heard = st.heard.entry(guild_id).or_default();
     heard.push_back(frame);
     while heard.len() > limit {

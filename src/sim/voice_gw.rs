@@ -9,17 +9,19 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::dave::{self, FromClient};
 use super::events::SimEvent;
 use super::rtp::TransportCipher;
 use super::state::{ConnHandle, Ctl, RtpTrack, Shared, VoiceSession, random_hex, snowflake};
 use super::ws::{self, Gateway};
 
-/// Client opcodes that are valid but have nothing to do in a DAVE-less, single-user call:
-/// DAVE JSON ops (23 ready, 31 invalid commit) and the undocumented ones real clients send
-/// (12, 14, 15, 16, 18, 20; doc §3.2). A later DAVE issue gives 23/31 their meaning.
-const TOLERATED_OPS: [u64; 8] = [12, 14, 15, 16, 18, 20, 23, 31];
-/// DAVE binary client ops (26 key package, 28 commit/welcome), ignored while DAVE is version 0.
-const TOLERATED_BINARY_OPS: [u8; 2] = [26, 28];
+/// Client opcodes that are valid but have nothing to do here: the undocumented ones real clients
+/// send (12, 14, 15, 16, 18, 20; doc §3.2).
+const TOLERATED_OPS: [u64; 6] = [12, 14, 15, 16, 18, 20];
+/// DAVE client ops: JSON 23 (ready) and 31 (invalid commit/welcome), binary 26 (key package) and
+/// 28 (commit/welcome). Ignored while the call's DAVE version is 0.
+const DAVE_OPS: [u64; 2] = [23, 31];
+const DAVE_BINARY_OPS: [u8; 2] = [26, 28];
 
 pub async fn serve(shared: Arc<Shared>, server: usize, listener: TcpListener) {
     loop {
@@ -168,6 +170,14 @@ impl Conn {
             ),
             1 => self.select_protocol(&d),
             5 => self.speaking(&d),
+            op if DAVE_OPS.contains(&op) => {
+                let msg = match (op, dave::transition_id(&d)) {
+                    (23, Some(t)) => Some(FromClient::Ready(t)),
+                    (31, Some(t)) => Some(FromClient::Invalid(t)),
+                    _ => None,
+                };
+                self.dave(msg, || format!("op {op} needs a u16 transition_id: {d}"));
+            }
             op if TOLERATED_OPS.contains(&op) => {
                 tracing::debug!(target: "voxboard::sim", op, "voice op tolerated")
             }
@@ -187,8 +197,13 @@ impl Conn {
                 "voice.not_authenticated",
                 "binary frame before Identify".into(),
             ),
-            Some(op) if TOLERATED_BINARY_OPS.contains(op) => {
-                tracing::debug!(target: "voxboard::sim", op, "DAVE binary op ignored: call has dave_protocol_version 0")
+            Some(op) if DAVE_BINARY_OPS.contains(op) => {
+                let body = b[1..].to_vec();
+                let msg = match op {
+                    26 => FromClient::KeyPackage(body),
+                    _ => FromClient::Commit(body),
+                };
+                self.dave(Some(msg), String::new);
             }
             Some(op) => self.fail(
                 4001,
@@ -198,12 +213,29 @@ impl Conn {
         }
     }
 
+    /// Hands a DAVE message to the call, if the session has a DAVE call.
+    fn dave(&mut self, msg: Option<FromClient>, bad: impl FnOnce() -> String) {
+        let (Some(vid), Some(g)) = (self.session, self.guild_id) else {
+            return;
+        };
+        let mut st = self.shared.lock();
+        let version = st.voice.get(&vid).and_then(|v| v.dave_version);
+        if version.is_none_or(|v| v == 0) {
+            return tracing::debug!(target: "voxboard::sim", "DAVE op ignored: no DAVE call on this session");
+        }
+        match msg {
+            Some(m) => dave::from_socket(&mut st, g, self.shared.config.bot_user_id, m),
+            None => st.violation(Some(g), "dave.payload", bad()),
+        }
+    }
+
     fn identify(&mut self, d: &Value) {
         let guild_id = d.get("server_id").and_then(snowflake);
         let user_id = d.get("user_id").and_then(snowflake);
         let session_id = d.get("session_id").and_then(Value::as_str);
         let token = d.get("token").and_then(Value::as_str);
         let max_dave = d.get("max_dave_protocol_version").and_then(Value::as_u64);
+        let max_dave16 = max_dave.map_or(0, |m| m.min(u64::from(u16::MAX)) as u16);
         let shared = self.shared.clone();
         let mut st = shared.lock();
         let Some(guild_id) = guild_id else {
@@ -246,6 +278,15 @@ impl Conn {
                 format!("Identify rejected: {}", why.unwrap_or_default()),
             );
         };
+        let kind = dave::channel_kind(&shared.config, guild_id, grant.channel_id);
+        if dave::identify_refused(&shared.config, kind, max_dave16) {
+            drop(st);
+            return self.fail(
+                4017,
+                "voice.dave_required",
+                format!("max_dave_protocol_version {max_dave:?}: this voice channel requires DAVE (E2EE)"),
+            );
+        }
         if let Some(old) = st.guild(guild_id).session {
             st.end_voice(old, 4022, "superseded by a new voice session");
         }
@@ -261,6 +302,8 @@ impl Conn {
                 seq: 0,
                 buffer: VecDeque::new(),
                 conn: Some(self.handle.clone()),
+                max_dave: max_dave16,
+                dave_version: None,
                 detached_at: None,
                 ended_at: None,
                 mode: None,
@@ -341,19 +384,21 @@ impl Conn {
         // buffered messages follow it in their original order.
         self.handle
             .send(Ctl::Send(json!({"op": 9, "d": null}).to_string()));
-        let missed: Vec<String> = v
+        // Binary DAVE messages are replayed too, with their original seq prefix.
+        let missed: Vec<Ctl> = v
             .buffer
             .iter()
             .filter(|(n, _)| *n as i64 > seq_ack)
-            .map(|(_, t)| t.clone())
+            .map(|(_, m)| m.ctl())
             .collect();
-        for t in &missed {
-            self.handle.send(Ctl::Send(t.clone()));
+        let replayed = missed.len();
+        for m in missed {
+            self.handle.send(m);
         }
         self.session = Some(vid);
         st.event(SimEvent::VoiceResumed {
             guild_id: g,
-            replayed: missed.len(),
+            replayed,
         });
     }
 
@@ -438,11 +483,18 @@ impl Conn {
         };
         v.mode = Some(mode.clone());
         v.cipher = Some(cipher);
-        // DAVE is a later issue: version 0 means plain Opus inside the transport AEAD.
-        let desc = json!({"mode": mode, "secret_key": key.to_vec(), "dave_protocol_version": 0,
+        let (channel, max_dave) = (v.grant.channel_id, v.max_dave);
+        // Version 0 means plain Opus inside the transport AEAD.
+        let version = dave::version_for(&st, &shared.config, g, channel, max_dave);
+        if let Some(v) = st.voice.get_mut(&vid) {
+            v.dave_version = Some(version);
+        }
+        let desc = json!({"mode": mode, "secret_key": key.to_vec(), "dave_protocol_version": version,
                           "audio_codec": "opus", "video_codec": null, "media_session_id": random_hex()});
         st.voice_send(vid, 4, desc);
         st.event(SimEvent::SessionDescription { guild_id: g, mode });
+        let bot = shared.config.bot_user_id;
+        dave::join_socket(&mut st, &shared.config, g, channel, bot, vid, max_dave);
     }
 
     fn speaking(&mut self, d: &Value) {

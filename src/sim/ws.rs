@@ -123,6 +123,11 @@ pub async fn pump(mut ws: Ws, mut rx: UnboundedReceiver<Ctl>, g: &mut impl Gatew
                         return g.on_end(None, false);
                     }
                 }
+                Some(Ctl::SendBinary(bytes)) => {
+                    if ws.send(Message::binary(bytes)).await.is_err() {
+                        return g.on_end(None, false);
+                    }
+                }
                 Some(Ctl::Close(code, reason)) => {
                     close(&mut ws, code, &reason).await;
                     return g.on_end(Some(code), true);

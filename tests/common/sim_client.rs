@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use voxboard::sim::{SimConfig, Simulator};
+use voxboard::sim::{DaveMode, SimConfig, Simulator};
 
 pub const STEP: Duration = Duration::from_secs(5);
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -341,6 +341,8 @@ pub fn zero_crossing_hz(mono: &[f32]) -> f32 {
 
 /// A bot fully joined to a guild's voice channel, ready to send RTP after Speaking.
 pub struct Session {
+    /// The op 4 payload.
+    pub description: Value,
     pub main: Main,
     pub voice: Voice,
     pub media: Media,
@@ -353,13 +355,26 @@ pub struct Session {
 /// The whole flow up to Session Description: main Identify → op 4 → voice Identify → Ready →
 /// IP discovery → Select Protocol → Session Description.
 pub async fn join(url: &str, token: &str, guild: u64, channel: u64, mode: &str) -> Session {
+    join_offering(url, token, guild, channel, mode, 0).await
+}
+
+/// [`join`] with `max_dave_protocol_version: max_dave` in Identify; returns after op 4 (the
+/// Session Description, kept in `Session::description`).
+pub async fn join_offering(
+    url: &str,
+    token: &str,
+    guild: u64,
+    channel: u64,
+    mode: &str,
+    max_dave: u64,
+) -> Session {
     let mut main = main_identify(url, token).await;
     let (voice_session_id, vtoken, endpoint) = join_channel(&mut main, guild, channel).await;
     let mut voice = Voice::connect(&endpoint).await;
     send(
         &mut voice.ws,
         json!({"op": 0, "d": {"server_id": guild.to_string(), "user_id": main.user_id,
-        "session_id": voice_session_id, "token": vtoken, "max_dave_protocol_version": 0}}),
+        "session_id": voice_session_id, "token": vtoken, "max_dave_protocol_version": max_dave}}),
     )
     .await;
     voice.recv_op(8).await;
@@ -380,6 +395,7 @@ pub async fn join(url: &str, token: &str, guild: u64, channel: u64, mode: &str) 
     media.key = key.try_into().expect("32-byte key");
     media.mode = mode.to_string();
     Session {
+        description: desc["d"].clone(),
         main,
         voice,
         media,
@@ -407,13 +423,15 @@ pub const VOICE: u64 = 1002;
 pub const AES: &str = "aead_aes256_gcm_rtpsize";
 pub const XCHACHA: &str = "aead_xchacha20_poly1305_rtpsize";
 
+/// A simulator without DAVE: these tests check the transport layer, which DAVE does not change.
 pub fn sim() -> Simulator {
-    Simulator::start(SimConfig::default()).expect("simulator starts")
+    Simulator::start(with_modes(&[AES, XCHACHA])).expect("simulator starts")
 }
 
 pub fn with_modes(modes: &[&str]) -> SimConfig {
     SimConfig {
         transport_modes: modes.iter().map(|m| m.to_string()).collect(),
+        dave: DaveMode::Off,
         ..SimConfig::default()
     }
 }
