@@ -365,6 +365,12 @@ pub fn run_timers(
     let now = now.0;
     let Some(net) = net else { return };
     for mut c in conns.iter_mut() {
+        if *c.phase == ConnPhase::Ready
+            && !c.waiters.0.is_empty()
+            && c.dave.media_ready(&c.members, now)
+        {
+            c.waiters.resolve(Ok(()));
+        }
         match c.phase.clone() {
             ConnPhase::AwaitingServer { since }
                 if now.duration_since(since) > settings.join_timeout =>

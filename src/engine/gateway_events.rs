@@ -344,7 +344,8 @@ fn on_voice_event(
             c.speaking.silence_left = 0;
             c.link.rejoin_attempts = 0;
             *c.phase = ConnPhase::Ready;
-            c.waiters.resolve(Ok(()));
+            // Join callers are answered once audio can flow (`run_timers`): at once without
+            // DAVE, after the first key exchange with it.
             tracing::info!(
                 "guild {guild_id}: voice ready ({mode}, ssrc {})",
                 ready.ssrc

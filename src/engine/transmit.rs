@@ -8,7 +8,7 @@ use bevy_ecs::prelude::*;
 
 use super::Now;
 use super::components::*;
-use super::dave::Dave;
+use super::dave::{CallMembers, Dave};
 use super::mix::Mixer;
 use crate::audio::opus::SILENCE_FRAME;
 use crate::discord::udp::keepalive;
@@ -40,6 +40,7 @@ pub fn transmit(
         &mut ConnStats,
         &mut OpusQueue,
         &mut Dave,
+        &CallMembers,
     )>,
 ) {
     let now = now.0;
@@ -54,6 +55,7 @@ pub fn transmit(
         mut stats,
         mut queue,
         mut dave,
+        members,
     ) in &mut conns
     {
         if !can_transmit(phase, &transport) {
@@ -62,7 +64,12 @@ pub fn transmit(
         let Some(udp) = transport.0.as_mut() else {
             continue;
         };
-        let queued = queue.0.pop_front();
+        // Written Opus frames wait for DAVE keys like sounds do, rather than being dropped.
+        let queued = if queue.0.is_empty() || dave.media_ready(members, now) {
+            queue.0.pop_front()
+        } else {
+            None
+        };
         let group = mixer.frame_for(entity);
         let mixed = group.map(|g| &g.opus[..g.len]);
         let frame: &[u8] = match (&queued, mixed) {
