@@ -39,6 +39,9 @@ pub const MAX_PROTOCOL_VERSION: u16 = davey::DAVE_PROTOCOL_VERSION;
 /// A fresh join normally has keys within a round trip or two; the gateway's transition timeout
 /// is about 2 s, so 5 s covers a slow peer with room to spare.
 pub const KEY_WAIT: Duration = Duration::from_secs(5);
+/// How long a bot that seems alone in a DAVE call waits for op 11 to name someone before it
+/// stops holding audio (nobody could hear it anyway).
+pub const ALONE_GRACE: Duration = Duration::from_secs(1);
 
 /// Users in the call (from op 11/13), kept from the first message on: proposals for anyone not
 /// in it are refused (pitfall 11).
@@ -51,7 +54,8 @@ pub struct Dave {
     /// libdave state is not `Sync`; the Mutex is never contended (`get_mut` through `&mut`).
     session: Option<Mutex<DaveSession>>,
     pub protocol_version: u16,
-    /// Since when audio has been waiting for keys.
+    /// Since when keys have been expected: the session start, or a member joining while we
+    /// could not encrypt. `None` while we can encrypt.
     waiting_since: Option<Instant>,
     /// Frames dropped because the session could not encrypt (never sent in the clear).
     pub dropped_frames: u64,
@@ -96,7 +100,8 @@ impl Dave {
     }
 
     /// Whether audio can go out now. In a DAVE call that needs keys; while they are missing the
-    /// sound waits, up to [`KEY_WAIT`], or at once when nobody else is in the call.
+    /// sound waits: up to [`KEY_WAIT`] when others are in the call, or [`ALONE_GRACE`] when
+    /// nobody is (op 11 may still be on its way; after that there is no one to hear it).
     pub fn media_ready(&mut self, members: &CallMembers, now: Instant) -> bool {
         let can = match self.session() {
             None => return true,
@@ -106,8 +111,15 @@ impl Dave {
             self.waiting_since = None;
             return true;
         }
-        let since = *self.waiting_since.get_or_insert(now);
-        members.0.is_empty() || now.duration_since(since) >= KEY_WAIT
+        let waited = now.saturating_duration_since(*self.waiting_since.get_or_insert(now));
+        waited >= if members.0.is_empty() { ALONE_GRACE } else { KEY_WAIT }
+    }
+
+    /// Someone joined the call: if we have no keys, audio waits for the handshake again.
+    pub fn member_joined(&mut self, now: Instant) {
+        if self.session().is_some_and(|s| !s.can_encrypt()) {
+            self.waiting_since = Some(now);
+        }
     }
 
     /// DAVE-encrypts one Opus frame, or returns `None` when it must not be sent (no keys yet).
@@ -129,10 +141,17 @@ impl Dave {
     }
 
     /// Session Description: start (or stop) DAVE for this session.
-    pub fn start(&mut self, version: u16, user_id: u64, channel_id: u64, link: &VoiceLink) {
+    pub fn start(
+        &mut self,
+        version: u16,
+        user_id: u64,
+        channel_id: u64,
+        link: &VoiceLink,
+        now: Instant,
+    ) {
         self.protocol_version = version;
         self.transitions = 0;
-        self.waiting_since = None;
+        self.waiting_since = Some(now);
         let Some(v) = NonZeroU16::new(version) else {
             self.session = None;
             return;
@@ -187,7 +206,8 @@ impl Dave {
         channel_id: u64,
         link: &VoiceLink,
     ) {
-        let known: Vec<u64> = members.0.iter().copied().collect();
+        // The welcome's roster includes us: davey checks every member against this list.
+        let known: Vec<u64> = members.0.iter().copied().chain(std::iter::once(user_id)).collect();
         match event {
             VoiceEvent::DaveBinary { op, payload } => {
                 self.on_binary(*op, payload, &known, user_id, channel_id, link)
@@ -392,21 +412,17 @@ mod tests {
             "version 0: plain"
         );
         let link = VoiceLink::default();
-        dave.start(1, 42, 7, &link);
-        assert_eq!(
-            dave.protect(&SILENCE_FRAME).as_deref(),
-            Some(&SILENCE_FRAME[..])
-        );
+        let t0 = Instant::now();
+        dave.start(1, 42, 7, &link, t0);
+        assert_eq!(dave.protect(&SILENCE_FRAME).as_deref(), Some(&SILENCE_FRAME[..]));
         assert_eq!(dave.protect(b"opus"), None, "no keys: never in the clear");
         assert_eq!(dave.dropped_frames, 1);
-        let t0 = Instant::now();
         let mut members = CallMembers::default();
-        assert!(dave.media_ready(&members, t0), "alone: nobody to wait for");
+        assert!(!dave.media_ready(&members, t0), "op 11 may still come");
+        assert!(dave.media_ready(&members, t0 + ALONE_GRACE), "alone: nobody to wait for");
         members.0.insert(9);
-        assert!(!dave.media_ready(&members, t0));
-        assert!(
-            dave.media_ready(&members, t0 + KEY_WAIT),
-            "the wait is bounded"
-        );
+        dave.member_joined(t0 + ALONE_GRACE);
+        assert!(!dave.media_ready(&members, t0 + ALONE_GRACE));
+        assert!(dave.media_ready(&members, t0 + ALONE_GRACE + KEY_WAIT), "the wait is bounded");
     }
 }

@@ -332,12 +332,7 @@ fn on_voice_event(
                 last_sent: now,
             });
             c.stats.mode = Some(mode.as_str());
-            c.dave.start(
-                sd.dave_protocol_version,
-                user_id,
-                c.conn.channel_id,
-                &c.link,
-            );
+            c.dave.start(sd.dave_protocol_version, user_id, c.conn.channel_id, &c.link, now);
             // The first transmit tick registers the SSRC with op 5 (see `transmit`).
             c.speaking.registered = false;
             c.speaking.asserted = false;
@@ -358,6 +353,9 @@ fn on_voice_event(
         }
         VoiceEvent::HeartbeatAck { rtt } => c.stats.heartbeat_rtt = Some(rtt),
         VoiceEvent::ClientsConnect(_) | VoiceEvent::ClientDisconnect(_) => {
+            if matches!(event, VoiceEvent::ClientsConnect(_)) {
+                c.dave.member_joined(now);
+            }
             super::dave::track_members(&event, &mut c.members);
         }
         VoiceEvent::DaveJson { .. } | VoiceEvent::DaveBinary { .. } => {
