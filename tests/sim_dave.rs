@@ -133,7 +133,7 @@ async fn plain_opus_after_the_transition_is_flagged_and_not_heard() {
 }
 
 #[tokio::test]
-async fn garbage_in_the_dave_marker_is_a_decrypt_violation_after_the_grace() {
+async fn an_undecryptable_dave_frame_is_a_violation_only_after_the_grace() {
     let sim = dave_sim(1, ZERO);
     let mut c = formed(&sim).await;
     // A frame shaped like DAVE (marker, sane supplemental size) that no key decrypts.
@@ -145,6 +145,14 @@ async fn garbage_in_the_dave_marker_is_a_decrypt_violation_after_the_grace() {
     // Within 10 s of the transition old keys may be in use: no violation yet.
     assert!(!rules(&sim).contains(&"dave.decrypt".to_string()));
     assert_eq!(sim.heard(GUILD).audio_frames(), 0);
+    // After the grace it is a real failure.
+    tokio::time::sleep(Duration::from_millis(10_200)).await;
+    c.s.media.send(&fake).await;
+    assert!(wait_rule(&sim, "dave.decrypt"), "{:?}", sim.violations());
+    // A real DAVE frame still decrypts.
+    c.play(&sine_opus(440.0, 5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.heard(GUILD).audio_frames(), 5);
 }
 
 #[tokio::test]
