@@ -407,3 +407,39 @@ async fn resume_replays_binary_dave_messages_with_their_original_seq() {
     }
     assert_no_violations(&sim);
 }
+
+#[tokio::test]
+async fn audio_keeps_flowing_through_a_transition_and_its_gap_is_measured() {
+    let sim = dave_sim(2, ZERO);
+    let mut c = formed(&sim).await;
+    let ls = sim.listeners(GUILD);
+    c.pump_for(Duration::from_millis(300)).await;
+    let before = sim.dave_gaps(GUILD).len();
+    let epoch = sim.dave_epoch(GUILD);
+    c.play_live(&sine_opus(440.0, 100), || sim.remove_listener(GUILD, ls[1]))
+        .await;
+    c.pump_for(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.dave_epoch(GUILD),
+        epoch.map(|e| e + 1),
+        "ops {:?}",
+        c.ops()
+    );
+    assert_eq!(
+        sim.heard_by(GUILD, ls[0]).audio_frames(),
+        100,
+        "no frame lost to the key change"
+    );
+    let gaps = sim.dave_gaps(GUILD);
+    assert_eq!(gaps.len(), before + 1);
+    let gap = gaps[before];
+    assert!(
+        gap < Duration::from_millis(120),
+        "gap {gap:?} around the transition"
+    );
+    assert!(
+        gap >= Duration::from_millis(10),
+        "a real interval was measured: {gap:?}"
+    );
+    assert_no_violations(&sim);
+}
