@@ -133,7 +133,7 @@ async fn plain_opus_after_the_transition_is_flagged_and_not_heard() {
 }
 
 #[tokio::test]
-async fn garbage_in_the_dave_marker_is_a_decrypt_violation_after_the_grace() {
+async fn an_undecryptable_dave_frame_is_a_violation_only_after_the_grace() {
     let sim = dave_sim(1, ZERO);
     let mut c = formed(&sim).await;
     // A frame shaped like DAVE (marker, sane supplemental size) that no key decrypts.
@@ -145,6 +145,14 @@ async fn garbage_in_the_dave_marker_is_a_decrypt_violation_after_the_grace() {
     // Within 10 s of the transition old keys may be in use: no violation yet.
     assert!(!rules(&sim).contains(&"dave.decrypt".to_string()));
     assert_eq!(sim.heard(GUILD).audio_frames(), 0);
+    // After the grace it is a real failure.
+    tokio::time::sleep(Duration::from_millis(10_200)).await;
+    c.s.media.send(&fake).await;
+    assert!(wait_rule(&sim, "dave.decrypt"), "{:?}", sim.violations());
+    // A real DAVE frame still decrypts.
+    c.play(&sine_opus(440.0, 5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.heard(GUILD).audio_frames(), 5);
 }
 
 #[tokio::test]
@@ -397,5 +405,41 @@ async fn resume_replays_binary_dave_messages_with_their_original_seq() {
         }
         other => panic!("expected the replayed op 25, got {other:?}"),
     }
+    assert_no_violations(&sim);
+}
+
+#[tokio::test]
+async fn audio_keeps_flowing_through_a_transition_and_its_gap_is_measured() {
+    let sim = dave_sim(2, ZERO);
+    let mut c = formed(&sim).await;
+    let ls = sim.listeners(GUILD);
+    c.pump_for(Duration::from_millis(300)).await;
+    let before = sim.dave_gaps(GUILD).len();
+    let epoch = sim.dave_epoch(GUILD);
+    c.play_live(&sine_opus(440.0, 100), || sim.remove_listener(GUILD, ls[1]))
+        .await;
+    c.pump_for(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.dave_epoch(GUILD),
+        epoch.map(|e| e + 1),
+        "ops {:?}",
+        c.ops()
+    );
+    assert_eq!(
+        sim.heard_by(GUILD, ls[0]).audio_frames(),
+        100,
+        "no frame lost to the key change"
+    );
+    let gaps = sim.dave_gaps(GUILD);
+    assert_eq!(gaps.len(), before + 1);
+    let gap = gaps[before];
+    assert!(
+        gap < Duration::from_millis(120),
+        "gap {gap:?} around the transition"
+    );
+    assert!(
+        gap >= Duration::from_millis(10),
+        "a real interval was measured: {gap:?}"
+    );
     assert_no_violations(&sim);
 }

@@ -151,6 +151,49 @@ impl DaveClient {
     /// Receives and handles one message (panics after 5 s of nothing).
     pub async fn step(&mut self) -> In {
         let got = recv(&mut self.s.voice.ws).await;
+        self.handle(got).await
+    }
+
+    /// Plays `frames` DAVE-encrypted at the real 20 ms pace while handling the gateway, calling
+    /// `mid` halfway through (to change the group under a live stream).
+    pub async fn play_live(&mut self, frames: &[Vec<u8>], mid: impl FnOnce()) {
+        self.s.speaking(1).await;
+        let mut mid = Some(mid);
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut next = 0;
+        while next < frames.len() {
+            // Only the socket read is raced against the clock: it is cancel-safe.
+            let got = tokio::select! {
+                g = recv(&mut self.s.voice.ws) => Some(g),
+                _ = tick.tick() => None,
+            };
+            match got {
+                Some(g) => {
+                    self.handle(g).await;
+                }
+                None => {
+                    let e = self
+                        .dave
+                        .encrypt_opus(&frames[next])
+                        .expect("encrypt")
+                        .into_owned();
+                    let p = self.s.media.packet(&e);
+                    self.s.media.sock.send(&p).await.expect("udp send");
+                    next += 1;
+                    if next == frames.len() / 2
+                        && let Some(f) = mid.take()
+                    {
+                        f();
+                    }
+                }
+            }
+        }
+        self.s.media.send_silence(5).await;
+        self.s.speaking(0).await;
+    }
+
+    /// Handles one received message.
+    pub async fn handle(&mut self, got: Got) -> In {
         let msg = match got {
             Got::Json(v) => {
                 if let Some(s) = v["seq"].as_i64() {

@@ -36,6 +36,8 @@ pub(super) struct Prop {
     /// Who it was sent to.
     pub(super) to: BTreeSet<u64>,
     pub(super) message: Vec<u8>,
+    /// For an Add: the KeyPackageRef the Welcome must carry secrets for.
+    pub(super) kp_ref: Option<Vec<u8>>,
 }
 
 pub(super) struct Transition {
@@ -341,7 +343,7 @@ impl Call {
             .filter(|u| self.participants.contains_key(u))
             .collect();
         match self.sender.remove(leaf, self.channel_id, self.epoch) {
-            Ok(sp) => self.broadcast_proposal(Kind::Remove(user), sp, to),
+            Ok(sp) => self.broadcast_proposal(Kind::Remove(user), sp, to, None),
             Err(e) => tracing::warn!(target: "voxboard::sim", "remove proposal: {e}"),
         }
     }
@@ -362,11 +364,12 @@ impl Call {
                 .filter(|u| *u != user)
                 .collect()
         };
+        let kp_ref = self.sender.key_package_ref(&kp);
         let sp = match self.sender.add(kp, self.channel_id, self.epoch) {
             Ok(sp) => sp,
             Err(e) => return tracing::warn!(target: "voxboard::sim", "add proposal: {e}"),
         };
-        self.broadcast_proposal(Kind::Add(user), sp, to);
+        self.broadcast_proposal(Kind::Add(user), sp, to, kp_ref);
         if self.epoch == 0 {
             // A late joiner with no group gets the Adds still in flight for the others.
             let mut msgs = Vec::new();
@@ -392,6 +395,7 @@ impl Call {
         kind: Kind,
         sp: external_sender::SignedProposal,
         to: BTreeSet<u64>,
+        kp_ref: Option<Vec<u8>>,
     ) {
         let (adds, removes) = match kind {
             Kind::Add(u) => (vec![u], vec![]),
@@ -411,6 +415,7 @@ impl Call {
             revoked: false,
             to,
             message: sp.message,
+            kp_ref,
         });
     }
 

@@ -108,6 +108,14 @@ impl Call {
             if p.kind == Kind::Add(user) {
                 return self.reject(user, RULE, "the committer adds itself".into());
             }
+            let unwelcomed = info.welcome.is_some()
+                && p.kp_ref
+                    .as_ref()
+                    .is_some_and(|r| !info.welcomed.contains(r));
+            if let (true, Kind::Add(u)) = (unwelcomed, p.kind) {
+                let why = format!("the Welcome has no group secrets for added user {u}");
+                return self.reject(user, RULE, why);
+            }
             covered.push(p.kind);
         }
         let missing = self.proposals.iter().any(|p| {

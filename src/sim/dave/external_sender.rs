@@ -89,6 +89,13 @@ impl ExternalSender {
         }
     }
 
+    /// The KeyPackageRef a Welcome names the key package's owner by.
+    pub fn key_package_ref(&self, kp: &KeyPackage) -> Option<Vec<u8>> {
+        kp.hash_ref(self.provider.crypto())
+            .ok()
+            .map(|r| r.as_slice().to_vec())
+    }
+
     pub fn add(
         &self,
         kp: KeyPackage,

@@ -10,6 +10,8 @@ pub struct CommitInfo {
     pub commit: Vec<u8>,
     /// The raw Welcome that followed it, if any (forwarded in op 30).
     pub welcome: Option<Vec<u8>>,
+    /// KeyPackageRefs the Welcome has group secrets for.
+    pub welcomed: Vec<Vec<u8>>,
     pub group_id: Vec<u8>,
     pub epoch: u64,
     /// Leaf index of a member sender.
@@ -23,12 +25,17 @@ pub fn parse_commit(payload: &[u8]) -> Result<CommitInfo, String> {
     let (msg, rest) = MlsMessageIn::tls_deserialize_bytes(payload)
         .map_err(|e| format!("commit is not an MLSMessage: {e}"))?;
     let commit = payload[..payload.len() - rest.len()].to_vec();
-    let welcome = if rest.is_empty() {
-        None
+    let (welcome, welcomed) = if rest.is_empty() {
+        (None, Vec::new())
     } else {
-        Welcome::tls_deserialize_exact_bytes(rest)
+        let w = Welcome::tls_deserialize_exact_bytes(rest)
             .map_err(|e| format!("bytes after the commit are not a Welcome: {e}"))?;
-        Some(rest.to_vec())
+        let refs = w
+            .secrets()
+            .iter()
+            .map(|s| s.new_member().as_slice().to_vec())
+            .collect();
+        (Some(rest.to_vec()), refs)
     };
     if msg.wire_format() != WireFormat::PublicMessage {
         return Err(format!(
@@ -74,6 +81,7 @@ pub fn parse_commit(payload: &[u8]) -> Result<CommitInfo, String> {
     Ok(CommitInfo {
         commit,
         welcome,
+        welcomed,
         group_id,
         epoch,
         sender_leaf,
