@@ -24,7 +24,9 @@ fn events(sim: &Simulator, pred: impl Fn(&SimEvent) -> bool) -> usize {
 
 /// Plays the three tones; returns the engine's view of the call's E2EE while it played.
 fn play_tones(sim: &Simulator, voice: &Voice) -> voxboard::engine::dave::DaveStatus {
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
     std::thread::sleep(Duration::from_millis(500));
     let dave = voice.status().borrow().connections[0].dave.clone();
@@ -45,7 +47,10 @@ fn assert_listener_heard_tones(sim: &Simulator, listener: u64) {
     let freqs: Vec<f32> = tones.iter().map(|t| t.0).collect();
     assert_eq!(freqs, TONES.to_vec(), "listener {listener} heard {tones:?}");
     for (f, len) in tones {
-        assert!((0.9..=1.05).contains(&len), "listener {listener}: {f} Hz lasted {len}");
+        assert!(
+            (0.9..=1.05).contains(&len),
+            "listener {listener}: {f} Hz lasted {len}"
+        );
     }
 }
 
@@ -76,7 +81,11 @@ fn privacy_code_matches_the_listeners() {
     assert_eq!(shown.replace(' ', ""), listeners_code);
     let groups: Vec<&str> = shown.split(' ').collect();
     assert_eq!(groups.len(), 6, "30 digits in groups of five: {shown}");
-    assert!(groups.iter().all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_digit())));
+    assert!(
+        groups
+            .iter()
+            .all(|g| g.len() == 5 && g.chars().all(|c| c.is_ascii_digit()))
+    );
 }
 
 /// §8.5.1: alone in a DAVE channel the bot sends its key package and stays pending; playing
@@ -85,11 +94,21 @@ fn privacy_code_matches_the_listeners() {
 fn alone_in_a_dave_channel_stays_pending() {
     let sim = sim_with(|c| c.dave_listeners = 0);
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
-    voice.play(three_tone_clip().samples[..48_000].into(), Target::All, 1.0).wait();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    voice
+        .play(three_tone_clip().samples[..48_000].into(), Target::All, 1.0)
+        .wait();
     let status = wait_status(&voice, Duration::from_secs(1), |_| true);
     voice.close();
-    assert_eq!(events(&sim, |e| matches!(e, SimEvent::KeyPackage { user_id: BOT, .. })), 1);
+    assert_eq!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::KeyPackage { user_id: BOT, .. }
+        )),
+        1
+    );
     assert!(!status.connections[0].dave.can_encrypt);
     assert_eq!(sim.heard(guild(0)).audio_frames(), 0, "no plaintext audio");
     assert_no_violations(&sim);
@@ -103,8 +122,23 @@ fn bots_commit_wins_when_it_is_first() {
     let voice = connect(&sim);
     play_tones(&sim, &voice);
     voice.close();
-    assert!(events(&sim, |e| matches!(e, SimEvent::Commit { user_id: BOT, accepted: true, .. })) >= 1);
-    assert_eq!(events(&sim, |e| matches!(e, SimEvent::WelcomeSent { user_id: BOT, .. })), 0);
+    assert!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::Commit {
+                user_id: BOT,
+                accepted: true,
+                ..
+            }
+        )) >= 1
+    );
+    assert_eq!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::WelcomeSent { user_id: BOT, .. }
+        )),
+        0
+    );
     assert_listener_heard_tones(&sim, sim.listeners(guild(0))[0]);
     assert_no_violations(&sim);
 }
@@ -116,8 +150,18 @@ fn listeners_commit_wins_and_the_bot_is_welcomed() {
     let voice = connect(&sim);
     play_tones(&sim, &voice);
     voice.close();
-    assert!(events(&sim, |e| matches!(e, SimEvent::WelcomeSent { user_id: BOT, .. })) >= 1);
-    assert!(events(&sim, |e| matches!(e, SimEvent::TransitionReady { user_id: BOT, .. })) >= 1);
+    assert!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::WelcomeSent { user_id: BOT, .. }
+        )) >= 1
+    );
+    assert!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::TransitionReady { user_id: BOT, .. }
+        )) >= 1
+    );
     assert_listener_heard_tones(&sim, sim.listeners(guild(0))[0]);
     assert_no_violations(&sim);
 }
@@ -129,13 +173,19 @@ fn joining_an_established_group() {
     let a = sim.add_listener(guild(0)).unwrap();
     let b = sim.add_listener(guild(0)).unwrap();
     let formed = sim.wait_for(Duration::from_secs(5), |ev| {
-        ev.iter().any(|e| matches!(e, SimEvent::ExecuteTransition { .. }))
+        ev.iter()
+            .any(|e| matches!(e, SimEvent::ExecuteTransition { .. }))
     });
     assert!(formed, "the listeners formed a group: {:#?}", sim.events());
     let voice = connect(&sim);
     play_tones(&sim, &voice);
     voice.close();
-    assert!(events(&sim, |e| matches!(e, SimEvent::WelcomeSent { user_id: BOT, .. })) >= 1);
+    assert!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::WelcomeSent { user_id: BOT, .. }
+        )) >= 1
+    );
     assert_listener_heard_tones(&sim, a);
     assert_listener_heard_tones(&sim, b);
     assert_no_violations(&sim);
@@ -146,7 +196,9 @@ fn joining_an_established_group() {
 fn a_member_leaving_mid_stream_rekeys_without_a_gap() {
     let sim = sim_with(|c| c.dave_listeners = 2);
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
     std::thread::sleep(Duration::from_millis(1200));
     let listeners = sim.listeners(guild(0));
@@ -156,7 +208,10 @@ fn a_member_leaving_mid_stream_rekeys_without_a_gap() {
     wait_quiet(&voice);
     let epoch_after = sim.dave_epoch(guild(0)).unwrap();
     voice.close();
-    assert!(epoch_after > epoch_before, "a Remove makes a new epoch: {epoch_before} -> {epoch_after}");
+    assert!(
+        epoch_after > epoch_before,
+        "a Remove makes a new epoch: {epoch_before} -> {epoch_after}"
+    );
     assert_listener_heard_tones(&sim, listeners[1]);
     assert_no_violations(&sim);
 }
@@ -166,15 +221,24 @@ fn a_member_leaving_mid_stream_rekeys_without_a_gap() {
 fn revoked_add_is_dropped() {
     let sim = sim_with(|c| c.listener_commit_delay = None);
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let newcomer = sim.add_listener(guild(0)).unwrap();
     let revoked = sim.revoke_pending_add(guild(0));
     assert_eq!(revoked, Some(newcomer));
     let first = sim.listeners(guild(0))[0];
-    voice.play(three_tone_clip().samples, Target::All, 1.0).wait();
+    voice
+        .play(three_tone_clip().samples, Target::All, 1.0)
+        .wait();
     wait_quiet(&voice);
     voice.close();
-    assert!(events(&sim, |e| matches!(e, SimEvent::Proposals { revoked: 1.., .. })) >= 1);
+    assert!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::Proposals { revoked: 1.., .. }
+        )) >= 1
+    );
     assert_listener_heard_tones(&sim, first);
     assert_no_violations(&sim);
 }
@@ -190,8 +254,19 @@ fn corrupted_welcome_is_reported_and_recovered() {
     let voice = connect(&sim);
     play_tones(&sim, &voice);
     voice.close();
-    assert_eq!(events(&sim, |e| matches!(e, SimEvent::InvalidCommitWelcome { user_id: BOT, .. })), 1);
-    assert!(events(&sim, |e| matches!(e, SimEvent::KeyPackage { user_id: BOT, .. })) >= 2);
+    assert_eq!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::InvalidCommitWelcome { user_id: BOT, .. }
+        )),
+        1
+    );
+    assert!(
+        events(&sim, |e| matches!(
+            e,
+            SimEvent::KeyPackage { user_id: BOT, .. }
+        )) >= 2
+    );
     assert_listener_heard_tones(&sim, listener);
 }
 
@@ -201,11 +276,21 @@ fn corrupted_welcome_is_reported_and_recovered() {
 fn sole_member_reset_then_a_new_group() {
     let sim = sim_with(|_| {});
     let voice = connect(&sim);
-    voice.join_channel(guild(0), voice_channel(0), false, false).unwrap();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
     let first = sim.listeners(guild(0))[0];
     sim.remove_listener(guild(0), first);
     let reset = sim.wait_for(Duration::from_secs(5), |ev| {
-        ev.iter().any(|e| matches!(e, SimEvent::PrepareTransition { transition_id: 0, .. }))
+        ev.iter().any(|e| {
+            matches!(
+                e,
+                SimEvent::PrepareTransition {
+                    transition_id: 0,
+                    ..
+                }
+            )
+        })
     });
     assert!(reset, "sole-member reset: {:#?}", sim.events());
     let second = sim.add_listener(guild(0)).unwrap();
@@ -216,7 +301,9 @@ fn sole_member_reset_then_a_new_group() {
 }
 
 fn play_tones_again(voice: &Voice) {
-    voice.play(three_tone_clip().samples, Target::All, 1.0).wait();
+    voice
+        .play(three_tone_clip().samples, Target::All, 1.0)
+        .wait();
     wait_quiet(voice);
 }
 
@@ -248,7 +335,9 @@ fn stage_channels_run_without_dave() {
     });
     let voice = connect(&sim);
     voice.join_channel(guild(0), 4242, false, false).unwrap();
-    voice.play(three_tone_clip().samples, Target::All, 1.0).wait();
+    voice
+        .play(three_tone_clip().samples, Target::All, 1.0)
+        .wait();
     wait_quiet(&voice);
     let dave = voice.status().borrow().connections[0].dave.clone();
     voice.close();
@@ -265,12 +354,18 @@ fn identify_without_dave_gets_e2ee_required() {
     config.gateway_url = sim.gateway_url();
     config.settings.max_dave_protocol_version = 0;
     let voice = Voice::connect(config).unwrap();
-    let err = voice.join_channel(guild(0), voice_channel(0), false, false).unwrap_err();
+    let err = voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap_err();
     assert_eq!(err, VoiceError::E2eeRequired);
     assert!(err.to_string().contains("E2EE required"));
     std::thread::sleep(Duration::from_millis(500));
     voice.close();
-    assert_eq!(events(&sim, |e| matches!(e, SimEvent::VoiceIdentify { .. })), 1, "no retry loop");
+    assert_eq!(
+        events(&sim, |e| matches!(e, SimEvent::VoiceIdentify { .. })),
+        1,
+        "no retry loop"
+    );
 }
 
 /// §8.5.10: the voice socket drops in the middle of the DAVE handshake; the resume replays the
@@ -282,7 +377,8 @@ fn resume_in_the_middle_of_the_handshake() {
     let dropper = std::thread::scope(|s| {
         let h = s.spawn(|| {
             let seen = sim.wait_for(Duration::from_secs(5), |ev| {
-                ev.iter().any(|e| matches!(e, SimEvent::KeyPackage { user_id: BOT, .. }))
+                ev.iter()
+                    .any(|e| matches!(e, SimEvent::KeyPackage { user_id: BOT, .. }))
             });
             sim.drop_voice(guild(0));
             seen
@@ -294,7 +390,11 @@ fn resume_in_the_middle_of_the_handshake() {
     dropper.1.unwrap();
     play_tones_again(&voice);
     voice.close();
-    assert!(events(&sim, |e| matches!(e, SimEvent::VoiceResumed { .. })) >= 1, "{:#?}", sim.events());
+    assert!(
+        events(&sim, |e| matches!(e, SimEvent::VoiceResumed { .. })) >= 1,
+        "{:#?}",
+        sim.events()
+    );
     assert_listener_heard_tones(&sim, sim.listeners(guild(0))[0]);
     assert_no_violations(&sim);
 }
@@ -304,18 +404,94 @@ fn three_guilds_each_with_their_own_group() {
     let sim = Simulator::start(SimConfig::with_guilds(3)).unwrap();
     let voice = connect(&sim);
     for i in 0..3 {
-        voice.join_channel(guild(i), voice_channel(i), false, false).unwrap();
+        voice
+            .join_channel(guild(i), voice_channel(i), false, false)
+            .unwrap();
     }
-    voice.play(three_tone_clip().samples, Target::All, 1.0).wait();
+    voice
+        .play(three_tone_clip().samples, Target::All, 1.0)
+        .wait();
     wait_quiet(&voice);
-    let codes: Vec<Option<String>> = voice.status().borrow().connections.iter().map(|c| c.dave.privacy_code.clone()).collect();
+    let codes: Vec<Option<String>> = voice
+        .status()
+        .borrow()
+        .connections
+        .iter()
+        .map(|c| c.dave.privacy_code.clone())
+        .collect();
     voice.close();
     for i in 0..3 {
         let listener = sim.listeners(guild(i))[0];
         let pcm = sim.heard_by(guild(i), listener).pcm_mono();
-        assert!(pcm.len() >= 48_000 * 29 / 10, "guild {i} listener heard {} samples", pcm.len());
+        assert!(
+            pcm.len() >= 48_000 * 29 / 10,
+            "guild {i} listener heard {} samples",
+            pcm.len()
+        );
     }
     assert!(codes.iter().all(Option::is_some));
-    assert!(codes[0] != codes[1] && codes[1] != codes[2], "separate groups, separate codes: {codes:?}");
+    assert!(
+        codes[0] != codes[1] && codes[1] != codes[2],
+        "separate groups, separate codes: {codes:?}"
+    );
+    assert_no_violations(&sim);
+}
+
+/// Member churn: a listener joins or leaves every 2 s for 30 s while a long sound plays. Every
+/// listener hears continuous audio while present; each transition's longest gap is reported.
+#[test]
+fn member_churn_keeps_audio_continuous() {
+    let sim = sim_with(|c| c.dave_listeners = 2);
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let long: std::sync::Arc<[f32]> = (0..48_000 * 32)
+        .flat_map(|i| {
+            let s = 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin();
+            [s, s]
+        })
+        .collect();
+    let playing = voice.play(long, Target::All, 1.0);
+    let mut present = sim.listeners(guild(0));
+    let mut ever = present.clone();
+    for round in 0..15 {
+        std::thread::sleep(Duration::from_secs(2));
+        if round % 2 == 0 {
+            let id = sim.add_listener(guild(0)).unwrap();
+            present.push(id);
+            ever.push(id);
+        } else {
+            let leaving = present.remove(0);
+            sim.remove_listener(guild(0), leaving);
+        }
+    }
+    playing.wait();
+    wait_quiet(&voice);
+    let gaps = sim.dave_gaps(guild(0));
+    voice.close();
+    let longest = gaps.iter().max().copied().unwrap_or_default();
+    println!(
+        "DAVE churn: {} transitions, longest gap per transition (ms): {:?}",
+        gaps.len(),
+        gaps.iter().map(|g| g.as_millis()).collect::<Vec<_>>()
+    );
+    assert!(
+        gaps.len() >= 15,
+        "every join and leave made a transition: {}",
+        gaps.len()
+    );
+    assert!(
+        longest <= Duration::from_millis(120),
+        "audio broke up for {longest:?} at a transition"
+    );
+    for id in present {
+        let heard = sim.heard_by(guild(0), id);
+        assert!(
+            heard.audio_frames() > 50,
+            "listener {id} heard {} frames",
+            heard.audio_frames()
+        );
+    }
     assert_no_violations(&sim);
 }

@@ -112,7 +112,12 @@ impl Dave {
             return true;
         }
         let waited = now.saturating_duration_since(*self.waiting_since.get_or_insert(now));
-        waited >= if members.0.is_empty() { ALONE_GRACE } else { KEY_WAIT }
+        waited
+            >= if members.0.is_empty() {
+                ALONE_GRACE
+            } else {
+                KEY_WAIT
+            }
     }
 
     /// Someone joined the call: if we have no keys, audio waits for the handshake again.
@@ -207,7 +212,12 @@ impl Dave {
         link: &VoiceLink,
     ) {
         // The welcome's roster includes us: davey checks every member against this list.
-        let known: Vec<u64> = members.0.iter().copied().chain(std::iter::once(user_id)).collect();
+        let known: Vec<u64> = members
+            .0
+            .iter()
+            .copied()
+            .chain(std::iter::once(user_id))
+            .collect();
         match event {
             VoiceEvent::DaveBinary { op, payload } => {
                 self.on_binary(*op, payload, &known, user_id, channel_id, link)
@@ -414,15 +424,24 @@ mod tests {
         let link = VoiceLink::default();
         let t0 = Instant::now();
         dave.start(1, 42, 7, &link, t0);
-        assert_eq!(dave.protect(&SILENCE_FRAME).as_deref(), Some(&SILENCE_FRAME[..]));
+        assert_eq!(
+            dave.protect(&SILENCE_FRAME).as_deref(),
+            Some(&SILENCE_FRAME[..])
+        );
         assert_eq!(dave.protect(b"opus"), None, "no keys: never in the clear");
         assert_eq!(dave.dropped_frames, 1);
         let mut members = CallMembers::default();
         assert!(!dave.media_ready(&members, t0), "op 11 may still come");
-        assert!(dave.media_ready(&members, t0 + ALONE_GRACE), "alone: nobody to wait for");
+        assert!(
+            dave.media_ready(&members, t0 + ALONE_GRACE),
+            "alone: nobody to wait for"
+        );
         members.0.insert(9);
         dave.member_joined(t0 + ALONE_GRACE);
         assert!(!dave.media_ready(&members, t0 + ALONE_GRACE));
-        assert!(dave.media_ready(&members, t0 + ALONE_GRACE + KEY_WAIT), "the wait is bounded");
+        assert!(
+            dave.media_ready(&members, t0 + ALONE_GRACE + KEY_WAIT),
+            "the wait is bounded"
+        );
     }
 }

@@ -332,7 +332,13 @@ fn on_voice_event(
                 last_sent: now,
             });
             c.stats.mode = Some(mode.as_str());
-            c.dave.start(sd.dave_protocol_version, user_id, c.conn.channel_id, &c.link, now);
+            c.dave.start(
+                sd.dave_protocol_version,
+                user_id,
+                c.conn.channel_id,
+                &c.link,
+                now,
+            );
             // The first transmit tick registers the SSRC with op 5 (see `transmit`).
             c.speaking.registered = false;
             c.speaking.asserted = false;
