@@ -60,6 +60,35 @@ fn bench_tick(c: &mut Criterion) {
     }
 }
 
+/// The same tick with DAVE on: each connection frame-encrypts (AES-128-GCM, its own sender
+/// key) before transport encryption. Groups are built like the gateway builds them.
+fn bench_tick_dave(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tick_dave/aead_aes256_gcm_rtpsize");
+    for n in [1usize, 10, 100, 1000] {
+        let (mut core, _sink) = engine_with(n, TransportMode::AeadAes256GcmRtpsize);
+        for i in 0..n as u64 {
+            let (bot, _listener) = voxboard::sim::ready_pair(1, 2, 1000 + i).expect("DAVE group");
+            core.set_dave_session(1000 + i, bot, 2);
+        }
+        let mut now = Instant::now();
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                now += Duration::from_millis(20);
+                core.tick(now);
+            })
+        });
+    }
+    group.finish();
+    let (mut bot, _listener) = voxboard::sim::ready_pair(1, 2, 9).expect("DAVE group");
+    let frame = vec![0x5au8; 120];
+    c.bench_function("dave/encrypt_opus_120_bytes", |b| {
+        b.iter(|| {
+            bot.encrypt_opus(std::hint::black_box(&frame))
+                .map(|f| f.len())
+        })
+    });
+}
+
 /// Cost of mixing one playing sound into a frame, and of a whole tick as sounds pile up.
 fn bench_mix(c: &mut Criterion) {
     use voxboard::audio::FRAME_LEN;
@@ -98,7 +127,7 @@ fn bench_mix(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_tick, bench_mix);
+criterion_group!(benches, bench_tick, bench_tick_dave, bench_mix);
 
 fn main() {
     benches();

@@ -145,6 +145,15 @@ impl Dave {
         }
     }
 
+    /// A connection whose group is already established (benchmarks and media-path tests).
+    pub fn with_session(session: DaveSession) -> Self {
+        Dave {
+            protocol_version: session.protocol_version().get(),
+            session: Some(Mutex::new(session)),
+            ..Default::default()
+        }
+    }
+
     /// Session Description: start (or stop) DAVE for this session.
     pub fn start(
         &mut self,

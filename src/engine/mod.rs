@@ -372,4 +372,18 @@ impl EngineCore {
             .0
             .insert(guild_id, entity);
     }
+
+    /// Gives a connection added by [`add_ready_connection`](Self::add_ready_connection) an
+    /// established DAVE session, and names `peer` as the call's other member.
+    #[doc(hidden)]
+    pub fn set_dave_session(&mut self, guild_id: u64, session: davey::DaveSession, peer: u64) {
+        let Some(entity) = self.world.resource::<ConnIndex>().0.get(&guild_id).copied() else {
+            return;
+        };
+        let mut members = dave::CallMembers::default();
+        members.0.insert(peer);
+        self.world
+            .entity_mut(entity)
+            .insert((dave::Dave::with_session(session), members));
+    }
 }

@@ -59,6 +59,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 pub use config::{ChannelKind, DaveMode, SimChannel, SimConfig, SimGuild, demo_config};
+pub use dave::ready_pair;
 pub use events::{SimEvent, Violation};
 pub use heard::{Heard, HeardFrame};
 

@@ -10,6 +10,8 @@ mod commit;
 mod external_sender;
 mod listener;
 mod media;
+mod pair;
+pub use pair::ready_pair;
 mod wire;
 
 use std::collections::hash_map::Entry;
