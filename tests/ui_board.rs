@@ -87,12 +87,14 @@ fn the_edit_dialog_persists() {
     h.run_steps(2);
     h.get_by_label("✏ Edit…").click();
     h.run_steps(2);
-    let name = h.get_by_value("Tone");
+    let name = h.get_by(|n| {
+        n.role() == egui::accesskit::Role::TextInput && n.value().as_deref() == Some("Tone")
+    });
     name.focus();
     h.run_steps(1);
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
     h.run_steps(1);
-    h.get_by_value("Tone").type_text("Big horn");
+    h.event(egui::Event::Text("Big horn".into()));
     h.run_steps(2);
     h.get_by_label("Loop").click();
     h.run_steps(2);

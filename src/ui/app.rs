@@ -309,9 +309,11 @@ impl VoxApp {
                 self.core.stop_all();
             }
             ui.separator();
-            ui.label("Master");
+            let label = ui.label("Master");
             let s = &mut self.core.board.settings;
-            let r = ui.add(egui::Slider::new(&mut s.master_volume, 0.0..=2.0).show_value(false));
+            let r = ui
+                .add(egui::Slider::new(&mut s.master_volume, 0.0..=2.0).show_value(false))
+                .labelled_by(label.id);
             ui.label(format!("{:.0}%", s.master_volume * 100.0));
             if r.changed() {
                 self.core.apply_mix_settings();
@@ -322,9 +324,9 @@ impl VoxApp {
             ui.separator();
             let talking = self.ptt_button || self.ptt_key;
             let label = if talking {
-                "🎙 Talking…"
+                "🎤 Talking…"
             } else {
-                "🎙 Hold to talk"
+                "🎤 Hold to talk"
             };
             let mut button = egui::Button::new(RichText::new(label).strong());
             if talking {
@@ -340,11 +342,14 @@ impl VoxApp {
             }
             ui.separator();
             let s = &mut self.core.board.settings;
-            let mut changed = ui.checkbox(&mut s.monitor, "Monitor").changed();
-            let r = ui.add_enabled(
-                s.monitor,
-                egui::Slider::new(&mut s.monitor_volume, 0.0..=1.0).show_value(false),
-            );
+            let check = ui.checkbox(&mut s.monitor, "Monitor");
+            let mut changed = check.changed();
+            let r = ui
+                .add_enabled(
+                    s.monitor,
+                    egui::Slider::new(&mut s.monitor_volume, 0.0..=1.0).show_value(false),
+                )
+                .labelled_by(check.id);
             changed |= r.changed();
             if changed {
                 self.core.apply_mix_settings();

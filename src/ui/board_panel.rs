@@ -96,7 +96,7 @@ impl BoardPanel {
                     .hint_text("🔍 Search sounds")
                     .desired_width(220.0),
             );
-            if !self.search.is_empty() && ui.small_button("✕").on_hover_text("Clear").clicked() {
+            if !self.search.is_empty() && ui.small_button("×").on_hover_text("Clear").clicked() {
                 self.search.clear();
             }
             ui.separator();
@@ -291,7 +291,7 @@ fn tile(
             action = Some(BoardAction::Edit(id));
             ui.close();
         }
-        if ui.button("⟳ Reload file").clicked() {
+        if ui.button("Reload file").clicked() {
             if let Some(lid) = core.lib_id(id) {
                 core.library.reload(lid);
             }

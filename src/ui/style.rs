@@ -157,3 +157,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod glyph_tests {
+    /// Every non-ASCII character the UI draws must be in the bundled fonts (no tofu on a
+    /// machine without emoji fonts).
+    #[test]
+    fn every_icon_has_a_glyph() {
+        let ctx = egui::Context::default();
+        let mut out = ctx.run_ui(Default::default(), |_| {});
+        out.textures_delta.clear();
+        let candidates = "·×—“”…⏹☀⚠✏➕🌙🎤🎭🔁🔊🔍🗑";
+        let missing: String = ctx.fonts_mut(|f| {
+            candidates
+                .chars()
+                .filter(|c| !f.has_glyph(&egui::FontId::proportional(14.0), *c))
+                .collect()
+        });
+        assert_eq!(missing, "", "glyphs missing from the bundled fonts");
+    }
+}
