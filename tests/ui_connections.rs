@@ -28,7 +28,7 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
     );
     assert!(h.query_by_label("Demo Guild A").is_some());
     assert!(
-        h.query_by_label_contains("aead_").is_some(),
+        h.query_all_by_label_contains("aead_").next().is_some(),
         "encryption mode shown"
     );
     assert!(h.query_by_label("Disconnect").is_some());
@@ -38,7 +38,7 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
         &mut h,
         Duration::from_secs(15),
         "the card says kicked",
-        |h| h.query_by_label_contains("icked").is_some(),
+        |h| h.query_all_by_label_contains("icked").next().is_some(),
     );
     let phase = h
         .state()
@@ -52,5 +52,5 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
     assert_ne!(phase, "ready");
     // The other guild's card is there too, with a picker and a Connect button.
     assert!(h.query_by_label("Demo Guild B").is_some());
-    assert!(h.query_by_label("Connect").is_some());
+    assert!(h.query_all_by_label("Connect").count() >= 1);
 }

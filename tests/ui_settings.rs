@@ -13,7 +13,15 @@ const SECRET: &str = "MTIzNDU2.secret-token-for-the-test";
 
 #[test]
 fn the_token_field_is_masked_and_never_saved() {
-    let env = Env::new(|_| Board::default(), false);
+    // A closed loopback port: the engine the token starts must not reach for Discord.
+    let env = Env::new(
+        |_| {
+            let mut b = Board::default();
+            b.settings.gateway_url = Some("ws://127.0.0.1:9".into());
+            b
+        },
+        false,
+    );
     let mut h = env.harness();
     h.run_steps(2);
     h.get_by_label("Settings").click();
