@@ -78,6 +78,8 @@ pub struct VoxApp {
     pub first_frame: Option<Duration>,
     exit_at: Option<Instant>,
     exit_after: Option<Duration>,
+    attached: bool,
+    asked_for_token: bool,
     finished: bool,
     preloaded: bool,
     ptt_button: bool,
@@ -108,6 +110,8 @@ impl VoxApp {
             first_frame: None,
             exit_at: None,
             exit_after: config.exit_after,
+            attached: false,
+            asked_for_token: false,
             finished: false,
             preloaded: false,
             ptt_button: false,
@@ -117,8 +121,9 @@ impl VoxApp {
 
     /// Everything that is not drawing: engine, token, decodes, hotkeys, dropped files.
     fn tick(&mut self, ctx: &egui::Context) {
-        if self.exit_at.is_none() {
+        if !self.attached {
             // First call: hook the repaint sources to this context.
+            self.attached = true;
             self.core.attach(ctx);
             self.log.set_repaint(ctx.clone());
             let c = ctx.clone();
@@ -127,15 +132,15 @@ impl VoxApp {
                 std::sync::Arc::new(move || c.request_repaint()),
             );
             self.hotkeys_dirty = true;
-            self.exit_at = Some(
-                self.exit_after
-                    .map_or(Instant::now() + Duration::from_secs(u64::MAX / 4), |d| {
-                        Instant::now() + d
-                    }),
-            );
+            self.exit_at = self.exit_after.map(|d| Instant::now() + d);
         }
         if self.token.poll() {
             ctx.request_repaint();
+        }
+        if !self.asked_for_token && self.token.looked_up && self.token.token().is_none() {
+            // No token anywhere: the settings panel asks for it.
+            self.asked_for_token = true;
+            self.view = View::Settings;
         }
         if self.token.busy() {
             ctx.request_repaint_after(Duration::from_millis(200));
@@ -189,7 +194,7 @@ impl VoxApp {
             let now = Instant::now();
             if now >= at {
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-            } else if self.exit_after.is_some() {
+            } else {
                 ctx.request_repaint_after(at - now);
             }
         }

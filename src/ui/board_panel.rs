@@ -12,7 +12,8 @@ use super::core::Core;
 use super::style;
 use crate::audio::library::SoundState;
 
-const TILE: egui::Vec2 = vec2(168.0, 86.0);
+/// The smallest tile; tiles grow to fill the row.
+const TILE: egui::Vec2 = vec2(160.0, 86.0);
 const GAP: f32 = 10.0;
 
 /// What the panel asks the app to do after drawing.
@@ -158,9 +159,7 @@ impl BoardPanel {
 
     fn grid(&mut self, ui: &mut egui::Ui, core: &mut Core) -> Option<BoardAction> {
         let needle = self.search.trim().to_lowercase();
-        let Some(tab) = core.board.tabs.get(self.tab) else {
-            return None;
-        };
+        let tab = core.board.tabs.get(self.tab)?;
         // (index in tab, id)
         let shown: Vec<(usize, u64)> = tab
             .sounds
@@ -181,8 +180,11 @@ impl BoardPanel {
             });
             return None;
         }
-        let width = ui.available_width();
+        // Leave room for the scroll bar so the last column never slides under it.
+        let width = ui.available_width() - ui.spacing().scroll.bar_width - 4.0;
         let cols = (((width + GAP) / (TILE.x + GAP)).floor() as usize).max(1);
+        let tile_w = ((width - GAP * (cols as f32 - 1.0)) / cols as f32).clamp(TILE.x, 240.0);
+        let size = vec2(tile_w, TILE.y);
         let rows = shown.len().div_ceil(cols);
         let mut action = None;
         let mut moved = None;
@@ -197,7 +199,7 @@ impl BoardPanel {
                         ui.spacing_mut().item_spacing.x = GAP;
                         for &(index, id) in shown.iter().skip(row * cols).take(cols) {
                             self.visible.push(id);
-                            let (r, a) = tile(ui, core, index, id);
+                            let (r, a) = tile(ui, core, index, id, size);
                             if a.is_some() {
                                 action = a;
                             }
@@ -224,11 +226,12 @@ fn tile(
     core: &mut Core,
     index: usize,
     id: u64,
+    size: egui::Vec2,
 ) -> (Option<usize>, Option<BoardAction>) {
     let Some(sound) = core.board.sound(id).cloned() else {
         return (None, None);
     };
-    let (rect, response) = ui.allocate_exact_size(TILE, Sense::click_and_drag());
+    let (rect, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
     let state = core.sound_state(id);
     let missing = core.is_missing(id);
     let progress = core.progress(id);

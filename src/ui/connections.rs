@@ -119,6 +119,7 @@ impl ConnectionsPanel {
                 })
         };
         ui.horizontal(|ui| {
+            let label = ui.weak("Channel");
             egui::ComboBox::from_id_salt(("channel", id))
                 .selected_text(name_of(*picked))
                 .width(160.0)
@@ -126,7 +127,9 @@ impl ConnectionsPanel {
                     for (cid, _, _) in &channels {
                         ui.selectable_value(picked, *cid, name_of(*cid));
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             let picked = *picked;
             if live {
                 if ui.button("Disconnect").clicked() {

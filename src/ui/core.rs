@@ -48,7 +48,7 @@ pub struct Core {
     pub toast: Option<(String, Instant)>,
     pub ptt_held: bool,
     ctx: Option<egui::Context>,
-    /// Commands sent, for tests and the demo report (kind names only).
+    /// The kinds of the last 256 commands sent (for tests and diagnostics).
     pub sent: Vec<&'static str>,
 }
 
@@ -248,6 +248,9 @@ impl Core {
     }
 
     pub fn send(&mut self, command: Command) {
+        if self.sent.len() == 256 {
+            self.sent.remove(0);
+        }
         self.sent.push(command_name(&command));
         match &self.engine {
             Some(e) => e.send(command),

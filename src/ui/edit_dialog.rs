@@ -118,7 +118,7 @@ impl EditDialog {
         });
         ui.end_row();
 
-        ui.label("When retriggered");
+        let label = ui.label("When retriggered");
         egui::ComboBox::from_id_salt("retrigger")
             .selected_text(retrigger_name(d.retrigger))
             .show_ui(ui, |ui| {
@@ -130,7 +130,9 @@ impl EditDialog {
                 ] {
                     ui.selectable_value(&mut d.retrigger, r, retrigger_name(r));
                 }
-            });
+            })
+            .response
+            .labelled_by(label.id);
         ui.end_row();
 
         ui.label("Playback");

@@ -179,14 +179,16 @@ impl LogPanel {
         ui.horizontal(|ui| {
             ui.heading("Log");
             ui.add_space(12.0);
-            ui.label("Show");
+            let label = ui.label("Show");
             egui::ComboBox::from_id_salt("log-level")
                 .selected_text(level_name(self.level))
                 .show_ui(ui, |ui| {
                     for l in [Level::ERROR, Level::WARN, Level::INFO, Level::DEBUG] {
                         ui.selectable_value(&mut self.level, l, level_name(l));
                     }
-                });
+                })
+                .response
+                .labelled_by(label.id);
             ui.add(
                 egui::TextEdit::singleline(&mut self.filter)
                     .hint_text("Filter text")

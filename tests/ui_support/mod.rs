@@ -6,11 +6,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
 use voxboard::board::Board;
 use voxboard::board::store::Store;
 use voxboard::sim::{SimConfig, Simulator, demo_config};
 use voxboard::ui::token::TokenState;
-use voxboard::ui::{AppConfig, VoxApp};
+use voxboard::ui::{AppConfig, View, VoxApp};
 
 /// Writes a mono 44.1 kHz sine of `freq` Hz lasting `secs`.
 pub fn write_tone(path: &Path, freq: f32, secs: f32) {
@@ -66,10 +67,18 @@ impl Env {
     }
 }
 
+/// The app in a kittest harness, showing the board (without a token the app opens on
+/// Settings, which asks for one; the tests go back to the board through the top bar).
 pub fn harness(app: VoxApp) -> Harness<'static, VoxApp> {
-    Harness::builder()
+    let mut h = Harness::builder()
         .with_size(egui::vec2(1200.0, 760.0))
-        .build_eframe(move |_cc| app)
+        .build_eframe(move |_cc| app);
+    h.run_steps(2);
+    if h.state().view != View::Board {
+        h.get_by_label("Board").click();
+        h.run_steps(2);
+    }
+    h
 }
 
 /// Steps the app (real time passes between frames) until `pred` holds; panics after `timeout`.
