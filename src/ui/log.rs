@@ -115,6 +115,10 @@ struct MessageVisitor {
 
 impl Visit for MessageVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
+        // `log.*` says where a `log` record came from (tracing-log's bridge): noise here.
+        if field.name().starts_with("log.") {
+            return;
+        }
         if field.name() == "message" {
             self.message.push_str(value);
         } else {
@@ -123,6 +127,9 @@ impl Visit for MessageVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name().starts_with("log.") {
+            return;
+        }
         if field.name() == "message" {
             let _ = write!(self.message, "{value:?}");
         } else {
@@ -211,7 +218,9 @@ impl LogPanel {
             ui.weak("Nothing logged at this level yet.");
             return;
         }
-        let row_h = ui.text_style_height(&egui::TextStyle::Monospace) + 2.0;
+        let row_h = ui.text_style_height(&egui::TextStyle::Monospace) + 4.0;
+        ui.spacing_mut().item_spacing.y = 4.0;
+        ui.spacing_mut().interact_size.y = row_h - 4.0;
         egui::ScrollArea::vertical()
             .stick_to_bottom(true)
             .auto_shrink(false)
