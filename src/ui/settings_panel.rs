@@ -104,7 +104,7 @@ impl SettingsPanel {
                 token.forget();
             }
         });
-        ui.weak("The token is stored in the system keyring, never in Voxboard's files or logs.");
+        ui.weak("Voxboard never writes the token to its files or its log.");
     }
 
     fn gateway_ui(&mut self, ui: &mut egui::Ui, core: &mut Core) -> bool {
