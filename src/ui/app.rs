@@ -202,7 +202,7 @@ impl VoxApp {
 
     fn restart_engine(&mut self) {
         let Some(token) = self.token.token() else {
-            self.core.stop_engine(Duration::from_millis(500));
+            self.core.retire_engine();
             return;
         };
         let mut config = VoiceConfig::new(crate::discord::ws::Token::new(token.expose()));

@@ -295,9 +295,7 @@ fn tile(
             ui.close();
         }
         if ui.button("Reload file").clicked() {
-            if let Some(lid) = core.lib_id(id) {
-                core.library.reload(lid);
-            }
+            core.reload_sound(id);
             ui.close();
         }
         ui.separator();

@@ -175,6 +175,16 @@ impl Core {
         added.len()
     }
 
+    /// Reads the sound's file again (after it changed, vanished or came back).
+    pub fn reload_sound(&mut self, id: u64) {
+        if let Some(lid) = self.lib_id(id) {
+            self.library.reload(lid);
+        }
+        if let Some(s) = self.board.sound(id) {
+            self.check_files(vec![(id, s.path.clone())]);
+        }
+    }
+
     pub fn remove_sound(&mut self, id: u64) {
         if let Some(lid) = self.lib_ids.remove(&id) {
             self.library.remove(lid);
@@ -208,9 +218,7 @@ impl Core {
 
     /// Starts (or restarts) the engine; the saved connections are rejoined.
     pub fn start_engine(&mut self, config: VoiceConfig) {
-        if let Some(old) = self.engine.take() {
-            old.shutdown(Duration::from_millis(500));
-        }
+        self.retire_engine();
         match EngineHandle::start(config) {
             Ok(handle) => {
                 let rx = handle.status();
@@ -236,6 +244,18 @@ impl Core {
                 text: format!("Could not start the voice engine: {e}"),
                 error: true,
             }),
+        }
+    }
+
+    /// Stops the running engine on a thread of its own (its leaves take a moment), so the UI
+    /// goes on at once.
+    pub fn retire_engine(&mut self) {
+        self.status_rx = None;
+        self.status = Status::default();
+        if let Some(old) = self.engine.take() {
+            let _ = std::thread::Builder::new()
+                .name("voxboard-engine-stop".into())
+                .spawn(move || old.shutdown(Duration::from_secs(2)));
         }
     }
 
