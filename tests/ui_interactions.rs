@@ -109,3 +109,33 @@ fn push_to_talk_follows_the_button_and_stop_all_is_sent() {
     assert!(h.state().core.sent.contains(&"stop_all"));
     assert!(h.state().core.sent.contains(&"push_to_talk"));
 }
+
+#[test]
+fn tabs_can_be_added_deleted_and_sounds_moved_between_them() {
+    let env = Env::new(|dir| board_with(dir, &["Bell"], 0.1), false);
+    let mut h = env.harness();
+    h.get_by_label("+ Tab").click();
+    h.run_steps(2);
+    assert_eq!(h.state().core.board.tabs.len(), 2);
+    assert_eq!(h.state().board_panel.tab, 1, "the new tab is shown");
+
+    h.get_by_label("Tab 2  0").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Delete tab").click();
+    h.run_steps(2);
+    assert_eq!(h.state().core.board.tabs.len(), 1);
+
+    h.get_by_label("+ Tab").click();
+    h.run_steps(2);
+    h.get_by_label("Sounds  1").click();
+    h.run_steps(2);
+    h.get_by_label("Bell").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("Move to tab").click();
+    h.run_steps(2);
+    h.get_by_label("Tab 2").click();
+    h.run_steps(2);
+    let b = &h.state().core.board;
+    assert!(b.tabs[0].sounds.is_empty());
+    assert_eq!(b.tabs[1].sounds[0].name, "Bell");
+}

@@ -50,6 +50,7 @@ impl BoardPanel {
         self.tab = self.tab.min(core.board.tabs.len().saturating_sub(1));
         ui.horizontal_wrapped(|ui| {
             let mut rename = None;
+            let mut delete = None;
             for (i, tab) in core.board.tabs.iter().enumerate() {
                 if let Some((at, text)) = &mut self.renaming_tab
                     && *at == i
@@ -70,7 +71,27 @@ impl BoardPanel {
                 if r.double_clicked() {
                     self.renaming_tab = Some((i, tab.name.clone()));
                 }
-                r.on_hover_text("Double-click to rename");
+                let r = r.on_hover_text("Double-click to rename · right-click for more");
+                r.context_menu(|ui| {
+                    if ui.button("Rename").clicked() {
+                        self.renaming_tab = Some((i, tab.name.clone()));
+                        ui.close();
+                    }
+                    let can_delete = tab.sounds.is_empty() && core.board.tabs.len() > 1;
+                    let del = ui.add_enabled(can_delete, egui::Button::new("Delete tab"));
+                    if del.clicked() {
+                        delete = Some(i);
+                        ui.close();
+                    }
+                    del.on_disabled_hover_text(
+                        "Only an empty tab can be deleted (and not the last one)",
+                    );
+                });
+            }
+            if let Some(i) = delete {
+                core.board.tabs.remove(i);
+                self.tab = self.tab.min(core.board.tabs.len() - 1);
+                core.save();
             }
             if let Some((i, name)) = rename {
                 self.renaming_tab = None;
@@ -297,6 +318,17 @@ fn tile(
         if ui.button("Reload file").clicked() {
             core.reload_sound(id);
             ui.close();
+        }
+        let tabs: Vec<String> = core.board.tabs.iter().map(|t| t.name.clone()).collect();
+        if tabs.len() > 1 {
+            ui.menu_button("Move to tab", |ui| {
+                for (t, name) in tabs.iter().enumerate() {
+                    if ui.button(name).clicked() {
+                        core.move_to_tab(id, t);
+                        ui.close();
+                    }
+                }
+            });
         }
         ui.separator();
         if ui.button("🗑 Remove from board").clicked() {

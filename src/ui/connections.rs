@@ -196,8 +196,10 @@ fn details(ui: &mut egui::Ui, c: &ConnStatus) {
             row("Endpoint", c.endpoint.clone().unwrap_or_else(|| "—".into()));
             row(
                 "Ping",
-                c.heartbeat_rtt
-                    .map_or("—".into(), |d| format!("{} ms", d.as_millis())),
+                c.heartbeat_rtt.map_or_else(
+                    || "waiting for the first heartbeat".into(),
+                    |d| format!("{} ms", d.as_millis()),
+                ),
             );
             row("Encryption", c.mode.unwrap_or("—").to_owned());
             let d = &c.dave;

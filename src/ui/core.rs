@@ -185,6 +185,17 @@ impl Core {
         }
     }
 
+    /// Moves a sound to the end of another tab.
+    pub fn move_to_tab(&mut self, id: u64, tab: usize) {
+        if tab >= self.board.tabs.len() {
+            return;
+        }
+        if let Some(sound) = self.board.remove_sound(id) {
+            self.board.tabs[tab].sounds.push(sound);
+            self.save();
+        }
+    }
+
     pub fn remove_sound(&mut self, id: u64) {
         if let Some(lid) = self.lib_ids.remove(&id) {
             self.library.remove(lid);
