@@ -1,7 +1,10 @@
-//! `voxboard`: the command line. `play` joins channels and plays files headless; `sim` runs the
-//! Discord simulator on loopback.
+//! `voxboard`: the desktop app by default (`--demo` plays into a built-in simulator, no token
+//! needed); `play` joins channels and plays files headless; `sim` runs the Discord simulator on
+//! loopback.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -12,6 +15,16 @@ mod cli;
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
+    /// Run the app against a built-in Discord simulator with the bundled sounds (no token, and
+    /// your own board is left alone).
+    #[arg(long)]
+    demo: bool,
+    /// With --demo: on exit, write what the simulator's listeners heard to this JSON file.
+    #[arg(long, value_name = "PATH", requires = "demo")]
+    demo_report: Option<PathBuf>,
+    /// Close the window after this many seconds (for scripted runs).
+    #[arg(long, value_name = "SECS")]
+    exit_after: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -32,17 +45,39 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    cli::init_logging();
+    let started = Instant::now();
     let args = Args::parse();
     let result = match args.command {
-        Some(Cmd::Play(play)) => cli::play::run(play),
-        Some(Cmd::Sim { guilds }) => cli::sim::run(guilds),
-        Some(Cmd::Devices) => cli::devices::run(),
+        Some(Cmd::Play(play)) => {
+            cli::init_logging();
+            cli::play::run(play)
+        }
+        Some(Cmd::Sim { guilds }) => {
+            cli::init_logging();
+            cli::sim::run(guilds)
+        }
+        Some(Cmd::Devices) => {
+            cli::init_logging();
+            cli::devices::run()
+        }
         None => {
-            eprintln!(
-                "The desktop app is not built yet. Try: voxboard play --sim --join 100:1002 assets/sounds/chime.wav"
-            );
-            return ExitCode::from(2);
+            let log = voxboard::ui::log::LogBuffer::default();
+            voxboard::ui::log::init(&log);
+            let exit_after = match args.exit_after {
+                Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+                Some(_) => {
+                    eprintln!("error: --exit-after wants a positive number of seconds");
+                    return ExitCode::from(2);
+                }
+                None => None,
+            };
+            voxboard::ui::run(voxboard::ui::RunOptions {
+                demo: args.demo,
+                demo_report: args.demo_report,
+                exit_after,
+                started,
+                log,
+            })
         }
     };
     match result {

@@ -1,0 +1,302 @@
+//! The board: what the streamer arranged (tabs of sounds) and chose (settings). Plain data,
+//! serialised as JSON in the platform config dir by [`store`]. The bot token is deliberately
+//! not part of it: it lives in the OS keyring (or in memory for one run), never in these files.
+
+pub mod hotkeys;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Retrigger;
+
+/// Bumped when the file format changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Board {
+    pub version: u32,
+    pub tabs: Vec<Tab>,
+    pub settings: Settings,
+    /// The next sound id to hand out; ids are never reused.
+    pub next_id: u64,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Self {
+            version: FORMAT_VERSION,
+            tabs: vec![Tab::new("Sounds")],
+            settings: Settings::default(),
+            next_id: 1,
+        }
+    }
+}
+
+/// A tab (folder) of sounds, in the order they are shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Tab {
+    pub name: String,
+    pub sounds: Vec<Sound>,
+}
+
+impl Default for Tab {
+    fn default() -> Self {
+        Self::new("Sounds")
+    }
+}
+
+impl Tab {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            sounds: Vec::new(),
+        }
+    }
+}
+
+/// One button on the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sound {
+    /// Stable across runs and edits (hotkeys and the engine's retrigger policy key on it).
+    pub id: u64,
+    pub name: String,
+    pub path: PathBuf,
+    /// Linear gain, 0..=2.
+    pub gain: f32,
+    /// A hotkey such as "Ctrl+Shift+1" or "F5"; empty for none.
+    pub hotkey: String,
+    /// sRGB colour of the button.
+    pub colour: [u8; 3],
+    pub retrigger: Retrigger,
+    #[serde(rename = "loop")]
+    pub looped: bool,
+    /// Guild ids to play into; empty means every connected guild.
+    pub targets: Vec<u64>,
+    /// Bring the clip to the board's loudness target.
+    pub normalise: bool,
+}
+
+impl Default for Sound {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            name: String::new(),
+            path: PathBuf::new(),
+            gain: 1.0,
+            hotkey: String::new(),
+            colour: PALETTE[0],
+            retrigger: Retrigger::Overlap,
+            looped: false,
+            targets: Vec::new(),
+            normalise: true,
+        }
+    }
+}
+
+/// Button colours offered in the edit dialog (and cycled through for new sounds).
+pub const PALETTE: [[u8; 3]; 8] = [
+    [88, 101, 242], // blurple
+    [59, 165, 93],  // green
+    [250, 166, 26], // amber
+    [237, 66, 69],  // red
+    [235, 69, 158], // fuchsia
+    [26, 188, 156], // teal
+    [155, 89, 182], // purple
+    [52, 152, 219], // blue
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Theme {
+    #[default]
+    Dark,
+    Light,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Overrides Discord's gateway (e.g. a local simulator); `None` for Discord itself.
+    pub gateway_url: Option<String>,
+    pub input_device: Option<String>,
+    pub output_device: Option<String>,
+    pub monitor: bool,
+    pub monitor_volume: f32,
+    pub master_volume: f32,
+    pub mic_gain: f32,
+    pub push_to_talk_key: String,
+    pub stop_all_key: String,
+    pub theme: Theme,
+    /// Guild id → the voice channel to rejoin on start.
+    pub connections: BTreeMap<u64, u64>,
+    pub loudness_target_lufs: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            gateway_url: None,
+            input_device: None,
+            output_device: None,
+            monitor: true,
+            monitor_volume: 0.8,
+            master_volume: 1.0,
+            mic_gain: 1.0,
+            push_to_talk_key: String::new(),
+            stop_all_key: String::new(),
+            theme: Theme::Dark,
+            connections: BTreeMap::new(),
+            loudness_target_lufs: -16.0,
+        }
+    }
+}
+
+impl Board {
+    /// Adds a sound file to a tab, named after the file; returns its id.
+    pub fn add_sound(&mut self, tab: usize, path: PathBuf) -> u64 {
+        let id = self.next_id.max(self.max_id() + 1);
+        self.next_id = id + 1;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace(['_', '-'], " "))
+            .unwrap_or_else(|| format!("Sound {id}"));
+        let colour = PALETTE[(id as usize) % PALETTE.len()];
+        if self.tabs.is_empty() {
+            self.tabs.push(Tab::default());
+        }
+        let tab = tab.min(self.tabs.len() - 1);
+        self.tabs[tab].sounds.push(Sound {
+            id,
+            name: capitalise(&name),
+            path,
+            colour,
+            ..Sound::default()
+        });
+        id
+    }
+
+    fn max_id(&self) -> u64 {
+        self.sounds().map(|s| s.id).max().unwrap_or(0)
+    }
+
+    pub fn sounds(&self) -> impl Iterator<Item = &Sound> {
+        self.tabs.iter().flat_map(|t| t.sounds.iter())
+    }
+
+    pub fn sound(&self, id: u64) -> Option<&Sound> {
+        self.sounds().find(|s| s.id == id)
+    }
+
+    pub fn sound_mut(&mut self, id: u64) -> Option<&mut Sound> {
+        self.tabs
+            .iter_mut()
+            .flat_map(|t| t.sounds.iter_mut())
+            .find(|s| s.id == id)
+    }
+
+    pub fn remove_sound(&mut self, id: u64) -> Option<Sound> {
+        for tab in &mut self.tabs {
+            if let Some(at) = tab.sounds.iter().position(|s| s.id == id) {
+                return Some(tab.sounds.remove(at));
+            }
+        }
+        None
+    }
+
+    /// Moves the sound at `from` to `to` within a tab (drag-and-drop reordering).
+    pub fn move_sound(&mut self, tab: usize, from: usize, to: usize) {
+        let Some(tab) = self.tabs.get_mut(tab) else {
+            return;
+        };
+        if from >= tab.sounds.len() || from == to {
+            return;
+        }
+        let sound = tab.sounds.remove(from);
+        let to = to.min(tab.sounds.len());
+        tab.sounds.insert(to, sound);
+    }
+
+    /// Repairs what a hand-edited file may have broken: duplicate or zero ids, no tabs.
+    pub fn sanitise(&mut self) {
+        if self.tabs.is_empty() {
+            self.tabs.push(Tab::default());
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut next = self.max_id() + 1;
+        for sound in self.tabs.iter_mut().flat_map(|t| t.sounds.iter_mut()) {
+            if sound.id == 0 || !seen.insert(sound.id) {
+                sound.id = next;
+                seen.insert(next);
+                next += 1;
+            }
+            sound.gain = if sound.gain.is_finite() {
+                sound.gain.clamp(0.0, 2.0)
+            } else {
+                1.0
+            };
+        }
+        self.next_id = self.next_id.max(next);
+        let s = &mut self.settings;
+        for v in [&mut s.master_volume, &mut s.monitor_volume, &mut s.mic_gain] {
+            *v = if v.is_finite() {
+                v.clamp(0.0, 2.0)
+            } else {
+                1.0
+            };
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_never_reused() {
+        let mut b = Board::default();
+        let a = b.add_sound(0, "a/air_horn.wav".into());
+        let c = b.add_sound(0, "b.wav".into());
+        assert_ne!(a, c);
+        assert_eq!(b.sound(a).map(|s| s.name.as_str()), Some("Air horn"));
+        b.remove_sound(c);
+        let d = b.add_sound(0, "c.wav".into());
+        assert!(d > c);
+    }
+
+    #[test]
+    fn reorder_moves_within_a_tab() {
+        let mut b = Board::default();
+        let ids: Vec<u64> = ["1", "2", "3"]
+            .iter()
+            .map(|n| b.add_sound(0, format!("{n}.wav").into()))
+            .collect();
+        b.move_sound(0, 0, 2);
+        let order: Vec<u64> = b.tabs[0].sounds.iter().map(|s| s.id).collect();
+        assert_eq!(order, [ids[1], ids[2], ids[0]]);
+    }
+
+    #[test]
+    fn sanitise_fixes_duplicate_ids_and_bad_gains() {
+        let mut b = Board::default();
+        b.add_sound(0, "a.wav".into());
+        b.add_sound(0, "b.wav".into());
+        b.tabs[0].sounds[1].id = b.tabs[0].sounds[0].id;
+        b.tabs[0].sounds[1].gain = f32::NAN;
+        b.sanitise();
+        assert_ne!(b.tabs[0].sounds[0].id, b.tabs[0].sounds[1].id);
+        assert_eq!(b.tabs[0].sounds[1].gain, 1.0);
+    }
+}

@@ -1,0 +1,531 @@
+//! The eframe app: wires the panels to the [`Core`], polls the engine, the library, the
+//! hotkeys and the keyring without ever waiting on them, and repaints only when something
+//! changed (status, decode, log line, input) — an idle board draws nothing.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use egui::{Panel, RichText};
+
+use super::board_panel::{BoardAction, BoardPanel};
+use super::connections::ConnectionsPanel;
+use super::core::{Core, Notice};
+use super::demo::Demo;
+use super::edit_dialog::{EditDialog, Outcome};
+use super::log::{LogBuffer, LogPanel};
+use super::settings_panel::{SettingsAction, SettingsPanel};
+use super::style;
+use super::token::TokenState;
+use crate::audio::library::{LibraryConfig, SoundLibrary};
+use crate::board::hotkeys::{Action, HotkeyEvent, Hotkeys};
+use crate::board::store::Store;
+use crate::discord::ws::DISCORD_GATEWAY;
+use crate::engine::VoiceConfig;
+
+pub struct AppConfig {
+    pub store: Store,
+    pub token: TokenState,
+    /// Grab hotkeys system-wide where possible (off in tests).
+    pub global_hotkeys: bool,
+    pub exit_after: Option<Duration>,
+    pub demo: Option<Demo>,
+    pub log: LogBuffer,
+    pub library: LibraryConfig,
+    /// When the process started, for the first-frame measurement.
+    pub started: Instant,
+}
+
+impl AppConfig {
+    /// A config for tests and embedding: no keyring, no global hotkeys.
+    pub fn headless(store: Store, token: TokenState) -> Self {
+        Self {
+            store,
+            token,
+            global_hotkeys: false,
+            exit_after: None,
+            demo: None,
+            log: LogBuffer::default(),
+            library: LibraryConfig::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Board,
+    Settings,
+    Log,
+}
+
+pub struct VoxApp {
+    pub core: Core,
+    pub view: View,
+    pub board_panel: BoardPanel,
+    edit: Option<EditDialog>,
+    connections: ConnectionsPanel,
+    settings: SettingsPanel,
+    log_panel: LogPanel,
+    log: LogBuffer,
+    pub token: TokenState,
+    hotkeys: Hotkeys,
+    global_hotkeys: bool,
+    hotkeys_dirty: bool,
+    engine_generation: u64,
+    demo: Option<Demo>,
+    started: Instant,
+    /// Process start to the end of the first `ui` call.
+    pub first_frame: Option<Duration>,
+    exit_at: Option<Instant>,
+    exit_after: Option<Duration>,
+    attached: bool,
+    asked_for_token: bool,
+    finished: bool,
+    preloaded: bool,
+    ptt_button: bool,
+    ptt_key: bool,
+}
+
+impl VoxApp {
+    pub fn new(config: AppConfig) -> Self {
+        let loaded = config.store.load();
+        let library = SoundLibrary::new(config.library);
+        let core = Core::new(config.store, loaded.board, library, loaded.notice);
+        Self {
+            core,
+            view: View::Board,
+            board_panel: BoardPanel::default(),
+            edit: None,
+            connections: ConnectionsPanel::default(),
+            settings: SettingsPanel::default(),
+            log_panel: LogPanel::new(config.log.clone()),
+            log: config.log,
+            token: config.token,
+            hotkeys: Hotkeys::new(false, std::sync::Arc::new(|| {})),
+            global_hotkeys: config.global_hotkeys,
+            hotkeys_dirty: true,
+            engine_generation: 0,
+            demo: config.demo,
+            started: config.started,
+            first_frame: None,
+            exit_at: None,
+            exit_after: config.exit_after,
+            attached: false,
+            asked_for_token: false,
+            finished: false,
+            preloaded: false,
+            ptt_button: false,
+            ptt_key: false,
+        }
+    }
+
+    /// Everything that is not drawing: engine, token, decodes, hotkeys, dropped files.
+    fn tick(&mut self, ctx: &egui::Context) {
+        if !self.attached {
+            // First call: hook the repaint sources to this context.
+            self.attached = true;
+            self.core.attach(ctx);
+            self.log.set_repaint(ctx.clone());
+            let c = ctx.clone();
+            self.hotkeys = Hotkeys::new(
+                self.global_hotkeys,
+                std::sync::Arc::new(move || c.request_repaint()),
+            );
+            self.hotkeys_dirty = true;
+            self.exit_at = self.exit_after.map(|d| Instant::now() + d);
+        }
+        if self.token.poll() {
+            ctx.request_repaint();
+        }
+        if !self.asked_for_token && self.token.looked_up && self.token.token().is_none() {
+            // No token anywhere: the settings panel asks for it.
+            self.asked_for_token = true;
+            self.view = View::Settings;
+        }
+        if self.token.busy() {
+            ctx.request_repaint_after(Duration::from_millis(200));
+        }
+        if self.token.generation != self.engine_generation {
+            self.engine_generation = self.token.generation;
+            self.restart_engine();
+        }
+        self.core.refresh_status();
+        let mut busy = self.core.poll_joins();
+        busy |= self.core.poll_pending_plays();
+        if busy {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
+        if self.hotkeys_dirty {
+            self.hotkeys_dirty = false;
+            self.hotkeys.set_bindings(self.bindings());
+        }
+        for ev in self.hotkeys.poll(ctx) {
+            match ev {
+                HotkeyEvent::Pressed(Action::Sound(id)) => self.core.play(id),
+                HotkeyEvent::Pressed(Action::StopAll) => self.core.stop_all(),
+                HotkeyEvent::Pressed(Action::PushToTalk) => self.ptt_key = true,
+                HotkeyEvent::Released(Action::PushToTalk) => self.ptt_key = false,
+                HotkeyEvent::Released(_) => {}
+            }
+        }
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            let n = self.core.add_files(self.board_panel.tab, dropped);
+            self.core
+                .toast(&format!("Added {n} sound{}", if n == 1 { "" } else { "s" }));
+            self.hotkeys_dirty = true;
+        }
+        if let Some((_, at)) = &self.core.toast {
+            let left = Duration::from_secs(4).saturating_sub(at.elapsed());
+            if left.is_zero() {
+                self.core.toast = None;
+            } else {
+                ctx.request_repaint_after(left);
+            }
+        }
+        if let Some(at) = self.exit_at {
+            let now = Instant::now();
+            if now >= at {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            } else {
+                ctx.request_repaint_after(at - now);
+            }
+        }
+    }
+
+    fn restart_engine(&mut self) {
+        let Some(token) = self.token.token() else {
+            self.core.retire_engine();
+            return;
+        };
+        let mut config = VoiceConfig::new(crate::discord::ws::Token::new(token.expose()));
+        config.gateway_url = self
+            .core
+            .board
+            .settings
+            .gateway_url
+            .clone()
+            .unwrap_or_else(|| DISCORD_GATEWAY.to_owned());
+        self.core.start_engine(config);
+    }
+
+    fn bindings(&self) -> Vec<(Action, String)> {
+        let s = &self.core.board.settings;
+        let mut b: Vec<(Action, String)> = self
+            .core
+            .board
+            .sounds()
+            .map(|s| (Action::Sound(s.id), s.hotkey.clone()))
+            .collect();
+        b.push((Action::StopAll, s.stop_all_key.clone()));
+        b.push((Action::PushToTalk, s.push_to_talk_key.clone()));
+        b
+    }
+
+    /// Leaves the channels, flushes the board to disk, writes the demo report. Idempotent.
+    pub fn finish(&mut self) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        self.core.stop_all();
+        // Let the five silence frames go out so listeners hear a clean end.
+        let deadline = Instant::now() + Duration::from_millis(1500);
+        std::thread::sleep(Duration::from_millis(60));
+        while Instant::now() < deadline {
+            self.core.refresh_status();
+            if !self.core.status.connections.iter().any(|c| c.speaking) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !self.core.flush_saves(Duration::from_secs(2)) {
+            tracing::warn!(target: "voxboard::ui", "the board may not have been saved");
+        }
+        self.core.stop_engine(Duration::from_secs(2));
+        if let Some(demo) = &self.demo
+            && let Err(e) = demo.write_report(self.first_frame)
+        {
+            eprintln!("voxboard: could not write the demo report: {e:#}");
+        }
+    }
+
+    pub fn demo(&self) -> Option<&Demo> {
+        self.demo.as_ref()
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(
+                RichText::new("🔊 Voxboard")
+                    .strong()
+                    .size(18.0)
+                    .color(style::ACCENT),
+            );
+            if self.demo.is_some() {
+                style::pill(ui, "DEMO · simulator", style::WARN);
+            }
+            ui.add_space(16.0);
+            for (v, label) in [
+                (View::Board, "Board"),
+                (View::Settings, "Settings"),
+                (View::Log, "Log"),
+            ] {
+                if ui.selectable_label(self.view == v, label).clicked() {
+                    self.view = v;
+                }
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let s = &self.core.status;
+                let (text, colour) = if !self.core.engine_running() {
+                    ("offline", style::MUTED)
+                } else if s.gateway_error.is_some() {
+                    ("gateway error", style::BAD)
+                } else if s.gateway_ready {
+                    ("online", style::GOOD)
+                } else {
+                    ("connecting", style::WARN)
+                };
+                style::pill(ui, text, colour);
+                let problems = self.hotkeys.problem_count();
+                if problems > 0 {
+                    ui.colored_label(style::WARN, format!("⚠ {problems} hotkey conflicts"))
+                        .on_hover_text("Open a sound's edit dialog or Settings to see which");
+                }
+            });
+        });
+    }
+
+    fn transport(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let stop = egui::Button::new(
+                RichText::new("⏹ Stop all")
+                    .color(egui::Color32::WHITE)
+                    .strong(),
+            )
+            .fill(style::BAD);
+            if ui.add(stop).clicked() {
+                self.core.stop_all();
+            }
+            ui.separator();
+            let label = ui.label("Master");
+            let s = &mut self.core.board.settings;
+            let r = ui
+                .add(egui::Slider::new(&mut s.master_volume, 0.0..=2.0).show_value(false))
+                .labelled_by(label.id);
+            ui.label(format!("{:.0}%", s.master_volume * 100.0));
+            if r.changed() {
+                self.core.apply_mix_settings();
+            }
+            if r.drag_stopped() || r.lost_focus() {
+                self.core.save();
+            }
+            ui.separator();
+            let talking = self.ptt_button || self.ptt_key;
+            let label = if talking {
+                "🎤 Talking…"
+            } else {
+                "🎤 Hold to talk"
+            };
+            let mut button = egui::Button::new(RichText::new(label).strong());
+            if talking {
+                button = button.fill(style::GOOD);
+            }
+            let r = ui.add(button);
+            self.ptt_button = r.is_pointer_button_down_on();
+            let s = &self.core.status;
+            if s.mic_present {
+                style::meter(ui, s.mic_level, 90.0).on_hover_text("Microphone level");
+            } else {
+                ui.colored_label(style::BAD, "no microphone");
+            }
+            ui.separator();
+            let s = &mut self.core.board.settings;
+            let check = ui.checkbox(&mut s.monitor, "Monitor");
+            let mut changed = check.changed();
+            let r = ui
+                .add_enabled(
+                    s.monitor,
+                    egui::Slider::new(&mut s.monitor_volume, 0.0..=1.0).show_value(false),
+                )
+                .labelled_by(check.id);
+            changed |= r.changed();
+            if changed {
+                self.core.apply_mix_settings();
+                self.core.save();
+            }
+            if let Some((t, _)) = &self.core.toast {
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.colored_label(style::WARN, t);
+                });
+            }
+        });
+        self.core.push_to_talk(self.ptt_button || self.ptt_key);
+    }
+
+    fn notices(&mut self, ui: &mut egui::Ui) {
+        if let Some(e) = self.core.save_error() {
+            let n = Notice {
+                text: e,
+                error: true,
+            };
+            if !self.core.notices.contains(&n) {
+                self.core.notices.push(n);
+            }
+        }
+        let mut dismiss = None;
+        for (i, n) in self.core.notices.iter().enumerate() {
+            let colour = if n.error { style::BAD } else { style::ACCENT };
+            egui::Frame::new()
+                .fill(colour.gamma_multiply(0.18))
+                .stroke(egui::Stroke::new(1.0, colour))
+                .corner_radius(8)
+                .inner_margin(10)
+                .show(ui, |ui| {
+                    ui.set_width(ui.available_width());
+                    ui.horizontal(|ui| {
+                        ui.label(RichText::new("⚠").color(colour).size(16.0));
+                        ui.add(egui::Label::new(&n.text).wrap());
+                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                            if ui.small_button("Dismiss").clicked() {
+                                dismiss = Some(i);
+                            }
+                        });
+                    });
+                });
+            ui.add_space(6.0);
+        }
+        if let Some(i) = dismiss {
+            self.core.notices.remove(i);
+        }
+    }
+}
+
+impl eframe::App for VoxApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.tick(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        if self.first_frame.is_none() {
+            style::apply(ui.ctx(), self.core.board.settings.theme);
+        }
+        let bar = egui::Frame::new()
+            .fill(ui.visuals().panel_fill)
+            .inner_margin(egui::Margin::symmetric(14, 8));
+        Panel::top("top").frame(bar).show(ui, |ui| self.top_bar(ui));
+        Panel::bottom("transport")
+            .frame(bar.fill(ui.visuals().extreme_bg_color))
+            .show(ui, |ui| self.transport(ui));
+        Panel::right("connections")
+            .resizable(true)
+            .default_size(330.0)
+            .size_range(260.0..=520.0)
+            .frame(
+                egui::Frame::new()
+                    .fill(ui.visuals().panel_fill)
+                    .inner_margin(12),
+            )
+            .show(ui, |ui| self.connections.ui(ui, &mut self.core));
+        let central = egui::Frame::new()
+            .fill(ui.visuals().window_fill)
+            .inner_margin(egui::Margin::same(14));
+        egui::CentralPanel::default().frame(central).show(ui, |ui| {
+            self.notices(ui);
+            match self.view {
+                View::Board => {
+                    if let Some(BoardAction::Edit(id)) = self.board_panel.ui(ui, &mut self.core)
+                        && let Some(s) = self.core.board.sound(id)
+                    {
+                        self.edit = Some(EditDialog::new(s));
+                    }
+                }
+                View::Settings => {
+                    let hk = &self.hotkeys;
+                    let problem = |k: &str| hk.problem(k);
+                    let availability = hk.availability().clone();
+                    match self.settings.ui(
+                        ui,
+                        &mut self.core,
+                        &mut self.token,
+                        &availability,
+                        &problem,
+                    ) {
+                        Some(SettingsAction::Reconnect) => self.restart_engine(),
+                        Some(SettingsAction::Rebind) => self.hotkeys_dirty = true,
+                        None => {}
+                    }
+                }
+                View::Log => self.log_panel.ui(ui),
+            }
+        });
+        if let Some(edit) = &mut self.edit {
+            let problem = self
+                .core
+                .board
+                .sound(edit.sound_id())
+                .and_then(|s| self.hotkeys.problem(&s.hotkey));
+            if let Outcome::Closed = edit.ui(ui.ctx(), &mut self.core, problem) {
+                self.edit = None;
+                self.hotkeys_dirty = true;
+            }
+        }
+        if ui.ctx().input(|i| !i.raw.hovered_files.is_empty()) {
+            drop_overlay(ui.ctx());
+        }
+        if self.first_frame.is_none() {
+            let t = self.started.elapsed();
+            self.first_frame = Some(t);
+            let n = self.core.board.sounds().count();
+            tracing::info!(target: "voxboard::ui", "first frame after {} ms ({n} sounds)", t.as_millis());
+            println!(
+                "voxboard: first frame after {} ms ({n} sounds on the board)",
+                t.as_millis()
+            );
+        } else if !self.preloaded {
+            // After the first frame: decode what is on screen and hotkeyed, in the background.
+            self.preloaded = true;
+            let mut ids = self.board_panel.visible.clone();
+            ids.extend(
+                self.core
+                    .board
+                    .sounds()
+                    .filter(|s| !s.hotkey.is_empty())
+                    .map(|s| s.id),
+            );
+            self.core.preload(&ids);
+        }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.finish();
+    }
+}
+
+impl Drop for VoxApp {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn drop_overlay(ctx: &egui::Context) {
+    let screen = ctx.content_rect();
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop-overlay"),
+    ));
+    painter.rect_filled(screen, 0, egui::Color32::from_black_alpha(160));
+    painter.text(
+        screen.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop to add sounds",
+        egui::FontId::proportional(28.0),
+        egui::Color32::WHITE,
+    );
+}

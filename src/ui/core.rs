@@ -1,0 +1,516 @@
+//! The app's state and actions, shared by every panel: the board and its saver, the sound
+//! library, the engine handle and the newest status. Every action here returns at once: it
+//! sends a [`Command`], queues a decode, or hands a save to the saver thread.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::audio::library::{SoundId, SoundLibrary, SoundState};
+use crate::board::store::{Saver, Store};
+use crate::board::{Board, Sound};
+use crate::engine::{Command, EngineHandle, PlayRequest, Status, Target, VoiceConfig, VoiceError};
+
+/// How long a click waits for its sound to decode before giving up (and saying so).
+const PLAY_WAIT: Duration = Duration::from_secs(10);
+
+/// A banner the user dismisses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub text: String,
+    pub error: bool,
+}
+
+pub struct Core {
+    pub board: Board,
+    pub store: Store,
+    saver: Saver,
+    pub library: SoundLibrary,
+    /// Board sound id → library id.
+    lib_ids: HashMap<u64, SoundId>,
+    /// Sounds whose file is missing (checked off the UI thread).
+    missing: Arc<Mutex<HashSet<u64>>>,
+    engine: Option<EngineHandle>,
+    status_rx: Option<watch::Receiver<Status>>,
+    /// The newest engine status (default while no engine runs).
+    pub status: Status,
+    /// Clicked sounds still decoding, with the click time.
+    pending_play: Vec<(u64, Instant)>,
+    joins: Vec<(u64, Receiver<Result<(), VoiceError>>)>,
+    /// Why the last join of a guild was refused.
+    pub join_errors: HashMap<u64, String>,
+    pub notices: Vec<Notice>,
+    /// A short message at the bottom ("Not connected ...").
+    pub toast: Option<(String, Instant)>,
+    pub ptt_held: bool,
+    ctx: Option<egui::Context>,
+    /// The kinds of the last 256 commands sent (for tests and diagnostics).
+    pub sent: Vec<&'static str>,
+}
+
+impl Core {
+    pub fn new(store: Store, board: Board, library: SoundLibrary, notice: Option<String>) -> Self {
+        let saver = Saver::spawn(store.clone(), None);
+        let mut core = Self {
+            board,
+            store,
+            saver,
+            library,
+            lib_ids: HashMap::new(),
+            missing: Arc::default(),
+            engine: None,
+            status_rx: None,
+            status: Status::default(),
+            pending_play: Vec::new(),
+            joins: Vec::new(),
+            join_errors: HashMap::new(),
+            notices: notice
+                .into_iter()
+                .map(|text| Notice { text, error: true })
+                .collect(),
+            toast: None,
+            ptt_held: false,
+            ctx: None,
+            sent: Vec::new(),
+        };
+        core.sync_library();
+        core
+    }
+
+    /// Hooks repaints to the library and engine once the context exists.
+    pub fn attach(&mut self, ctx: &egui::Context) {
+        if self.ctx.is_some() {
+            return;
+        }
+        self.ctx = Some(ctx.clone());
+        let c = ctx.clone();
+        self.library
+            .set_on_change(Arc::new(move |_| c.request_repaint()));
+        if let Some(rx) = &self.status_rx {
+            spawn_status_waker(rx.clone(), ctx.clone());
+        }
+        self.check_files(
+            self.board
+                .sounds()
+                .map(|s| (s.id, s.path.clone()))
+                .collect(),
+        );
+    }
+
+    /// Registers board sounds the library does not know yet (no file is read).
+    pub fn sync_library(&mut self) {
+        for s in self.board.sounds() {
+            if !self.lib_ids.contains_key(&s.id) {
+                let lid = self.library.add(s.path.clone());
+                self.lib_ids.insert(s.id, lid);
+            }
+        }
+    }
+
+    pub fn lib_id(&self, id: u64) -> Option<SoundId> {
+        self.lib_ids.get(&id).copied()
+    }
+
+    pub fn sound_state(&self, id: u64) -> Option<SoundState> {
+        self.library.state(self.lib_id(id)?)
+    }
+
+    pub fn is_missing(&self, id: u64) -> bool {
+        self.missing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&id)
+    }
+
+    /// Stats the files on a thread (a slow or network drive must not stall a frame).
+    fn check_files(&self, files: Vec<(u64, PathBuf)>) {
+        let missing = self.missing.clone();
+        let ctx = self.ctx.clone();
+        let _ = std::thread::Builder::new()
+            .name("voxboard-files".into())
+            .spawn(move || {
+                let gone: Vec<u64> = files
+                    .iter()
+                    .filter(|(_, p)| !p.is_file())
+                    .map(|(id, _)| *id)
+                    .collect();
+                let mut m = missing.lock().unwrap_or_else(PoisonError::into_inner);
+                for (id, _) in &files {
+                    m.remove(id);
+                }
+                m.extend(gone);
+                drop(m);
+                if let Some(ctx) = ctx {
+                    ctx.request_repaint();
+                }
+            });
+    }
+
+    pub fn save(&self) {
+        self.saver.save(&self.board);
+    }
+
+    pub fn flush_saves(&self, timeout: Duration) -> bool {
+        self.saver.flush(timeout)
+    }
+
+    pub fn save_error(&self) -> Option<String> {
+        self.saver.error()
+    }
+
+    /// Adds files to a tab; returns how many were added.
+    pub fn add_files(&mut self, tab: usize, paths: Vec<PathBuf>) -> usize {
+        let mut added = Vec::new();
+        for path in paths {
+            let id = self.board.add_sound(tab, path.clone());
+            added.push((id, path));
+        }
+        self.sync_library();
+        self.check_files(added.clone());
+        self.save();
+        added.len()
+    }
+
+    /// Reads the sound's file again (after it changed, vanished or came back).
+    pub fn reload_sound(&mut self, id: u64) {
+        if let Some(lid) = self.lib_id(id) {
+            self.library.reload(lid);
+        }
+        if let Some(s) = self.board.sound(id) {
+            self.check_files(vec![(id, s.path.clone())]);
+        }
+    }
+
+    /// Moves a sound to the end of another tab.
+    pub fn move_to_tab(&mut self, id: u64, tab: usize) {
+        if tab >= self.board.tabs.len() {
+            return;
+        }
+        if let Some(sound) = self.board.remove_sound(id) {
+            self.board.tabs[tab].sounds.push(sound);
+            self.save();
+        }
+    }
+
+    pub fn remove_sound(&mut self, id: u64) {
+        if let Some(lid) = self.lib_ids.remove(&id) {
+            self.library.remove(lid);
+        }
+        self.board.remove_sound(id);
+        self.save();
+    }
+
+    /// After an edit: a new path means a new library entry.
+    pub fn sound_edited(&mut self, id: u64) {
+        let Some(sound) = self.board.sound(id) else {
+            return;
+        };
+        let path = sound.path.clone();
+        if let Some(lid) = self.lib_ids.get(&id).copied()
+            && self.library.path(lid).as_ref() != Some(&path)
+        {
+            self.library.remove(lid);
+            self.lib_ids.remove(&id);
+            self.sync_library();
+            self.check_files(vec![(id, path)]);
+        }
+        self.save();
+    }
+
+    // ---- engine ----
+
+    pub fn engine_running(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Starts (or restarts) the engine; the saved connections are rejoined.
+    pub fn start_engine(&mut self, config: VoiceConfig) {
+        self.retire_engine();
+        match EngineHandle::start(config) {
+            Ok(handle) => {
+                let rx = handle.status();
+                if let Some(ctx) = &self.ctx {
+                    spawn_status_waker(rx.clone(), ctx.clone());
+                }
+                self.status_rx = Some(rx);
+                self.engine = Some(handle);
+                self.apply_mix_settings();
+                let saved: Vec<(u64, u64)> = self
+                    .board
+                    .settings
+                    .connections
+                    .iter()
+                    .map(|(g, c)| (*g, *c))
+                    .collect();
+                for (g, c) in saved {
+                    self.join(g, c);
+                }
+                tracing::info!(target: "voxboard::ui", "engine started");
+            }
+            Err(e) => self.notices.push(Notice {
+                text: format!("Could not start the voice engine: {e}"),
+                error: true,
+            }),
+        }
+    }
+
+    /// Stops the running engine on a thread of its own (its leaves take a moment), so the UI
+    /// goes on at once.
+    pub fn retire_engine(&mut self) {
+        self.status_rx = None;
+        self.status = Status::default();
+        if let Some(old) = self.engine.take() {
+            let _ = std::thread::Builder::new()
+                .name("voxboard-engine-stop".into())
+                .spawn(move || old.shutdown(Duration::from_secs(2)));
+        }
+    }
+
+    /// Leaves every channel and stops the engine (waiting up to `grace` for the leaves).
+    pub fn stop_engine(&mut self, grace: Duration) {
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown(grace);
+        }
+        self.status_rx = None;
+    }
+
+    pub fn send(&mut self, command: Command) {
+        if self.sent.len() == 256 {
+            self.sent.remove(0);
+        }
+        self.sent.push(command_name(&command));
+        match &self.engine {
+            Some(e) => e.send(command),
+            None => self.toast("Not connected to Discord: enter your bot token in Settings."),
+        }
+    }
+
+    pub fn toast(&mut self, text: &str) {
+        self.toast = Some((text.to_owned(), Instant::now()));
+    }
+
+    pub fn apply_mix_settings(&mut self) {
+        let s = self.board.settings.clone();
+        if let Some(e) = &self.engine {
+            e.send(Command::SetMasterGain(s.master_volume));
+            e.send(Command::SetMicGain(s.mic_gain));
+            e.send(Command::SetMonitor {
+                gain: if s.monitor { s.monitor_volume } else { 0.0 },
+                include_mic: false,
+            });
+        }
+    }
+
+    /// Takes the newest status if it changed. Returns whether it did.
+    pub fn refresh_status(&mut self) -> bool {
+        let Some(rx) = &mut self.status_rx else {
+            return false;
+        };
+        if !rx.has_changed().unwrap_or(false) {
+            return false;
+        }
+        self.status = rx.borrow_and_update().clone();
+        true
+    }
+
+    pub fn join(&mut self, guild_id: u64, channel_id: u64) {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.join_errors.remove(&guild_id);
+        self.joins.retain(|(g, _)| *g != guild_id);
+        self.joins.push((guild_id, answer));
+        self.send(Command::Join {
+            guild_id,
+            channel_id,
+            self_mute: false,
+            self_deaf: false,
+            reply: Some(reply),
+        });
+    }
+
+    pub fn leave(&mut self, guild_id: u64) {
+        self.joins.retain(|(g, _)| *g != guild_id);
+        self.send(Command::Leave {
+            guild_id,
+            reply: None,
+        });
+    }
+
+    /// Reads join answers without waiting. Returns whether any join is still open.
+    pub fn poll_joins(&mut self) -> bool {
+        let mut errors = Vec::new();
+        self.joins.retain(|(g, rx)| match rx.try_recv() {
+            Ok(Ok(())) => false,
+            Ok(Err(e)) => {
+                errors.push((*g, e.to_string()));
+                false
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => false,
+        });
+        for (g, e) in errors {
+            tracing::warn!(target: "voxboard::ui", guild = g, "join failed: {e}");
+            self.join_errors.insert(g, e);
+        }
+        !self.joins.is_empty()
+    }
+
+    // ---- playing ----
+
+    /// Plays a board sound now if it is decoded; otherwise asks for it and plays it once ready.
+    pub fn play(&mut self, id: u64) {
+        let Some(lid) = self.lib_id(id) else {
+            return;
+        };
+        if self.engine.is_none() {
+            self.toast("Not connected to Discord: enter your bot token in Settings.");
+            return;
+        }
+        if let Some(samples) = self.library.get(lid) {
+            self.send_play(id, samples);
+            return;
+        }
+        if let Some(SoundState::Failed { reason }) = self.library.state(lid) {
+            self.toast(&format!("Cannot play: {reason}"));
+            return;
+        }
+        self.library.request(lid);
+        if !self.pending_play.iter().any(|(p, _)| *p == id) {
+            self.pending_play.push((id, Instant::now()));
+        }
+    }
+
+    /// Plays clicked sounds whose decode has finished. Returns whether any still waits.
+    pub fn poll_pending_plays(&mut self) -> bool {
+        let pending = std::mem::take(&mut self.pending_play);
+        for (id, at) in pending {
+            let Some(lid) = self.lib_id(id) else { continue };
+            match self.library.state(lid) {
+                Some(SoundState::Ready { .. }) => match self.library.get(lid) {
+                    Some(samples) => self.send_play(id, samples),
+                    None => {
+                        self.library.request(lid);
+                        self.pending_play.push((id, at));
+                    }
+                },
+                Some(SoundState::Failed { reason }) => {
+                    self.toast(&format!("Cannot play: {reason}"))
+                }
+                None => {}
+                Some(_) if at.elapsed() > PLAY_WAIT => {
+                    let name = self
+                        .board
+                        .sound(id)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
+                    self.toast(&format!("{name} is still loading; try again in a moment."));
+                }
+                Some(SoundState::Unloaded) => {
+                    self.library.request(lid);
+                    self.pending_play.push((id, at));
+                }
+                Some(_) => self.pending_play.push((id, at)),
+            }
+        }
+        !self.pending_play.is_empty()
+    }
+
+    fn send_play(&mut self, id: u64, samples: Arc<[f32]>) {
+        let Some(sound) = self.board.sound(id).cloned() else {
+            return;
+        };
+        let Some(engine) = &self.engine else { return };
+        let mut request = PlayRequest::new(engine.next_id(), samples, target_of(&sound));
+        request.sound = Some(id);
+        request.gain = sound.gain * self.normalisation(&sound);
+        request.looped = sound.looped;
+        request.retrigger = sound.retrigger;
+        self.send(Command::Play(request));
+    }
+
+    fn normalisation(&self, sound: &Sound) -> f32 {
+        if !sound.normalise {
+            return 1.0;
+        }
+        self.lib_id(sound.id)
+            .and_then(|lid| {
+                self.library
+                    .normalisation_gain(lid, self.board.settings.loudness_target_lufs)
+            })
+            .unwrap_or(1.0)
+    }
+
+    /// Progress (0..=1) of the furthest playback of a board sound, if it plays.
+    pub fn progress(&self, id: u64) -> Option<f32> {
+        self.status
+            .playing
+            .iter()
+            .filter(|p| p.sound == Some(id))
+            .map(|p| p.progress)
+            .reduce(f32::max)
+    }
+
+    pub fn is_waiting_to_play(&self, id: u64) -> bool {
+        self.pending_play.iter().any(|(p, _)| *p == id)
+    }
+
+    pub fn stop_all(&mut self) {
+        self.pending_play.clear();
+        self.send(Command::StopAll);
+    }
+
+    pub fn push_to_talk(&mut self, held: bool) {
+        if self.ptt_held != held {
+            self.ptt_held = held;
+            self.send(Command::PushToTalk(held));
+        }
+    }
+
+    /// Queues background decodes for sounds likely to be clicked soon.
+    pub fn preload(&self, ids: &[u64]) {
+        let lids: Vec<SoundId> = ids.iter().filter_map(|id| self.lib_id(*id)).collect();
+        self.library.preload(&lids);
+    }
+}
+
+fn target_of(sound: &Sound) -> Target {
+    if sound.targets.is_empty() {
+        Target::All
+    } else {
+        Target::Guilds(sound.targets.clone())
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Join { .. } => "join",
+        Command::Leave { .. } => "leave",
+        Command::Play(_) => "play",
+        Command::StopAll => "stop_all",
+        Command::PushToTalk(_) => "push_to_talk",
+        Command::SetMasterGain(_) => "master_gain",
+        Command::SetMonitor { .. } => "monitor",
+        Command::SetMicGain(_) => "mic_gain",
+        _ => "other",
+    }
+}
+
+/// Wakes the UI whenever the engine publishes a different status (a few times a second at
+/// most; never while nothing changes, so an idle app draws nothing).
+fn spawn_status_waker(mut rx: watch::Receiver<Status>, ctx: egui::Context) {
+    let _ = std::thread::Builder::new()
+        .name("voxboard-status".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+                return;
+            };
+            rt.block_on(async move {
+                while rx.changed().await.is_ok() {
+                    ctx.request_repaint();
+                }
+            });
+        });
+}

@@ -1,0 +1,217 @@
+//! Settings: the bot token (masked, kept in the keyring or in memory, never on disk), the
+//! gateway, audio devices, keys, theme and loudness target.
+
+use egui::RichText;
+
+use super::core::Core;
+use super::style;
+use super::token::{Source, TokenState};
+use crate::board::Theme;
+use crate::board::hotkeys::{self, Availability};
+
+#[derive(Default)]
+pub struct SettingsPanel {
+    token_input: String,
+    gateway_input: Option<String>,
+}
+
+/// What the settings panel asks the app to do.
+pub enum SettingsAction {
+    /// The gateway changed: restart the engine.
+    Reconnect,
+    /// Keys changed: register the hotkeys again.
+    Rebind,
+}
+
+impl SettingsPanel {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        core: &mut Core,
+        token: &mut TokenState,
+        hotkeys: &Availability,
+        problem: &dyn Fn(&str) -> Option<String>,
+    ) -> Option<SettingsAction> {
+        let mut action = None;
+        egui::ScrollArea::vertical()
+            .auto_shrink(false)
+            .show(ui, |ui| {
+                ui.heading("Settings");
+                ui.add_space(6.0);
+                section(ui, "Discord bot", |ui| self.token_ui(ui, token));
+                section(ui, "Gateway", |ui| {
+                    if self.gateway_ui(ui, core) {
+                        action = Some(SettingsAction::Reconnect);
+                    }
+                });
+                section(ui, "Audio", |ui| audio_ui(ui, core));
+                section(ui, "Keys", |ui| {
+                    if keys_ui(ui, core, hotkeys, problem) {
+                        action = Some(SettingsAction::Rebind);
+                    }
+                });
+                section(ui, "Appearance", |ui| {
+                    ui.horizontal(|ui| {
+                        let t = &mut core.board.settings.theme;
+                        let before = *t;
+                        ui.selectable_value(t, Theme::Dark, "🌙 Dark");
+                        ui.selectable_value(t, Theme::Light, "☀ Light");
+                        if *t != before {
+                            style::apply(ui.ctx(), *t);
+                            core.save();
+                        }
+                    });
+                });
+            });
+        action
+    }
+
+    fn token_ui(&mut self, ui: &mut egui::Ui, token: &mut TokenState) {
+        let status = match token.source() {
+            Some(Source::Keyring) => ("Token loaded from the system keyring.", style::GOOD),
+            Some(Source::Env) => ("Token taken from DISCORD_TOKEN.", style::GOOD),
+            Some(Source::Memory) => ("Token kept in memory for this run.", style::WARN),
+            Some(Source::Demo) => ("Demo mode: the simulator's test token.", style::GOOD),
+            None if token.busy() || !token.looked_up => ("Looking in the keyring…", style::MUTED),
+            None => ("No token yet.", style::WARN),
+        };
+        ui.colored_label(status.1, status.0);
+        if let Some(note) = &token.note {
+            ui.weak(note);
+        }
+        ui.horizontal(|ui| {
+            ui.label("Bot token");
+            let r = ui.add(
+                egui::TextEdit::singleline(&mut self.token_input)
+                    .password(true)
+                    .hint_text("paste the bot token")
+                    .desired_width(260.0),
+            );
+            let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            let can = !self.token_input.trim().is_empty() && !token.busy();
+            if (ui
+                .add_enabled(can, egui::Button::new("Save & connect"))
+                .clicked()
+                || enter && can)
+                && token.source() != Some(Source::Demo)
+            {
+                token.enter(std::mem::take(&mut self.token_input));
+            }
+            if token.token().is_some()
+                && token.source() != Some(Source::Demo)
+                && ui.button("Forget").clicked()
+            {
+                token.forget();
+            }
+        });
+        ui.weak("Voxboard never writes the token to its files or its log.");
+    }
+
+    fn gateway_ui(&mut self, ui: &mut egui::Ui, core: &mut Core) -> bool {
+        let current = core.board.settings.gateway_url.clone().unwrap_or_default();
+        let input = self.gateway_input.get_or_insert_with(|| current.clone());
+        let mut apply = false;
+        ui.horizontal(|ui| {
+            ui.label("Gateway URL");
+            ui.add(
+                egui::TextEdit::singleline(input)
+                    .hint_text("Discord (default)")
+                    .desired_width(260.0),
+            );
+            if ui
+                .add_enabled(*input != current, egui::Button::new("Apply"))
+                .clicked()
+            {
+                let v = input.trim().to_owned();
+                core.board.settings.gateway_url = (!v.is_empty()).then_some(v);
+                core.save();
+                apply = true;
+            }
+        });
+        ui.weak("Leave empty for Discord. A local simulator uses ws://127.0.0.1:PORT.");
+        apply
+    }
+}
+
+fn section(ui: &mut egui::Ui, title: &str, body: impl FnOnce(&mut egui::Ui)) {
+    style::card(ui).show(ui, |ui| {
+        ui.set_width(ui.available_width().min(640.0));
+        ui.label(RichText::new(title).strong().size(15.0));
+        ui.add_space(4.0);
+        body(ui);
+    });
+    ui.add_space(8.0);
+}
+
+fn audio_ui(ui: &mut egui::Ui, core: &mut Core) {
+    // TODO(devices): list and pick devices once `voxboard::audio::devices` lands (cpal input
+    // and output); until then the engine runs without microphone and local monitor.
+    ui.horizontal(|ui| {
+        ui.label("Input device");
+        ui.weak("Not available in this build yet (device support is coming).");
+    });
+    ui.horizontal(|ui| {
+        ui.label("Output device");
+        ui.weak("Not available in this build yet (device support is coming).");
+    });
+    let s = &mut core.board.settings;
+    let mut changed = false;
+    changed |= ui
+        .add(egui::Slider::new(&mut s.mic_gain, 0.0..=2.0).text("Microphone gain"))
+        .changed();
+    changed |= ui
+        .add(
+            egui::Slider::new(&mut s.loudness_target_lufs, -30.0..=-8.0)
+                .text("Loudness target (LUFS)")
+                .fixed_decimals(0),
+        )
+        .changed();
+    if changed {
+        core.apply_mix_settings();
+        core.save();
+    }
+}
+
+fn keys_ui(
+    ui: &mut egui::Ui,
+    core: &mut Core,
+    availability: &Availability,
+    problem: &dyn Fn(&str) -> Option<String>,
+) -> bool {
+    match availability {
+        Availability::Global => {
+            ui.colored_label(style::GOOD, "Hotkeys work system-wide.");
+        }
+        Availability::WindowOnly(why) => {
+            ui.colored_label(style::WARN, why);
+        }
+    }
+    let mut changed = false;
+    let s = &mut core.board.settings;
+    for (label, value) in [
+        ("Push to talk", &mut s.push_to_talk_key),
+        ("Stop all", &mut s.stop_all_key),
+    ] {
+        ui.horizontal(|ui| {
+            ui.add_sized([110.0, 20.0], egui::Label::new(label));
+            let r = ui.add(
+                egui::TextEdit::singleline(value)
+                    .hint_text("e.g. Ctrl+Space")
+                    .desired_width(160.0),
+            );
+            changed |= r.lost_focus();
+            let v = value.trim();
+            if !v.is_empty() {
+                if let Err(e) = hotkeys::parse(v) {
+                    ui.colored_label(style::BAD, e);
+                } else if let Some(p) = problem(value) {
+                    ui.colored_label(style::WARN, p);
+                }
+            }
+        });
+    }
+    if changed {
+        core.save();
+    }
+    changed
+}
