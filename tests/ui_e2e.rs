@@ -56,6 +56,39 @@ fn the_demo_window_plays_a_clicked_sound() {
     assert!(!stdout.contains(voxboard::sim::SimConfig::TEST_TOKEN));
 }
 
+/// A global hotkey sent with xdotool plays a sound, and push-to-talk held with the mouse passes
+/// a 523 Hz tone from a PulseAudio null-sink microphone to the simulated listeners.
+#[test]
+fn hotkey_and_push_to_talk_in_a_real_window() {
+    let missing: Vec<&str> = [
+        "Xvfb",
+        "xvfb-run",
+        "xdotool",
+        "pulseaudio",
+        "pactl",
+        "paplay",
+    ]
+    .into_iter()
+    .filter(|t| !has(t))
+    .collect();
+    if !missing.is_empty() || std::env::var_os("VOXBOARD_E2E_HEADLESS").is_some() {
+        println!(
+            "SKIPPED: {} unavailable (scripts/deps --test installs them)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/e2e-gui-input"))
+        .env("VOXBOARD_BIN", env!("CARGO_BIN_EXE_voxboard"))
+        .output()
+        .expect("run scripts/e2e-gui-input");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "scripts/e2e-gui-input failed");
+    assert!(stdout.contains("push-to-talk passed"));
+}
+
 /// The demo board drawn by egui_kittest's software renderer.
 fn render_headless(path: &Path) {
     let (demo, store) = voxboard::ui::demo::Demo::start(None).expect("demo");

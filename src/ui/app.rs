@@ -333,12 +333,18 @@ impl VoxApp {
             } else {
                 "🎤 Hold to talk"
             };
-            let mut button = egui::Button::new(RichText::new(label).strong());
+            // A fixed width: if the label change resized the button, a held pointer could fall
+            // off its edge and push-to-talk would flap.
+            let mut button =
+                egui::Button::new(RichText::new(label).strong()).min_size(egui::vec2(130.0, 0.0));
             if talking {
                 button = button.fill(style::GOOD);
             }
             let r = ui.add(button);
-            self.ptt_button = r.is_pointer_button_down_on();
+            // Held from a press that started on the button until the button is released,
+            // however long: egui stops calling a press longer than its click time a click.
+            let primary_down = ui.input(|i| i.pointer.primary_down());
+            self.ptt_button = primary_down && (self.ptt_button || r.is_pointer_button_down_on());
             let s = &self.core.status;
             if s.mic_present {
                 style::meter(ui, s.mic_level, 90.0).on_hover_text("Microphone level");

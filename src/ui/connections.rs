@@ -225,6 +225,12 @@ fn details(ui: &mut egui::Ui, c: &ConnStatus) {
                 "Sent",
                 format!("{} packets · {}", c.packets, style::bytes(c.bytes)),
             );
+            if let Some(latency) = c.last_play_latency {
+                row(
+                    "Click → packet",
+                    format!("{:.1} ms (last sound)", latency.as_secs_f64() * 1000.0),
+                );
+            }
             row(
                 "Recovered",
                 format!(

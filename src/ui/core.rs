@@ -48,6 +48,9 @@ pub struct Core {
     pub toast: Option<(String, Instant)>,
     pub ptt_held: bool,
     ctx: Option<egui::Context>,
+    /// The microphone and monitor, owned by a thread of their own.
+    pub devices: super::audio_devices::AudioDevices,
+    repaint: Arc<std::sync::OnceLock<egui::Context>>,
     /// The kinds of the last 256 commands sent (for tests and diagnostics).
     pub sent: Vec<&'static str>,
 }
@@ -55,6 +58,13 @@ pub struct Core {
 impl Core {
     pub fn new(store: Store, board: Board, library: SoundLibrary, notice: Option<String>) -> Self {
         let saver = Saver::spawn(store.clone(), None);
+        let repaint: Arc<std::sync::OnceLock<egui::Context>> = Arc::default();
+        let hook = repaint.clone();
+        let devices = super::audio_devices::AudioDevices::spawn(Arc::new(move || {
+            if let Some(ctx) = hook.get() {
+                ctx.request_repaint();
+            }
+        }));
         let mut core = Self {
             board,
             store,
@@ -75,6 +85,8 @@ impl Core {
             toast: None,
             ptt_held: false,
             ctx: None,
+            devices,
+            repaint,
             sent: Vec::new(),
         };
         core.sync_library();
@@ -87,6 +99,7 @@ impl Core {
             return;
         }
         self.ctx = Some(ctx.clone());
+        let _ = self.repaint.set(ctx.clone());
         let c = ctx.clone();
         self.library
             .set_on_change(Arc::new(move |_| c.request_repaint()));
@@ -239,6 +252,7 @@ impl Core {
                 self.status_rx = Some(rx);
                 self.engine = Some(handle);
                 self.apply_mix_settings();
+                self.attach_devices();
                 let saved: Vec<(u64, u64)> = self
                     .board
                     .settings
@@ -302,6 +316,19 @@ impl Core {
                 gain: if s.monitor { s.monitor_volume } else { 0.0 },
                 include_mic: false,
             });
+        }
+    }
+
+    /// (Re)opens the chosen microphone and monitor output for the running engine.
+    pub fn attach_devices(&mut self) {
+        if let Some(engine) = &self.engine {
+            let s = &self.board.settings;
+            self.devices.attach(
+                engine.sender(),
+                s.input_device.clone(),
+                s.output_device.clone(),
+                s.monitor,
+            );
         }
     }
 

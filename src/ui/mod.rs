@@ -3,6 +3,7 @@
 //! state they share. The UI never blocks on the engine, the network, the disk or the keyring.
 
 pub mod app;
+pub mod audio_devices;
 pub mod board_panel;
 pub mod connections;
 pub mod core;

@@ -144,16 +144,43 @@ fn section(ui: &mut egui::Ui, title: &str, body: impl FnOnce(&mut egui::Ui)) {
 }
 
 fn audio_ui(ui: &mut egui::Ui, core: &mut Core) {
-    // TODO(devices): list and pick devices once `voxboard::audio::devices` lands (cpal input
-    // and output); until then the engine runs without microphone and local monitor.
+    let devices = core.devices.snapshot();
+    let mut reattach = false;
+    match &devices.list {
+        None => {
+            ui.weak("Looking for sound devices…");
+        }
+        Some(list) if list.inputs.is_empty() && list.outputs.is_empty() => {
+            ui.colored_label(
+                style::WARN,
+                "No sound devices (no sound server or hardware): sounds still play into Discord.",
+            );
+        }
+        Some(list) => {
+            let s = &mut core.board.settings;
+            reattach |= device_picker(ui, "Input device", &list.inputs, &mut s.input_device);
+            reattach |= device_picker(ui, "Output device", &list.outputs, &mut s.output_device);
+        }
+    }
     ui.horizontal(|ui| {
-        ui.label("Input device");
-        ui.weak("Not available in this build yet (device support is coming).");
+        ui.label("Microphone:");
+        if devices.mic_ok {
+            ui.weak(&devices.mic);
+        } else {
+            ui.colored_label(style::WARN, &devices.mic);
+        }
     });
     ui.horizontal(|ui| {
-        ui.label("Output device");
-        ui.weak("Not available in this build yet (device support is coming).");
+        ui.label("Monitor:");
+        ui.weak(&devices.monitor);
+        if ui.small_button("Rescan").clicked() {
+            core.devices.relist();
+        }
     });
+    if reattach {
+        core.attach_devices();
+        core.save();
+    }
     let s = &mut core.board.settings;
     let mut changed = false;
     changed |= ui
@@ -170,6 +197,35 @@ fn audio_ui(ui: &mut egui::Ui, core: &mut Core) {
         core.apply_mix_settings();
         core.save();
     }
+}
+
+/// A device combo box; `None` is the system default. Returns whether the choice changed.
+fn device_picker(
+    ui: &mut egui::Ui,
+    label: &str,
+    devices: &[crate::audio::devices::DeviceInfo],
+    chosen: &mut Option<String>,
+) -> bool {
+    let before = chosen.clone();
+    let shown = chosen
+        .as_deref()
+        .and_then(|id| devices.iter().find(|d| d.id == id))
+        .map_or("System default".to_owned(), |d| d.name.clone());
+    ui.horizontal(|ui| {
+        ui.add_sized([110.0, 20.0], egui::Label::new(label));
+        egui::ComboBox::from_id_salt(label)
+            .selected_text(shown)
+            .width(320.0)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(chosen, None, "System default");
+                for d in devices.iter().filter(|d| d.default_config.is_some()) {
+                    ui.selectable_value(chosen, Some(d.id.clone()), &d.name);
+                }
+            })
+            .response
+            .on_hover_text(label);
+    });
+    *chosen != before
 }
 
 fn keys_ui(

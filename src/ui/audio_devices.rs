@@ -1,0 +1,189 @@
+//! The app's microphone and monitor: opened, watched and reopened on a thread of their own, so
+//! the UI never waits on a sound server. The thread owns the cpal streams and hands their
+//! ring-buffer ends to the engine.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::audio::capture::{MicStatus, Microphone};
+use crate::audio::devices::{DeviceList, list_devices};
+use crate::audio::monitor::Monitor;
+use crate::engine::mix::Exclusive;
+use crate::engine::{Command, EngineMsg};
+
+/// What the settings panel and the bottom bar show.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceState {
+    /// `None` until the first listing finished.
+    pub list: Option<DeviceList>,
+    /// "Default Audio Device (2 ch, 48000 Hz, f32)", or why there is no microphone.
+    pub mic: String,
+    pub mic_ok: bool,
+    pub monitor: String,
+}
+
+enum Request {
+    Attach {
+        engine: Sender<EngineMsg>,
+        input: Option<String>,
+        output: Option<String>,
+        monitor: bool,
+    },
+    Relist,
+}
+
+/// A handle to the device thread; dropping it stops the thread and closes the streams.
+pub struct AudioDevices {
+    tx: Sender<Request>,
+    pub state: Arc<Mutex<DeviceState>>,
+}
+
+/// Applies a change to the shared state and asks for a repaint.
+type Update<'a> = &'a dyn Fn(&dyn Fn(&mut DeviceState));
+
+/// How often the thread checks a running microphone, and retries a lost one.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+impl AudioDevices {
+    /// Starts the device thread; `repaint` is called whenever the state changes.
+    pub fn spawn(repaint: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let (tx, rx) = channel();
+        let state = Arc::new(Mutex::new(DeviceState {
+            mic: "looking for a microphone…".into(),
+            ..Default::default()
+        }));
+        let shared = state.clone();
+        let _ = std::thread::Builder::new()
+            .name("voxboard-audio-devices".into())
+            .spawn(move || run(rx, shared, repaint));
+        AudioDevices { tx, state }
+    }
+
+    /// (Re)opens the chosen devices (None = default) and gives them to `engine`.
+    pub fn attach(
+        &self,
+        engine: Sender<EngineMsg>,
+        input: Option<String>,
+        output: Option<String>,
+        monitor: bool,
+    ) {
+        let _ = self.tx.send(Request::Attach {
+            engine,
+            input,
+            output,
+            monitor,
+        });
+    }
+
+    pub fn relist(&self) {
+        let _ = self.tx.send(Request::Relist);
+    }
+
+    pub fn snapshot(&self) -> DeviceState {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn run(
+    rx: Receiver<Request>,
+    state: Arc<Mutex<DeviceState>>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
+) {
+    let update = |f: &dyn Fn(&mut DeviceState)| {
+        if let Ok(mut s) = state.lock() {
+            f(&mut s);
+        }
+        repaint();
+    };
+    let list = list_devices();
+    update(&|s| s.list = Some(list.clone()));
+    let mut mic: Option<Microphone> = None;
+    let mut _monitor: Option<Monitor> = None;
+    loop {
+        match rx.recv_timeout(WATCH_EVERY) {
+            Ok(Request::Relist) => {
+                let list = list_devices();
+                update(&|s| s.list = Some(list.clone()));
+            }
+            Ok(Request::Attach {
+                engine,
+                input,
+                output,
+                monitor,
+            }) => {
+                mic = open_mic(input.as_deref(), &engine, &update);
+                _monitor = if monitor {
+                    open_monitor(output.as_deref(), &engine, &update)
+                } else {
+                    None
+                };
+                if !monitor {
+                    let _ = engine.send(EngineMsg::Command(Command::SetMonitorSink(None)));
+                    update(&|s| s.monitor = "off".into());
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // A lost microphone (unplugged, sound server restarted) is retried; its reader in
+                // the engine switches to the new stream by itself.
+                if let Some(m) = mic.as_mut()
+                    && let MicStatus::Lost { reason } = m.status()
+                {
+                    let now = match m.reopen() {
+                        Ok(()) => (format!("{} ({})", m.device_name(), m.device_config()), true),
+                        Err(e) => (format!("microphone lost: {reason}; retrying ({e})"), false),
+                    };
+                    update(&|s| (s.mic, s.mic_ok) = now.clone());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn open_mic(
+    id: Option<&str>,
+    engine: &Sender<EngineMsg>,
+    update: Update<'_>,
+) -> Option<Microphone> {
+    match Microphone::open(id) {
+        Ok(mut mic) => {
+            let reader = mic.take_reader()?;
+            let _ = engine.send(EngineMsg::Command(Command::SetMic(Some(Exclusive::new(
+                Box::new(reader),
+            )))));
+            let text = format!("{} ({})", mic.device_name(), mic.device_config());
+            update(&|s| (s.mic, s.mic_ok) = (text.clone(), true));
+            Some(mic)
+        }
+        Err(e) => {
+            let _ = engine.send(EngineMsg::Command(Command::SetMic(None)));
+            let text = format!("no microphone: {e}");
+            update(&|s| (s.mic, s.mic_ok) = (text.clone(), false));
+            None
+        }
+    }
+}
+
+fn open_monitor(
+    id: Option<&str>,
+    engine: &Sender<EngineMsg>,
+    update: Update<'_>,
+) -> Option<Monitor> {
+    match Monitor::open(id) {
+        Ok(mut monitor) => {
+            let writer = monitor.take_writer()?;
+            let _ = engine.send(EngineMsg::Command(Command::SetMonitorSink(Some(
+                Exclusive::new(Box::new(writer)),
+            ))));
+            let text = format!("{} ({})", monitor.device_name(), monitor.device_config());
+            update(&|s| s.monitor = text.clone());
+            Some(monitor)
+        }
+        Err(e) => {
+            let text = format!("no monitor output: {e}");
+            update(&|s| s.monitor = text.clone());
+            None
+        }
+    }
+}
