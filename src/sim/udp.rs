@@ -20,7 +20,8 @@ use super::state::{ENDED_GRACE, Shared, State, Tail, VOICE_RESUME_WINDOW};
 use crate::audio::{FRAME_LEN, FRAME_SAMPLES};
 
 /// Audio is considered stopped after this long without a packet (the silence rule's trigger).
-pub const STOP_GAP: Duration = Duration::from_millis(100);
+/// Well above a frame or two: a client stalled by a loaded machine has not "stopped".
+pub const STOP_GAP: Duration = Duration::from_millis(300);
 /// How long a packet that beat its op 5 over loopback is given for the op 5 to be processed.
 /// Generous for a loaded 2-core CI machine; it only costs time when the client is at fault.
 const SPEAKING_GRACE: Duration = Duration::from_millis(200);
