@@ -53,7 +53,12 @@ pub struct CallMembers(pub HashSet<u64>);
 pub struct Dave {
     /// libdave state is not `Sync`; the Mutex is never contended (`get_mut` through `&mut`).
     session: Option<Mutex<DaveSession>>,
+    /// The call's negotiated version (from Session Description, op 21 and op 24).
     pub protocol_version: u16,
+    /// The version media is sent with now: it follows `protocol_version` when a transition
+    /// executes (op 22), so a downgrade sends plain Opus only after the switch and an upgrade
+    /// keeps sending plain Opus until the new group's keys are live.
+    pub media_version: u16,
     /// Since when keys have been expected: the session start, or a member joining while we
     /// could not encrypt. `None` while we can encrypt.
     waiting_since: Option<Instant>,
@@ -92,7 +97,7 @@ impl Dave {
             return DaveStatus::default();
         };
         DaveStatus {
-            protocol_version: self.protocol_version,
+            protocol_version: self.media_version,
             epoch: s.epoch().map(|e| e.as_u64()),
             can_encrypt: s.can_encrypt(),
             privacy_code: s.voice_privacy_code().map(group_in_fives),
@@ -103,6 +108,9 @@ impl Dave {
     /// sound waits: up to [`KEY_WAIT`] when others are in the call, or [`ALONE_GRACE`] when
     /// nobody is (op 11 may still be on its way; after that there is no one to hear it).
     pub fn media_ready(&mut self, members: &CallMembers, now: Instant) -> bool {
+        if self.media_version == 0 {
+            return true;
+        }
         let can = match self.session() {
             None => return true,
             Some(s) => s.can_encrypt(),
@@ -130,6 +138,9 @@ impl Dave {
     /// DAVE-encrypts one Opus frame, or returns `None` when it must not be sent (no keys yet).
     /// The silence frame passes as is, as libdave and davey do (doc §6.8).
     pub fn protect<'a>(&mut self, frame: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        if self.media_version == 0 {
+            return Some(Cow::Borrowed(frame));
+        }
         let Some(session) = self.session() else {
             return Some(Cow::Borrowed(frame));
         };
@@ -147,8 +158,10 @@ impl Dave {
 
     /// A connection whose group is already established (benchmarks and media-path tests).
     pub fn with_session(session: DaveSession) -> Self {
+        let version = session.protocol_version().get();
         Dave {
-            protocol_version: session.protocol_version().get(),
+            protocol_version: version,
+            media_version: version,
             session: Some(Mutex::new(session)),
             ..Default::default()
         }
@@ -164,6 +177,7 @@ impl Dave {
         now: Instant,
     ) {
         self.protocol_version = version;
+        self.media_version = version;
         self.transitions = 0;
         self.waiting_since = Some(now);
         let Some(v) = NonZeroU16::new(version) else {
@@ -337,10 +351,12 @@ impl Dave {
                     // Downgrade: accept non-DAVE frames from others for a while.
                     s.set_passthrough_mode(true, Some(10));
                 }
+                self.protocol_version = pv;
                 if tid != 0 {
                     link.send(ready_for_transition(tid));
                 } else {
-                    self.protocol_version = pv;
+                    // Transition 0 applies at once (a sole-member reset or a forced change).
+                    self.media_version = pv;
                 }
             }
             OP_EXECUTE_TRANSITION => {
@@ -354,6 +370,7 @@ impl Dave {
                             s.voice_privacy_code().map(group_in_fives)
                         );
                         self.transitions += 1;
+                        self.media_version = self.protocol_version;
                     }
                     Err(e) => tracing::warn!("DAVE execute transition {tid} failed: {e}"),
                 }
@@ -413,6 +430,90 @@ pub fn group_in_fives(code: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link whose sent commands can be read back.
+    fn recording_link() -> (
+        VoiceLink,
+        tokio::sync::mpsc::UnboundedReceiver<VoiceCommand>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let link = VoiceLink {
+            tx: Some(tx),
+            ..Default::default()
+        };
+        (link, rx)
+    }
+
+    fn json(op: u8, d: Value) -> VoiceEvent {
+        VoiceEvent::DaveJson { op, d }
+    }
+
+    #[test]
+    fn downgrade_to_version_0_and_upgrade_back() {
+        let (bot, _listener) = crate::sim::ready_pair(1, 2, 9).unwrap();
+        let mut dave = Dave::with_session(bot);
+        let members = CallMembers(std::iter::once(2).collect());
+        let (link, mut sent) = recording_link();
+        let frame = b"opus frame";
+        assert!(
+            dave.protect(frame).unwrap().ends_with(&[0xFA, 0xFA]),
+            "DAVE frames at first"
+        );
+
+        // Downgrade (a non-DAVE client joined): ready, then plain Opus once it executes.
+        dave.on_event(
+            &json(
+                OP_PREPARE_TRANSITION,
+                json!({"transition_id": 5, "protocol_version": 0}),
+            ),
+            &members,
+            1,
+            9,
+            &link,
+        );
+        match sent.try_recv() {
+            Ok(VoiceCommand::Json(j)) => assert!(
+                j.contains("\"op\":23") && j.contains("\"transition_id\":5"),
+                "{j}"
+            ),
+            other => panic!("expected op 23, got {other:?}"),
+        }
+        assert!(
+            dave.protect(frame).unwrap().ends_with(&[0xFA, 0xFA]),
+            "still DAVE before op 22"
+        );
+        dave.on_event(
+            &json(OP_EXECUTE_TRANSITION, json!({"transition_id": 5})),
+            &members,
+            1,
+            9,
+            &link,
+        );
+        assert_eq!(
+            dave.protect(frame).as_deref(),
+            Some(&frame[..]),
+            "plain Opus after the downgrade"
+        );
+        assert_eq!(dave.status().protocol_version, 0);
+
+        // Upgrade (the non-DAVE client left): a new group is built; media stays plain meanwhile.
+        dave.on_event(
+            &json(OP_PREPARE_EPOCH, json!({"epoch": 1, "protocol_version": 1})),
+            &members,
+            1,
+            9,
+            &link,
+        );
+        match sent.try_recv() {
+            Ok(VoiceCommand::Binary(b)) => assert_eq!(b[0], OP_KEY_PACKAGE, "a fresh key package"),
+            other => panic!("expected op 26, got {other:?}"),
+        }
+        assert_eq!(
+            dave.protect(frame).as_deref(),
+            Some(&frame[..]),
+            "plain until the new keys are live"
+        );
+    }
 
     #[test]
     fn privacy_code_is_shown_in_groups_of_five() {
