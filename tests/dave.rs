@@ -446,12 +446,7 @@ fn member_churn_keeps_audio_continuous() {
     voice
         .join_channel(guild(0), voice_channel(0), false, false)
         .unwrap();
-    let long: std::sync::Arc<[f32]> = (0..48_000 * 32)
-        .flat_map(|i| {
-            let s = 0.3 * (i as f32 * 440.0 * std::f32::consts::TAU / 48_000.0).sin();
-            [s, s]
-        })
-        .collect();
+    let long = sine_clip(440.0, 0.3, 32.0);
     let playing = voice.play(long, Target::All, 1.0);
     let mut present = sim.listeners(guild(0));
     let mut ever = present.clone();

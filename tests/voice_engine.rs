@@ -226,16 +226,16 @@ fn targeted_sounds_reach_only_their_guilds() {
             .join_channel(guild(i), voice_channel(i), false, false)
             .unwrap();
     }
-    let tone = |f: f32| -> std::sync::Arc<[f32]> {
-        (0..48_000)
-            .flat_map(|i| {
-                let s = 0.4 * (i as f32 * f * std::f32::consts::TAU / 48_000.0).sin();
-                [s, s]
-            })
-            .collect()
-    };
-    let a = voice.play(tone(500.0), Target::Guilds(vec![guild(0)]), 1.0);
-    let b = voice.play(tone(1200.0), Target::Guilds(vec![guild(1)]), 1.0);
+    let a = voice.play(
+        sine_clip(500.0, 0.4, 1.0),
+        Target::Guilds(vec![guild(0)]),
+        1.0,
+    );
+    let b = voice.play(
+        sine_clip(1200.0, 0.4, 1.0),
+        Target::Guilds(vec![guild(1)]),
+        1.0,
+    );
     a.wait();
     b.wait();
     wait_quiet(&voice);

@@ -337,6 +337,24 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(50) + cap.mul_f64(rand::random::<f64>())
 }
 
+/// Starts a full join again now: the old voice session is dropped and op 4 is sent; the new
+/// VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE lead to a fresh Identify.
+pub fn rejoin_now(c: &mut ConnItem, net: &Net, now: Instant) {
+    c.link.close(4000);
+    c.transport.0 = None;
+    c.info.session_id = None;
+    c.info.server = None;
+    c.stats.rejoins += 1;
+    *c.phase = ConnPhase::AwaitingServer { since: now };
+    let VoiceConn {
+        guild_id,
+        channel_id,
+        self_mute,
+        self_deaf,
+    } = c.conn.clone();
+    request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
+}
+
 /// Schedules a full rejoin (op 4 again), or gives up after too many.
 pub fn schedule_rejoin(c: &mut ConnItem, settings: &Settings, now: Instant) {
     c.link.close(4000);
@@ -387,17 +405,7 @@ pub fn run_timers(
                     "guild {}: rejoining through the main gateway",
                     c.conn.guild_id
                 );
-                c.info.session_id = None;
-                c.info.server = None;
-                c.stats.rejoins += 1;
-                *c.phase = ConnPhase::AwaitingServer { since: now };
-                let VoiceConn {
-                    guild_id,
-                    channel_id,
-                    self_mute,
-                    self_deaf,
-                } = c.conn.clone();
-                request_voice_state(&net, guild_id, Some(channel_id), self_mute, self_deaf);
+                rejoin_now(&mut c, &net, now);
             }
             ConnPhase::Resuming { attempt, at } if now >= at && c.link.tx.is_none() => {
                 if attempt > MAX_RESUME_ATTEMPTS {

@@ -214,25 +214,7 @@ fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
             "guild {}: main session replaced, joining again",
             c.conn.guild_id
         );
-        c.link.close(4000);
-        c.transport.0 = None;
-        c.info.session_id = None;
-        c.info.server = None;
-        c.stats.rejoins += 1;
-        *c.phase = ConnPhase::AwaitingServer { since: now };
-        let VoiceConn {
-            guild_id,
-            channel_id,
-            self_mute,
-            self_deaf,
-        } = c.conn.clone();
-        super::connection::request_voice_state(
-            net,
-            guild_id,
-            Some(channel_id),
-            self_mute,
-            self_deaf,
-        );
+        super::connection::rejoin_now(&mut c, net, now);
     }
 }
 

@@ -123,3 +123,14 @@ pub fn wait_status(
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A sine of `freq` Hz at amplitude `amp`, `seconds` long, as 48 kHz stereo samples.
+pub fn sine_clip(freq: f32, amp: f32, seconds: f32) -> std::sync::Arc<[f32]> {
+    let n = (seconds * 48_000.0) as usize;
+    (0..n)
+        .flat_map(|i| {
+            let s = amp * (i as f32 * freq * std::f32::consts::TAU / 48_000.0).sin();
+            [s, s]
+        })
+        .collect()
+}
