@@ -227,7 +227,7 @@ fn details(ui: &mut egui::Ui, c: &ConnStatus) {
             );
             if let Some(latency) = c.last_play_latency {
                 row(
-                    "Click → packet",
+                    "Click to packet",
                     format!("{:.1} ms (last sound)", latency.as_secs_f64() * 1000.0),
                 );
             }
