@@ -231,30 +231,14 @@ impl ToStereo {
         if channels == 0 || channels > MAX_DEVICE_CHANNELS {
             return None;
         }
-        const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
-        const NAMED: [(f32, f32); 8] = [
-            (1.0, 0.0),
-            (0.0, 1.0),
-            (H, H),
-            (0.0, 0.0),
-            (H, 0.0),
-            (0.0, H),
-            (H, 0.0),
-            (0.0, H),
-        ];
+        // One layout table for files and devices: `resample::downmix_gains`.
         let mut gains = [(0.0, 0.0); MAX_DEVICE_CHANNELS];
         for (i, g) in gains.iter_mut().take(channels).enumerate() {
-            *g = match channels {
-                1 => (1.0, 1.0),
-                3..=8 => NAMED[i],
-                _ if i % 2 == 0 => (1.0, 0.0),
-                _ => (0.0, 1.0),
+            *g = if channels == 1 {
+                (1.0, 1.0)
+            } else {
+                crate::audio::resample::downmix_gains(i, channels)
             };
-        }
-        // 4.0 (FL FR BL BR) has its rears at indices 2 and 3.
-        if channels == 4 {
-            gains[2] = (H, 0.0);
-            gains[3] = (0.0, H);
         }
         if channels > 1 {
             let (l, r) = gains[..channels]

@@ -101,7 +101,7 @@ pub fn resample(samples: &[f32], rate: u32, channels: usize) -> Result<Vec<f32>,
 /// order (FL, FR, FC, LFE, BL, BR, SL, SR, ...). The centre goes to both sides at -3 dB, the
 /// LFE is dropped (it is mostly below what voice chat carries), rears and sides fold into
 /// their own side at -3 dB. Layouts with unusual counts alternate left/right.
-fn downmix_gains(index: usize, channels: usize) -> (f32, f32) {
+pub fn downmix_gains(index: usize, channels: usize) -> (f32, f32) {
     const H: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let named = match channels {
         3 => Some([(1.0, 0.0), (0.0, 1.0), (H, H)].get(index).copied()),

@@ -427,6 +427,11 @@ fn decode(decoders: &mut HashMap<u32, Decoder>, ssrc: u32, payload: &[u8]) -> Op
             e.insert(Decoder::new(SampleRate::Hz48000, Channels::Stereo).ok()?)
         }
     };
+    decode_frame(dec, payload)
+}
+
+/// Decodes one Opus packet with `dec`; None unless it is valid and exactly one 20 ms frame.
+pub(crate) fn decode_frame(dec: &mut Decoder, payload: &[u8]) -> Option<Vec<f32>> {
     let mut out = vec![0f32; FRAME_LEN * 6]; // room for Opus' longest (120 ms) frame
     let packet = Packet::try_from(payload).ok()?;
     let n = dec

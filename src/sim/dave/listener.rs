@@ -8,13 +8,12 @@ use std::num::NonZeroU16;
 use std::time::{Duration, Instant};
 
 use audiopus::coder::Decoder;
-use audiopus::packet::Packet;
-use audiopus::{Channels, MutSignals, SampleRate};
+use audiopus::{Channels, SampleRate};
 use davey::{DaveSession, MediaType, ProposalsOperationType};
 use serde_json::Value;
 
 use super::{FromClient, ToClient};
-use crate::audio::{FRAME_LEN, FRAME_SAMPLES};
+use crate::audio::FRAME_LEN;
 use crate::sim::heard::HeardFrame;
 
 pub struct Listener {
@@ -269,7 +268,7 @@ impl Listener {
         let pcm = if silence {
             vec![0.0; FRAME_LEN]
         } else {
-            decode(self.decoder.as_mut()?, opus)?
+            crate::sim::udp::decode_frame(self.decoder.as_mut()?, opus)?
         };
         frame.pcm = pcm.clone();
         frame.silence = silence;
@@ -279,20 +278,4 @@ impl Listener {
         }
         Some(pcm)
     }
-}
-
-fn decode(dec: &mut Decoder, payload: &[u8]) -> Option<Vec<f32>> {
-    let mut out = vec![0f32; FRAME_LEN * 6];
-    let packet = Packet::try_from(payload).ok()?;
-    let n = dec
-        .decode_float(
-            Some(packet),
-            MutSignals::try_from(&mut out[..]).ok()?,
-            false,
-        )
-        .ok()?;
-    (n == FRAME_SAMPLES).then(|| {
-        out.truncate(FRAME_LEN);
-        out
-    })
 }
