@@ -26,7 +26,7 @@ fn screenshot_dir() -> PathBuf {
 fn the_demo_window_plays_a_clicked_sound() {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir).expect("screenshot dir");
-    let mut missing: Vec<&str> = ["Xvfb", "xvfb-run", "xdotool", "import"]
+    let mut missing: Vec<&str> = ["Xvfb", "xdotool", "import"]
         .into_iter()
         .filter(|t| !has(t))
         .collect();
@@ -62,7 +62,6 @@ fn the_demo_window_plays_a_clicked_sound() {
 fn hotkey_and_push_to_talk_in_a_real_window() {
     let missing: Vec<&str> = [
         "Xvfb",
-        "xvfb-run",
         "xdotool",
         "pulseaudio",
         "pactl",
