@@ -490,3 +490,104 @@ fn member_churn_keeps_audio_continuous() {
     }
     assert_no_violations(&sim);
 }
+
+/// §6.5 F and E: in a DAVE-optional call a client without DAVE joins mid-sound. The call
+/// downgrades (op 21, protocol_version 0); on op 22 the bot switches to plain Opus and the old
+/// client hears it. When it leaves, the call upgrades (op 24, epoch 1), a new group forms and the
+/// bot encrypts again. The DAVE member hears the sound throughout; the simulator flags a DAVE
+/// frame after the downgrade and a plain one after the upgrade.
+#[test]
+fn downgrade_for_a_client_without_dave_and_upgrade_when_it_leaves() {
+    let sim = sim_with(|c| c.dave = DaveMode::Optional);
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let dave = |s: &voxboard::engine::Status| s.connections.first().map(|c| c.dave.clone());
+    let e2ee = wait_status(&voice, Duration::from_secs(5), |s| {
+        dave(s).is_some_and(|d| d.can_encrypt)
+    });
+    assert!(
+        dave(&e2ee).is_some_and(|d| d.protocol_version == 1),
+        "{e2ee:?}"
+    );
+    let playing = voice.play(sine_clip(440.0, 0.3, 9.0), Target::All, 1.0);
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let old_client = sim
+        .add_listener_without_dave(guild(0))
+        .expect("an optional call admits a client without DAVE");
+    let plain = wait_status(&voice, Duration::from_secs(5), |s| {
+        dave(s).is_some_and(|d| d.protocol_version == 0)
+    });
+    assert_eq!(
+        dave(&plain).map(|d| d.protocol_version),
+        Some(0),
+        "{plain:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let heard_plain = sim.heard_by(guild(0), old_client);
+
+    sim.remove_listener(guild(0), old_client);
+    let again = wait_status(&voice, Duration::from_secs(5), |s| {
+        dave(s).is_some_and(|d| d.protocol_version == 1 && d.can_encrypt)
+    });
+    let upgraded_at = std::time::Instant::now();
+    assert!(
+        dave(&again).is_some_and(|d| d.can_encrypt && d.epoch >= Some(1)),
+        "{again:?}"
+    );
+    playing.wait();
+    wait_quiet(&voice);
+    voice.close();
+
+    let downgrades = events(&sim, |e| {
+        matches!(
+            e,
+            SimEvent::PrepareTransition {
+                protocol_version: 0,
+                ..
+            }
+        )
+    });
+    let upgrades = events(&sim, |e| {
+        matches!(
+            e,
+            SimEvent::PrepareEpoch {
+                user_id: BOT,
+                epoch: 1,
+                protocol_version: 1,
+                ..
+            }
+        )
+    });
+    assert_eq!((downgrades, upgrades), (1, 1));
+
+    let pcm = heard_plain.pcm_mono();
+    let tones = voxboard::audio::analysis::tone_segments(&pcm, 48_000, &[440.0], 0.02);
+    let seconds: f32 = tones.iter().map(|(_, s, e)| e - s).sum();
+    assert!(
+        heard_plain.audio_frames() >= 50 && seconds >= 1.0,
+        "the client without DAVE heard {} frames, {seconds:.2} s of 440 Hz",
+        heard_plain.audio_frames()
+    );
+    let member = sim.listeners(guild(0))[0];
+    let after_upgrade = sim
+        .heard_by(guild(0), member)
+        .frames
+        .iter()
+        .filter(|f| !f.silence && f.at > upgraded_at)
+        .count();
+    assert!(
+        after_upgrade >= 50,
+        "the DAVE member heard {after_upgrade} frames after the upgrade"
+    );
+    println!(
+        "downgrade/upgrade: longest gap per transition (ms): {:?}",
+        sim.dave_gaps(guild(0))
+            .iter()
+            .map(|g| g.as_millis())
+            .collect::<Vec<_>>()
+    );
+    assert_no_violations(&sim);
+}

@@ -127,6 +127,8 @@ async fn a_listener_that_never_commits_lets_the_clients_commit_win() {
 async fn plain_opus_after_the_transition_is_flagged_and_not_heard() {
     let sim = dave_sim(1, ZERO);
     let mut c = formed(&sim).await;
+    // Plain frames made before op 22 arrived may still be in flight for 250 ms; later ones not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     play_tone(&mut c.s, 5).await;
     assert!(wait_rule(&sim, "dave.plaintext"), "{:?}", sim.violations());
     assert_eq!(sim.heard(GUILD).audio_frames(), 0);
@@ -442,4 +444,24 @@ async fn audio_keeps_flowing_through_a_transition_and_its_gap_is_measured() {
         "a real interval was measured: {gap:?}"
     );
     assert_no_violations(&sim);
+}
+
+/// Discord closes a client without DAVE with 4017 in a DAVE-required call: the simulator does not
+/// let one join, so the call never downgrades.
+#[tokio::test]
+async fn a_client_without_dave_cannot_join_a_required_call() {
+    let sim = dave_sim(1, ZERO);
+    let _c = formed(&sim).await;
+    assert_eq!(sim.add_listener_without_dave(GUILD), None);
+    assert_eq!(sim.listeners(GUILD).len(), 1);
+    assert!(
+        !sim.events().iter().any(|e| matches!(
+            e,
+            SimEvent::PrepareTransition {
+                protocol_version: 0,
+                ..
+            }
+        )),
+        "no downgrade"
+    );
 }

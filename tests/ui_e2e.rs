@@ -60,16 +60,10 @@ fn the_demo_window_plays_a_clicked_sound() {
 /// a 523 Hz tone from a PulseAudio null-sink microphone to the simulated listeners.
 #[test]
 fn hotkey_and_push_to_talk_in_a_real_window() {
-    let missing: Vec<&str> = [
-        "Xvfb",
-        "xdotool",
-        "pulseaudio",
-        "pactl",
-        "paplay",
-    ]
-    .into_iter()
-    .filter(|t| !has(t))
-    .collect();
+    let missing: Vec<&str> = ["Xvfb", "xdotool", "pulseaudio", "pactl", "paplay"]
+        .into_iter()
+        .filter(|t| !has(t))
+        .collect();
     if !missing.is_empty() || std::env::var_os("VOXBOARD_E2E_HEADLESS").is_some() {
         println!(
             "SKIPPED: {} unavailable (scripts/deps --test installs them)",

@@ -13,7 +13,19 @@ impl Simulator {
         st.event(SimEvent::FaultInjected {
             what: format!("add_listener guild={guild_id}"),
         });
-        super::add_listener(&mut st, &self.shared.config, guild_id)
+        super::add_listener(&mut st, &self.shared.config, guild_id, true)
+    }
+
+    /// Adds a virtual listener without DAVE (an old client): in a DAVE-optional call the call
+    /// downgrades to version 0 (op 21, protocol_version 0) and upgrades again when it leaves
+    /// ([`Simulator::remove_listener`]). None in a DAVE-required call, which Discord would close
+    /// with 4017, or if the guild has no voice channel.
+    pub fn add_listener_without_dave(&self, guild_id: u64) -> Option<u64> {
+        let mut st = self.shared.lock();
+        st.event(SimEvent::FaultInjected {
+            what: format!("add_listener_without_dave guild={guild_id}"),
+        });
+        super::add_listener(&mut st, &self.shared.config, guild_id, false)
     }
 
     /// The listener leaves the call (a Remove and a new epoch, or a sole-member reset, follow).

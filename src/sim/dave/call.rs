@@ -64,8 +64,12 @@ pub struct Call {
     pub(super) proposals: Vec<Prop>,
     pub(super) transition: Option<Transition>,
     pub(super) next_tid: u16,
-    /// A transition at version ≥ 1 executed: non-DAVE audio is now a violation.
-    pub e2ee_live: bool,
+    /// Since when media is E2EE: set when a transition at version ≥ 1 executes after plain media
+    /// (the first group, or the upgrade's); non-DAVE audio is a violation from then on.
+    pub e2ee_since: Option<Instant>,
+    /// When a downgrade to version 0 executed (until the upgrade's first transition): from then
+    /// on non-DAVE members are listening, and DAVE frames reach no one who can play them.
+    pub downgraded_at: Option<Instant>,
     /// When each op 22 (and each immediate op 21) went out, for gaps and the decrypt grace.
     pub executed: Vec<Instant>,
     pub corrupt_next_welcome: bool,
@@ -97,7 +101,8 @@ impl Call {
             proposals: Vec::new(),
             transition: None,
             next_tid: 0,
-            e2ee_live: false,
+            e2ee_since: None,
+            downgraded_at: None,
             executed: Vec::new(),
             corrupt_next_welcome: false,
             default_listeners_added: false,
@@ -488,14 +493,23 @@ impl Call {
         self.next_tid
     }
 
+    /// Participants that speak DAVE: only they get DAVE opcodes.
+    fn dave_capable(&self) -> BTreeSet<u64> {
+        self.participants
+            .iter()
+            .filter(|(_, p)| p.max_version >= 1)
+            .map(|(u, _)| *u)
+            .collect()
+    }
+
     /// Doc §6.5 F: a non-DAVE client joins an Optional call: op 21 {tid, protocol_version 0} to
-    /// everyone, op 22 once they are ready; the group is gone.
+    /// every DAVE member, op 22 once they are ready; the group is gone. Media stays E2EE until
+    /// op 22 (the members switch to plain Opus then).
     fn downgrade(&mut self, now: Instant) {
         self.forget_group();
         self.version = 0;
-        self.e2ee_live = false;
         let tid = self.alloc_tid();
-        let to: BTreeSet<u64> = self.participants.keys().copied().collect();
+        let to = self.dave_capable();
         for u in &to {
             self.send_json(*u, 21, json!({"transition_id": tid, "protocol_version": 0}));
             if let Some(p) = self.participants.get_mut(u) {
@@ -545,13 +559,12 @@ impl Call {
         }
     }
 
-    /// op 22 to everyone in the call.
+    /// op 22 to every DAVE member of the call.
     fn execute(&mut self, now: Instant) {
         let Some(t) = self.transition.take() else {
             return;
         };
-        let to: Vec<u64> = self.participants.keys().copied().collect();
-        for u in to {
+        for u in self.dave_capable() {
             self.send_json(u, 22, json!({ "transition_id": t.id }));
         }
         let (g, epoch) = (self.guild_id, self.epoch);
@@ -560,7 +573,14 @@ impl Call {
             transition_id: t.id,
             epoch,
         });
-        self.e2ee_live = self.version >= 1;
+        if self.version == 0 {
+            if self.e2ee_since.take().is_some() {
+                self.downgraded_at = Some(now);
+            }
+        } else {
+            self.downgraded_at = None;
+            self.e2ee_since.get_or_insert(now);
+        }
         self.executed.push(now);
     }
 

@@ -2,6 +2,9 @@
 //! `davey::DaveSession`. It is fed exactly what a socket client would be sent and answers with
 //! what a client sends, so the gateway handles both through the same code. It also decrypts and
 //! decodes the bot's audio, like a Discord client in the channel.
+//!
+//! A listener without DAVE (an old client; `session` is None) ignores DAVE opcodes and hears only
+//! plain Opus: in an Optional call its presence downgrades the call to version 0.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::num::NonZeroU16;
@@ -19,7 +22,8 @@ use crate::sim::heard::HeardFrame;
 pub struct Listener {
     pub user_id: u64,
     channel_id: u64,
-    session: DaveSession,
+    /// None for a client without DAVE.
+    session: Option<DaveSession>,
     /// Protocol version of the call (op 21/24 change it).
     version: u16,
     /// Users the gateway said are connected (op 11 / op 13).
@@ -39,7 +43,25 @@ impl Listener {
     ) -> anyhow::Result<Self> {
         let session = DaveSession::new(NonZeroU16::MIN, user_id, channel_id, None)
             .map_err(|e| anyhow::anyhow!("DaveSession::new: {e}"))?;
-        Ok(Listener {
+        Ok(Self::with_session(
+            user_id,
+            channel_id,
+            Some(session),
+            commit_delay,
+        ))
+    }
+
+    pub fn without_dave(user_id: u64, channel_id: u64) -> anyhow::Result<Self> {
+        Ok(Self::with_session(user_id, channel_id, None, None))
+    }
+
+    fn with_session(
+        user_id: u64,
+        channel_id: u64,
+        session: Option<DaveSession>,
+        commit_delay: Option<Duration>,
+    ) -> Self {
+        Listener {
             user_id,
             channel_id,
             session,
@@ -49,17 +71,22 @@ impl Listener {
             pending_commit: None,
             heard: VecDeque::new(),
             decoder: Decoder::new(SampleRate::Hz48000, Channels::Stereo).ok(),
-        })
+        }
     }
 
     /// Group epoch, if the listener is in an established group.
     pub fn epoch(&self) -> Option<u64> {
-        self.session.epoch().map(|e| e.as_u64()).filter(|e| *e > 0)
+        self.session
+            .as_ref()?
+            .epoch()
+            .map(|e| e.as_u64())
+            .filter(|e| *e > 0)
     }
 
     /// The leaf index of `user_id` in this listener's view of the group.
     pub fn leaf_of(&self, user_id: u64) -> Option<u32> {
         self.session
+            .as_ref()?
             .group()?
             .members()
             .find(|m| m.credential.serialized_content() == user_id.to_be_bytes())
@@ -68,6 +95,7 @@ impl Listener {
 
     pub fn privacy_code(&self) -> Option<String> {
         self.session
+            .as_ref()?
             .voice_privacy_code()
             .filter(|c| !c.is_empty())
             .map(str::to_owned)
@@ -78,7 +106,10 @@ impl Listener {
     }
 
     fn key_package(&mut self) -> Vec<FromClient> {
-        match self.session.create_key_package() {
+        let Some(session) = &mut self.session else {
+            return Vec::new();
+        };
+        match session.create_key_package() {
             Ok(kp) => vec![FromClient::KeyPackage(kp)],
             Err(e) => {
                 tracing::warn!(target: "voxboard::sim", user = self.user_id, "listener key package: {e}");
@@ -89,7 +120,10 @@ impl Listener {
 
     fn reinit(&mut self) -> Vec<FromClient> {
         let v = NonZeroU16::new(self.version).unwrap_or(NonZeroU16::MIN);
-        if let Err(e) = self.session.reinit(v, self.user_id, self.channel_id, None) {
+        let Some(session) = &mut self.session else {
+            return Vec::new();
+        };
+        if let Err(e) = session.reinit(v, self.user_id, self.channel_id, None) {
             tracing::warn!(target: "voxboard::sim", user = self.user_id, "listener reinit: {e}");
         }
         self.pending_commit = None;
@@ -101,7 +135,11 @@ impl Listener {
         self.pending_commit = None;
         match ok {
             Ok(true) => {
-                if let Err(e) = self.session.prepare_transition(tid, self.version) {
+                let prepared = match &mut self.session {
+                    Some(s) => s.prepare_transition(tid, self.version),
+                    None => return Vec::new(),
+                };
+                if let Err(e) = prepared {
                     tracing::warn!(target: "voxboard::sim", user = self.user_id, "listener prepare: {e}");
                 }
                 if tid == 0 {
@@ -122,6 +160,10 @@ impl Listener {
 
     /// Handles one server message; returns the client messages it answers with.
     pub fn handle(&mut self, msg: &ToClient, now: Instant) -> Vec<FromClient> {
+        let expected = self.expected();
+        let Some(session) = &mut self.session else {
+            return Vec::new();
+        };
         match msg {
             ToClient::Json(11, d) => {
                 let ids = d.get("user_ids").and_then(Value::as_array);
@@ -145,14 +187,14 @@ impl Listener {
                     .and_then(Value::as_u64)
                     .unwrap_or(1) as u16;
                 if pv == 0 {
-                    self.session.set_passthrough_mode(true, Some(10));
+                    session.set_passthrough_mode(true, Some(10));
                 }
                 self.version = pv;
                 self.joined(tid, Ok(true))
             }
             ToClient::Json(22, d) => {
                 let tid = super::wire::transition_id(d).unwrap_or(0);
-                if let Err(e) = self.session.execute_transition(tid) {
+                if let Err(e) = session.execute_transition(tid) {
                     tracing::warn!(target: "voxboard::sim", user = self.user_id, "listener execute: {e}");
                 }
                 Vec::new()
@@ -170,7 +212,7 @@ impl Listener {
                     Vec::new()
                 }
             }
-            ToClient::Binary(25, p) => match self.session.set_external_sender(p) {
+            ToClient::Binary(25, p) => match session.set_external_sender(p) {
                 Ok(()) => self.key_package(),
                 Err(e) => {
                     tracing::warn!(target: "voxboard::sim", user = self.user_id, "listener external sender: {e}");
@@ -180,18 +222,13 @@ impl Listener {
             ToClient::Binary(27, p) => self.proposals(p, now),
             ToClient::Binary(29, p) if p.len() >= 2 => {
                 let tid = u16::from_be_bytes([p[0], p[1]]);
-                let r = self
-                    .session
-                    .process_commit(&p[2..])
-                    .map_err(|e| e.to_string());
+                let r = session.process_commit(&p[2..]).map_err(|e| e.to_string());
                 self.joined(tid, r)
             }
             ToClient::Binary(30, p) if p.len() >= 2 => {
                 let tid = u16::from_be_bytes([p[0], p[1]]);
-                let ids = self.expected();
-                let r = self
-                    .session
-                    .process_welcome(&p[2..], Some(&ids))
+                let r = session
+                    .process_welcome(&p[2..], Some(&expected))
                     .map(|()| true)
                     .map_err(|e| e.to_string());
                 self.joined(tid, r)
@@ -210,7 +247,10 @@ impl Listener {
             ProposalsOperationType::APPEND
         };
         let ids = self.expected();
-        match self.session.process_proposals(op, body, Some(&ids)) {
+        let Some(session) = &mut self.session else {
+            return Vec::new();
+        };
+        match session.process_proposals(op, body, Some(&ids)) {
             Ok(Some(cw)) => {
                 let mut bytes = cw.commit;
                 bytes.extend(cw.welcome.unwrap_or_default());
@@ -246,13 +286,16 @@ impl Listener {
     /// Whether this listener has a decryptor for `sender` (it is in the group with them).
     pub fn can_decrypt_from(&self, sender: u64) -> bool {
         self.session
-            .get_decryption_stats(sender, MediaType::AUDIO)
-            .is_ok()
+            .as_ref()
+            .is_some_and(|s| s.get_decryption_stats(sender, MediaType::AUDIO).is_ok())
     }
 
     /// DAVE-decrypts one audio frame from `sender`.
     pub fn decrypt(&mut self, sender: u64, frame: &[u8]) -> Result<Vec<u8>, String> {
-        self.session
+        let Some(session) = &mut self.session else {
+            return Err("this listener has no DAVE".into());
+        };
+        session
             .decrypt(sender, MediaType::AUDIO, frame)
             .map_err(|e| e.to_string())
     }

@@ -9,6 +9,9 @@ use crate::sim::state::State;
 
 /// Old keys may legitimately be in use this long after a transition (davey's RATCHET_EXPIRY).
 const DECRYPT_GRACE: Duration = Duration::from_secs(10);
+/// When a transition switches media between plain and E2EE, frames the sender made before it
+/// got op 22 may still arrive this long (a few ticks of a loaded sender plus the network).
+const IN_FLIGHT: Duration = Duration::from_millis(250);
 /// The window around a transition in which listeners' audio gaps are measured.
 const GAP_WINDOW: Duration = Duration::from_secs(1);
 
@@ -47,9 +50,12 @@ pub fn receive(
         return Received::Plain;
     };
     let now = Instant::now();
-    if payload == SILENCE || call.version == 0 || !is_dave_frame(payload) {
+    // A call that never used DAVE has no DAVE frames: plain Opus can end in FA FA by chance.
+    let dave_call = call.version >= 1 || call.e2ee_since.is_some() || call.downgraded_at.is_some();
+    if payload == SILENCE || !dave_call || !is_dave_frame(payload) {
         let silence = payload == SILENCE;
-        if !silence && call.version > 0 && call.e2ee_live {
+        let e2ee_for = call.e2ee_since.map(|t| now.saturating_duration_since(t));
+        if !silence && e2ee_for.is_some_and(|d| d > IN_FLIGHT) {
             let detail = format!(
                 "seq {}: {}-byte audio frame without the DAVE marker after the call went E2EE",
                 frame.seq,
@@ -58,7 +64,8 @@ pub fn receive(
             st.violation(Some(guild_id), "dave.plaintext", detail);
             return Received::Refused { silence };
         }
-        // Silence always passes (§6.8); before the first transition plain Opus is passthrough.
+        // Silence always passes (§6.8); before the first transition (and after a downgrade)
+        // plain Opus is passthrough.
         let mut first = None;
         for l in call.listeners.values_mut() {
             let pcm = l.record(frame.clone(), payload, silence, limit);
@@ -68,6 +75,18 @@ pub fn receive(
             Some(pcm) => Received::Heard { silence, pcm },
             None => Received::Plain,
         };
+    }
+    if let Some(at) = call.downgraded_at
+        && now.duration_since(at) > IN_FLIGHT
+    {
+        let detail = format!(
+            "seq {}: DAVE-encrypted frame {} ms after the downgrade to version 0 executed \
+             (members without DAVE cannot play it)",
+            frame.seq,
+            now.duration_since(at).as_millis()
+        );
+        st.violation(Some(guild_id), "dave.after_downgrade", detail);
+        return Received::Refused { silence: false };
     }
     let mut first: Option<(bool, Option<Vec<f32>>)> = None;
     let mut errors = Vec::new();

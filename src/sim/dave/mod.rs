@@ -2,7 +2,7 @@
 //! each call's MLS group, and virtual listeners that are real group members.
 //!
 //! Violation rules: `voice.dave_required` (4017), `dave.key_package`, `dave.commit`,
-//! `dave.payload`, `dave.plaintext`, `dave.decrypt`.
+//! `dave.payload`, `dave.plaintext`, `dave.decrypt`, `dave.after_downgrade`.
 
 mod api;
 mod call;
@@ -96,7 +96,8 @@ fn call_for<'a>(
         Entry::Vacant(e) => {
             let kind = channel_kind(config, guild_id, channel_id)?;
             let version = call_version(config, kind, offered);
-            let optional = config.dave == DaveMode::Optional;
+            // Stages never use DAVE, so they never up- or downgrade.
+            let optional = config.dave == DaveMode::Optional && kind == ChannelKind::Voice;
             match Call::new(guild_id, channel_id, version, optional) {
                 Ok(c) => Some(e.insert(c)),
                 Err(err) => {
@@ -129,7 +130,7 @@ pub fn join_socket(
     call.default_listeners_added |= add;
     if add {
         for _ in 0..config.dave_listeners {
-            add_listener_to(call, config, now);
+            add_listener_to(call, config, true, now);
         }
     }
     pump(st, guild_id);
@@ -150,13 +151,25 @@ pub fn version_for(
     }
 }
 
-fn add_listener_to(call: &mut Call, config: &SimConfig, now: Instant) -> Option<u64> {
+/// `dave`: a DAVE client (a group member) or one without DAVE, like an old client in an
+/// Optional call (it makes the call downgrade to version 0).
+fn add_listener_to(call: &mut Call, config: &SimConfig, dave: bool, now: Instant) -> Option<u64> {
     let id = LISTENER_ID_BASE + (call.guild_id << 8) + call.listeners.len() as u64 + 1;
     let id = (id..).find(|i| !call.participants.contains_key(i))?;
-    match Listener::new(id, call.channel_id, config.listener_commit_delay) {
+    let listener = if dave {
+        Listener::new(id, call.channel_id, config.listener_commit_delay)
+    } else {
+        Listener::without_dave(id, call.channel_id)
+    };
+    match listener {
         Ok(l) => {
             call.listeners.insert(id, l);
-            call.join(id, None, davey::DAVE_PROTOCOL_VERSION, now);
+            let max_version = if dave {
+                davey::DAVE_PROTOCOL_VERSION
+            } else {
+                0
+            };
+            call.join(id, None, max_version, now);
             Some(id)
         }
         Err(e) => {
@@ -167,8 +180,9 @@ fn add_listener_to(call: &mut Call, config: &SimConfig, now: Instant) -> Option<
 }
 
 /// Adds a virtual listener to the guild's call (created for the guild's first voice channel if
-/// the bot has not joined yet).
-pub fn add_listener(st: &mut State, config: &SimConfig, guild_id: u64) -> Option<u64> {
+/// the bot has not joined yet). A listener without DAVE is refused where Discord would close it
+/// with 4017: in a DAVE-required call.
+pub fn add_listener(st: &mut State, config: &SimConfig, guild_id: u64, dave: bool) -> Option<u64> {
     let channel = match st.calls.get(&guild_id) {
         Some(c) => c.channel_id,
         None => {
@@ -180,9 +194,17 @@ pub fn add_listener(st: &mut State, config: &SimConfig, guild_id: u64) -> Option
                 .id
         }
     };
-    let call = call_for(st, config, guild_id, channel, davey::DAVE_PROTOCOL_VERSION)?;
+    let offered = if dave {
+        davey::DAVE_PROTOCOL_VERSION
+    } else {
+        0
+    };
+    let call = call_for(st, config, guild_id, channel, offered)?;
+    if !dave && call.version >= 1 && config.dave == DaveMode::Required {
+        return None;
+    }
     call.default_listeners_added = true;
-    let id = add_listener_to(call, config, Instant::now());
+    let id = add_listener_to(call, config, dave, Instant::now());
     pump(st, guild_id);
     id
 }
