@@ -68,9 +68,11 @@ fn start_sink() -> Option<String> {
 }
 
 /// Runs the ignored test `name` in a child process with extra environment variables and
-/// fails if it fails (or did not run).
+/// fails if it fails, did not run, or hung (coreutils' `timeout` kills it after two minutes).
 fn run_child(name: &str, env: &[(&str, &str)]) {
-    let out = Command::new(std::env::current_exe().expect("test binary path"))
+    let out = Command::new("timeout")
+        .args(["--kill-after=5", "120"])
+        .arg(std::env::current_exe().expect("test binary path"))
         .args([
             name,
             "--exact",
@@ -342,15 +344,15 @@ fn child_no_audio_system() {
     println!("monitor: {monitor}");
 }
 
-#[test]
-fn losing_the_audio_server_marks_the_microphone_lost() {
-    // A private daemon, so that killing it disturbs no other test.
+/// Runs the child test `name` against a private PulseAudio daemon (which it may kill and
+/// restart without disturbing any other test).
+fn with_private_daemon(name: &str) {
     let _sink = SINK.lock().unwrap_or_else(|e| e.into_inner());
     if !installed("pulseaudio") {
         eprintln!("SKIPPED: pulseaudio is not installed");
         return;
     }
-    let private = std::env::temp_dir().join(format!("voxboard-pulse-loss-{}", std::process::id()));
+    let private = std::env::temp_dir().join(format!("voxboard-{name}-{}", std::process::id()));
     let private = private.to_str().expect("utf-8 temp dir").to_string();
     let out = Command::new(script())
         .arg("start")
@@ -364,13 +366,93 @@ fn losing_the_audio_server_marks_the_microphone_lost() {
         String::from_utf8_lossy(&out.stderr)
     );
     run_child(
-        "child_server_loss",
+        name,
         &[
             ("XDG_RUNTIME_DIR", &private),
             ("VOXBOARD_PULSE_DIR", &private),
         ],
     );
+    let _ = Command::new(script())
+        .arg("stop")
+        .env("VOXBOARD_PULSE_DIR", &private)
+        .stdin(Stdio::null())
+        .output();
     let _ = std::fs::remove_dir_all(&private);
+}
+
+#[test]
+fn losing_the_audio_server_marks_the_microphone_lost() {
+    with_private_daemon("child_server_loss");
+}
+
+/// A streamer restarting PulseAudio mid-stream must not have to touch the settings: the app's
+/// device thread notices that the microphone and the monitor are lost and brings both back.
+#[test]
+fn the_app_reopens_both_devices_after_the_server_restarts() {
+    with_private_daemon("child_server_restart");
+}
+
+#[test]
+#[ignore = "runs in a child process started by the_app_reopens_both_devices_after_the_server_restarts"]
+fn child_server_restart() {
+    use voxboard::engine::{Command as EngineCommand, EngineMsg};
+    use voxboard::ui::audio_devices::{AudioDevices, DeviceState};
+    if !in_child() {
+        return;
+    }
+    let devices = AudioDevices::spawn(std::sync::Arc::new(|| {}));
+    let (engine, inbox) = std::sync::mpsc::channel();
+    devices.attach(engine, None, None, true);
+    let wait_for = |what: &str, ok: &dyn Fn(&DeviceState) -> bool| {
+        let started = Instant::now();
+        loop {
+            let s = devices.snapshot();
+            if ok(&s) {
+                println!(
+                    "{what} after {:.2} s: mic {:?}, monitor {:?}",
+                    started.elapsed().as_secs_f32(),
+                    s.mic,
+                    s.monitor
+                );
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "{what}: {s:?}");
+            sleep(Duration::from_millis(20));
+        }
+    };
+    let running = |s: &DeviceState| s.mic_ok && !s.monitor.is_empty() && !s.monitor.contains(':');
+    wait_for("both open", &running);
+    // Long enough for both streams to deliver callbacks (the stall watch starts then).
+    sleep(Duration::from_secs(2));
+    let stop = Command::new(script()).arg("stop").status().expect("stop");
+    assert!(stop.success());
+    wait_for("both lost", &|s| {
+        s.mic.starts_with("microphone lost") && s.monitor.starts_with("monitor lost")
+    });
+    let start = Command::new(script())
+        .arg("start")
+        .stdout(Stdio::null())
+        .status()
+        .expect("start");
+    assert!(start.success());
+    wait_for("both back", &running);
+    // They stay up: the stall watch sees their callbacks again.
+    sleep(Duration::from_secs(3));
+    let s = devices.snapshot();
+    assert!(running(&s), "lost again: {s:?}");
+    let monitors = inbox
+        .try_iter()
+        .filter(|m| {
+            matches!(
+                m,
+                EngineMsg::Command(EngineCommand::SetMonitorSink(Some(_)))
+            )
+        })
+        .count();
+    assert_eq!(
+        monitors, 2,
+        "the engine got the first monitor and its replacement"
+    );
 }
 
 #[test]
@@ -381,13 +463,15 @@ fn child_server_loss() {
     }
     let mut mic = Microphone::open(None).expect("open the default microphone");
     let mut reader = mic.take_reader().expect("reader");
+    let mut monitor = Monitor::open(None).expect("open the default output");
     let mut frame = [0.0f32; FRAME_LEN];
     let started = Instant::now();
-    while reader.callbacks() < 5 && started.elapsed() < DATA_TIMEOUT {
+    while (reader.callbacks() < 5 || monitor.callbacks() < 5) && started.elapsed() < DATA_TIMEOUT {
         reader.read_frame(&mut frame);
         sleep(Duration::from_millis(10));
     }
-    assert!(reader.callbacks() >= 5, "the stream never started");
+    assert!(reader.callbacks() >= 5, "the microphone never started");
+    assert!(monitor.callbacks() >= 5, "the monitor never started");
     let stop = Command::new(script()).arg("stop").status().expect("stop");
     assert!(stop.success());
     // ALSA's pulse plugin reports nothing: the stall detector must notice.
@@ -402,9 +486,19 @@ fn child_server_loss() {
         started.elapsed().as_secs_f32()
     );
     assert!(matches!(reader.status(), MicStatus::Lost { .. }));
-    // Neither a reopen nor dropping the microphone may hang now.
+    // The monitor's callbacks stopped too; its watcher says so.
+    while monitor.check() == MicStatus::Running && started.elapsed() < DATA_TIMEOUT {
+        sleep(Duration::from_millis(10));
+    }
+    println!("monitor status {:?}", monitor.status());
+    assert!(matches!(monitor.check(), MicStatus::Lost { .. }));
+    // Neither a reopen nor dropping the microphone or the monitor may hang now (the parent
+    // gives this child a deadline).
     let err = mic.reopen().expect_err("no server to reopen on");
     println!("reopen: {err}; status {:?}", mic.status());
     assert_ne!(mic.status(), MicStatus::Running);
     drop(mic);
+    drop(monitor);
+    let err = Monitor::open(None).expect_err("no server to open an output on");
+    println!("monitor reopen: {err}");
 }

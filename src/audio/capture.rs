@@ -92,6 +92,49 @@ pub(crate) fn on_stream_error(shared: &StreamShared, err: &cpal::Error) {
     }
 }
 
+impl StreamShared {
+    /// Marks a running stream lost because its callbacks stopped; false if it was not running.
+    fn mark_stalled(&self, what: &str) -> bool {
+        if self.state.load(Ordering::Acquire) != RUNNING {
+            return false;
+        }
+        *self.reason.lock().unwrap_or_else(PoisonError::into_inner) =
+            format!("the device stopped {what}");
+        self.lost_kind.store(0, Ordering::Relaxed);
+        self.state.store(LOST, Ordering::Release);
+        true
+    }
+}
+
+/// Notices a stream whose callbacks stopped for [`STALL_TIMEOUT`], once it has started
+/// (PulseAudio can take ~2 s to deliver the first block). Polled from the control side.
+pub(crate) struct StallWatch {
+    /// Callback count at `progress_at`.
+    seen: u64,
+    progress_at: Instant,
+}
+
+impl StallWatch {
+    pub(crate) fn new() -> StallWatch {
+        StallWatch {
+            seen: 0,
+            progress_at: Instant::now(),
+        }
+    }
+
+    /// Marks the stream lost if it stalled ("the device stopped {what}"); true when it just did.
+    pub(crate) fn check(&mut self, shared: &StreamShared, what: &str) -> bool {
+        let callbacks = shared.callbacks.load(Ordering::Relaxed);
+        if callbacks != self.seen {
+            self.seen = callbacks;
+            self.progress_at = Instant::now();
+            false
+        } else {
+            callbacks > 0 && self.progress_at.elapsed() > STALL_TIMEOUT && shared.mark_stalled(what)
+        }
+    }
+}
+
 fn kind_code(kind: cpal::ErrorKind) -> u8 {
     use cpal::ErrorKind as K;
     match kind {
@@ -131,6 +174,9 @@ pub struct Microphone {
     stream: Option<cpal::Stream>,
     shared: Arc<StreamShared>,
     reader: Option<MicReader>,
+    /// The control side's own stall watch: the engine reads (and watches) only while it uses
+    /// the microphone.
+    stall: StallWatch,
 }
 
 impl std::fmt::Debug for Microphone {
@@ -157,6 +203,7 @@ impl Microphone {
             stream: Some(stream),
             shared,
             reader: Some(reader),
+            stall: StallWatch::new(),
         })
     }
 
@@ -212,6 +259,15 @@ impl Microphone {
         status_of(&self.shared)
     }
 
+    /// Like [`Microphone::status`], and first marks the stream lost if its callbacks stopped
+    /// for [`STALL_TIMEOUT`] (a dead PulseAudio daemon reports no error at all).
+    pub fn check(&mut self) -> MicStatus {
+        if self.stall.check(&self.shared, "delivering audio") {
+            tracing::warn!("microphone stopped delivering audio");
+        }
+        self.status()
+    }
+
     /// The device's name.
     pub fn device_name(&self) -> &str {
         &self.name
@@ -229,9 +285,10 @@ impl Microphone {
 }
 
 impl Microphone {
-    /// Stops and drops the stream, except a lost one: when the PulseAudio daemon has died,
-    /// dropping a cpal ALSA stream blocks forever (its worker never wakes up), so a lost
-    /// stream is leaked instead (one idle thread and its buffers).
+    /// Stops and drops the stream before a reopen (the old callback must stop before the new
+    /// one starts), except a lost one: when the PulseAudio daemon has died, dropping a cpal ALSA
+    /// stream blocks forever (its worker never wakes up), so a lost stream is leaked instead
+    /// (one idle thread and its buffers).
     fn release_stream(&mut self) {
         if let Some(stream) = self.stream.take()
             && matches!(self.status(), MicStatus::Lost { .. })
@@ -243,7 +300,27 @@ impl Microphone {
 
 impl Drop for Microphone {
     fn drop(&mut self) {
-        self.release_stream();
+        if let Some(stream) = self.stream.take() {
+            let lost = matches!(self.status(), MicStatus::Lost { .. });
+            release_in_background(stream, lost);
+        }
+    }
+}
+
+/// Drops a stream without blocking the caller: a lost one is leaked (see
+/// [`Microphone::release_stream`]), a running one is dropped on a short-lived thread of its own,
+/// so a sound server that died a moment ago (not yet noticed as a stall) cannot hang the
+/// device thread either.
+pub(crate) fn release_in_background(stream: cpal::Stream, lost: bool) {
+    if lost {
+        std::mem::forget(stream);
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("audio-stream-release".into())
+        .spawn(move || drop(stream));
+    if let Err(e) = spawned {
+        tracing::warn!("could not start a thread to close an audio stream: {e}");
     }
 }
 
@@ -336,9 +413,7 @@ pub struct MicReader {
     dropped: u64,
     errors_logged: u64,
     last_log: Option<Instant>,
-    /// Callback count at `progress_at`, for stall detection.
-    seen_callbacks: u64,
-    progress_at: Instant,
+    stall: StallWatch,
 }
 
 impl std::fmt::Debug for MicReader {
@@ -363,8 +438,7 @@ impl MicReader {
             dropped: 0,
             errors_logged: 0,
             last_log: None,
-            seen_callbacks: 0,
-            progress_at: Instant::now(),
+            stall: StallWatch::new(),
         }
     }
 
@@ -426,22 +500,7 @@ impl MicReader {
     /// Marks a running stream lost once its callbacks have stopped for [`STALL_TIMEOUT`]
     /// (only after it has started: PulseAudio can take ~2 s to deliver the first block).
     fn detect_stall(&mut self) {
-        let callbacks = self.shared.callbacks.load(Ordering::Relaxed);
-        if callbacks != self.seen_callbacks {
-            self.seen_callbacks = callbacks;
-            self.progress_at = Instant::now();
-        } else if callbacks > 0
-            && self.progress_at.elapsed() > STALL_TIMEOUT
-            && self.shared.state.load(Ordering::Acquire) == RUNNING
-        {
-            *self
-                .shared
-                .reason
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) =
-                "the device stopped delivering audio".to_string();
-            self.shared.lost_kind.store(0, Ordering::Relaxed);
-            self.shared.state.store(LOST, Ordering::Release);
+        if self.stall.check(&self.shared, "delivering audio") {
             tracing::warn!("microphone stopped delivering audio");
         }
     }

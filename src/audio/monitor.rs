@@ -18,7 +18,9 @@ use cpal::{FromSample, SizedSample};
 use ringbuf::traits::{Consumer, Observer, Producer, Split};
 use ringbuf::{HeapCons, HeapProd, HeapRb};
 
-use super::capture::{MicStatus, StreamShared, on_stream_error, status_of};
+use super::capture::{
+    MicStatus, StallWatch, StreamShared, on_stream_error, release_in_background, status_of,
+};
 use super::devices::{
     AudioDeviceError, StreamResampler, check_config, classify, describe_config, find_device,
     stereo_to_device, with_sample_type,
@@ -54,13 +56,16 @@ impl MonitorShared {
 }
 
 /// An open monitor output. Keep it alive (it owns the cpal stream) and hand its
-/// [`MonitorWriter`] to the engine.
+/// [`MonitorWriter`] to the engine. Poll [`Monitor::check`] to notice a lost output; a lost
+/// monitor is replaced by opening a new one.
 pub struct Monitor {
     name: String,
     config: String,
-    _stream: cpal::Stream,
+    /// None only while dropping.
+    stream: Option<cpal::Stream>,
     shared: Arc<MonitorShared>,
     writer: Option<MonitorWriter>,
+    stall: StallWatch,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -105,9 +110,10 @@ impl Monitor {
         Ok(Monitor {
             name,
             config: describe_config(&supported),
-            _stream: stream,
+            stream: Some(stream),
             shared,
             writer: Some(writer),
+            stall: StallWatch::new(),
         })
     }
 
@@ -129,6 +135,15 @@ impl Monitor {
     /// Running, or lost (device gone, audio system stopped). Open a new monitor to retry.
     pub fn status(&self) -> MicStatus {
         status_of(&self.shared.stream)
+    }
+
+    /// Like [`Monitor::status`], and first marks the output lost if its callbacks stopped for
+    /// [`super::capture::STALL_TIMEOUT`] (a dead PulseAudio daemon reports no error at all).
+    pub fn check(&mut self) -> MicStatus {
+        if self.stall.check(&self.shared.stream, "playing audio") {
+            tracing::warn!("monitor output stopped playing audio");
+        }
+        self.status()
     }
 
     pub fn device_name(&self) -> &str {
@@ -153,6 +168,17 @@ impl Monitor {
     /// Device callbacks so far.
     pub fn callbacks(&self) -> u64 {
         self.shared.stream.callbacks.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Monitor {
+    /// Never blocks: with the PulseAudio daemon dead, dropping a cpal ALSA stream blocks forever
+    /// (its worker never wakes up), and this runs on the thread that watches the devices.
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            let lost = matches!(self.check(), MicStatus::Lost { .. });
+            release_in_background(stream, lost);
+        }
     }
 }
 

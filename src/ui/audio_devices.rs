@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::audio::capture::{MicStatus, Microphone};
-use crate::audio::devices::{DeviceList, list_devices};
+use crate::audio::devices::{AudioDeviceError, DeviceList, list_devices};
 use crate::audio::monitor::Monitor;
 use crate::engine::mix::Exclusive;
 use crate::engine::{Command, EngineMsg};
@@ -42,7 +42,7 @@ pub struct AudioDevices {
 /// Applies a change to the shared state and asks for a repaint.
 type Update<'a> = &'a dyn Fn(&dyn Fn(&mut DeviceState));
 
-/// How often the thread checks a running microphone, and retries a lost one.
+/// How often the thread checks the running microphone and monitor, and retries a lost one.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 impl AudioDevices {
@@ -99,7 +99,14 @@ fn run(
     let list = list_devices();
     update(&|s| s.list = Some(list.clone()));
     let mut mic: Option<Microphone> = None;
-    let mut _monitor: Option<Monitor> = None;
+    // Why the running microphone was lost; while set, it is reopened every WATCH_EVERY (a
+    // restarting sound server first refuses connections, which reads as "no device").
+    let mut mic_lost: Option<String> = None;
+    let mut monitor: Option<Monitor> = None;
+    // Where the monitor plays while it is on: the engine and the chosen output.
+    let mut monitor_target: Option<(Sender<EngineMsg>, Option<String>)> = None;
+    // Why the running monitor was lost; while set, it is reopened every WATCH_EVERY.
+    let mut monitor_lost: Option<String> = None;
     loop {
         match rx.recv_timeout(WATCH_EVERY) {
             Ok(Request::Relist) => {
@@ -110,30 +117,71 @@ fn run(
                 engine,
                 input,
                 output,
-                monitor,
+                monitor: monitor_on,
             }) => {
                 mic = open_mic(input.as_deref(), &engine, &update);
-                _monitor = if monitor {
-                    open_monitor(output.as_deref(), &engine, &update)
+                mic_lost = None;
+                monitor_lost = None;
+                monitor_target = None;
+                if monitor_on {
+                    monitor = match open_monitor(output.as_deref(), &engine, &update) {
+                        Ok(m) => Some(m),
+                        Err(e) => {
+                            let text = format!("no monitor output: {e}");
+                            update(&|s| s.monitor = text.clone());
+                            None
+                        }
+                    };
+                    monitor_target = Some((engine, output));
                 } else {
-                    None
-                };
-                if !monitor {
+                    monitor = None;
                     let _ = engine.send(EngineMsg::Command(Command::SetMonitorSink(None)));
                     update(&|s| s.monitor = "off".into());
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
-                // A lost microphone (unplugged, sound server restarted) is retried; its reader in
-                // the engine switches to the new stream by itself.
-                if let Some(m) = mic.as_mut()
-                    && let MicStatus::Lost { reason } = m.status()
+                // A lost microphone (unplugged, sound server restarted) is retried until it
+                // runs again; its reader in the engine switches to the new stream by itself.
+                if let Some(m) = mic.as_mut() {
+                    if mic_lost.is_none()
+                        && let MicStatus::Lost { reason } = m.check()
+                    {
+                        tracing::warn!("microphone lost: {reason}");
+                        mic_lost = Some(reason);
+                    }
+                    if let Some(reason) = &mic_lost {
+                        let now = match m.reopen() {
+                            Ok(()) => {
+                                mic_lost = None;
+                                (format!("{} ({})", m.device_name(), m.device_config()), true)
+                            }
+                            Err(e) => (format!("microphone lost: {reason}; retrying ({e})"), false),
+                        };
+                        update(&|s| (s.mic, s.mic_ok) = now.clone());
+                    }
+                }
+                // A lost monitor (headphones unplugged, sound server restarted) is replaced by a
+                // new one; the engine drops the old ring when it gets the new one.
+                if let Some(m) = monitor.as_mut()
+                    && let MicStatus::Lost { reason } = m.check()
                 {
-                    let now = match m.reopen() {
-                        Ok(()) => (format!("{} ({})", m.device_name(), m.device_config()), true),
-                        Err(e) => (format!("microphone lost: {reason}; retrying ({e})"), false),
-                    };
-                    update(&|s| (s.mic, s.mic_ok) = now.clone());
+                    tracing::warn!("monitor output lost: {reason}");
+                    monitor = None;
+                    monitor_lost = Some(reason);
+                }
+                if let (None, Some(reason), Some((engine, output))) =
+                    (&monitor, &monitor_lost, &monitor_target)
+                {
+                    match open_monitor(output.as_deref(), engine, &update) {
+                        Ok(m) => {
+                            monitor = Some(m);
+                            monitor_lost = None;
+                        }
+                        Err(e) => {
+                            let text = format!("monitor lost: {reason}; retrying ({e})");
+                            update(&|s| s.monitor = text.clone());
+                        }
+                    }
                 }
             }
             Err(RecvTimeoutError::Disconnected) => return,
@@ -165,25 +213,19 @@ fn open_mic(
     }
 }
 
+/// Opens the monitor output and gives its ring to the engine.
 fn open_monitor(
     id: Option<&str>,
     engine: &Sender<EngineMsg>,
     update: Update<'_>,
-) -> Option<Monitor> {
-    match Monitor::open(id) {
-        Ok(mut monitor) => {
-            let writer = monitor.take_writer()?;
-            let _ = engine.send(EngineMsg::Command(Command::SetMonitorSink(Some(
-                Exclusive::new(Box::new(writer)),
-            ))));
-            let text = format!("{} ({})", monitor.device_name(), monitor.device_config());
-            update(&|s| s.monitor = text.clone());
-            Some(monitor)
-        }
-        Err(e) => {
-            let text = format!("no monitor output: {e}");
-            update(&|s| s.monitor = text.clone());
-            None
-        }
+) -> Result<Monitor, AudioDeviceError> {
+    let mut monitor = Monitor::open(id)?;
+    if let Some(writer) = monitor.take_writer() {
+        let _ = engine.send(EngineMsg::Command(Command::SetMonitorSink(Some(
+            Exclusive::new(Box::new(writer)),
+        ))));
     }
+    let text = format!("{} ({})", monitor.device_name(), monitor.device_config());
+    update(&|s| s.monitor = text.clone());
+    Ok(monitor)
 }
