@@ -86,6 +86,29 @@ fn three_guilds_hear_the_whole_file() {
     assert_no_violations(&sim);
 }
 
+/// The connection card shows a websocket ping soon after joining, not one heartbeat interval
+/// (13.75 s) later; the heartbeat is a valid v8 one (the simulator acknowledges only those).
+#[test]
+fn the_voice_ping_is_known_within_seconds_of_joining() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let status = wait_status(&voice, Duration::from_secs(4), |s| {
+        s.connections
+            .first()
+            .is_some_and(|c| c.heartbeat_rtt.is_some())
+    });
+    voice.close();
+    let rtt = status.connections.first().and_then(|c| c.heartbeat_rtt);
+    assert!(
+        rtt.is_some_and(|r| r < Duration::from_secs(1)),
+        "{status:?}"
+    );
+    assert_no_violations(&sim);
+}
+
 #[test]
 fn leaving_sends_voice_state_with_null_channel() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();

@@ -21,6 +21,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use self::payloads::*;
 use crate::discord::ws::{self, WsStream};
 
+/// When the first heartbeat goes out after Hello (if the interval is longer).
+const FIRST_HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// How to open the session on this socket.
 #[derive(Debug, Clone)]
 pub enum Opening {
@@ -150,7 +153,9 @@ async fn run(
                             let ms = d.get("heartbeat_interval").and_then(Value::as_f64).unwrap_or(13_750.0);
                             let every = Duration::from_secs_f64((ms / 1000.0).max(0.05));
                             interval = Some(every);
-                            next_beat = Instant::now() + every;
+                            // The first beat comes early, so the connection card shows a ping
+                            // within a second instead of after a whole interval.
+                            next_beat = Instant::now() + every.min(FIRST_HEARTBEAT);
                         }
                         OP_HEARTBEAT_ACK => {
                             missed = 0;
