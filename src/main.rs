@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 mod cli;
 
@@ -41,7 +41,28 @@ enum Cmd {
         /// How many guilds the simulator has (ids 100, 101, ...).
         #[arg(long, default_value_t = 2)]
         guilds: usize,
+        /// Whether voice channels require DAVE end-to-end encryption (Discord today: required;
+        /// a client without DAVE is closed with 4017).
+        #[arg(long, value_enum, default_value_t = Dave::Required)]
+        dave: Dave,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dave {
+    Required,
+    Optional,
+    Off,
+}
+
+impl From<Dave> for voxboard::sim::DaveMode {
+    fn from(d: Dave) -> Self {
+        match d {
+            Dave::Required => Self::Required,
+            Dave::Optional => Self::Optional,
+            Dave::Off => Self::Off,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -52,9 +73,9 @@ fn main() -> ExitCode {
             cli::init_logging();
             cli::play::run(play)
         }
-        Some(Cmd::Sim { guilds }) => {
+        Some(Cmd::Sim { guilds, dave }) => {
             cli::init_logging();
-            cli::sim::run(guilds)
+            cli::sim::run(guilds, dave.into())
         }
         Some(Cmd::Devices) => {
             cli::init_logging();

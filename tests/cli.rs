@@ -169,3 +169,53 @@ fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
 fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
+
+/// `voxboard sim` as a process, the way one tries a client by hand: it prints its gateway URL
+/// and test token, and `voxboard play` against it works, with DAVE as configured.
+#[test]
+fn the_simulator_process_serves_play_with_and_without_dave() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    for (dave, expect) in [
+        ("required", "E2EE DAVE v1, privacy code "),
+        ("off", "E2EE off"),
+    ] {
+        let mut sim = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+            .args(["sim", "--guilds", "1", "--dave", dave])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start voxboard sim");
+        let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
+        let (mut gateway, mut token) = (None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("read sim output");
+            if let Some(url) = line.strip_prefix("gateway: ") {
+                gateway = Some(url.to_string());
+            }
+            if let Some(t) = line.strip_prefix("token:") {
+                token = t.split_whitespace().next().map(str::to_string);
+            }
+            if line.starts_with("running") {
+                break;
+            }
+        }
+        let (gateway, token) = (gateway.expect("gateway line"), token.expect("token line"));
+        let f = fixture();
+        let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+            .args(["play", "--gateway", &gateway, "--join", "100:1002"])
+            .arg(path(&f.tones))
+            .env("DISCORD_TOKEN", &token)
+            .output()
+            .expect("run voxboard play");
+        let _ = sim.kill();
+        let _ = sim.wait();
+        let all = text(&out);
+        assert!(out.status.success(), "--dave {dave}:\n{all}");
+        assert!(
+            all.contains("guild 100: sent ") && all.contains(expect),
+            "--dave {dave}: no {expect:?} in\n{all}"
+        );
+        assert!(!all.contains(&token), "the token leaked:\n{all}");
+    }
+}

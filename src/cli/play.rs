@@ -148,8 +148,13 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     result?;
 
     for c in &final_status.connections {
+        let e2ee = match (c.dave.protocol_version, &c.dave.privacy_code) {
+            (0, _) => "off".to_string(),
+            (v, Some(code)) => format!("DAVE v{v}, privacy code {code}"),
+            (v, None) => format!("DAVE v{v}"),
+        };
         println!(
-            "guild {}: sent {} packets, {} bytes, encryption {}",
+            "guild {}: sent {} packets, {} bytes, encryption {}, E2EE {e2ee}",
             c.guild_id,
             c.packets,
             c.bytes,

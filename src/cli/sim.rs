@@ -1,9 +1,13 @@
 //! `voxboard sim`: the simulator as a process, for trying clients by hand.
 
-use voxboard::sim::{SimConfig, Simulator};
+use std::io::Write;
 
-pub fn run(guilds: usize) -> anyhow::Result<()> {
-    let sim = Simulator::start(SimConfig::with_guilds(guilds.max(1)))?;
+use voxboard::sim::{DaveMode, SimConfig, Simulator};
+
+pub fn run(guilds: usize, dave: DaveMode) -> anyhow::Result<()> {
+    let mut config = SimConfig::with_guilds(guilds.max(1));
+    config.dave = dave;
+    let sim = Simulator::start(config)?;
     println!("gateway: {}", sim.gateway_url());
     println!(
         "token:   {} (a test token, valid only here)",
@@ -17,7 +21,10 @@ pub fn run(guilds: usize) -> anyhow::Result<()> {
             );
         }
     }
+    println!("DAVE: {dave:?}");
     println!("running; press Ctrl-C to stop");
+    // Scripts read the lines above through a pipe: do not leave them in the buffer.
+    std::io::stdout().flush()?;
     loop {
         std::thread::park();
     }
