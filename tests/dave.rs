@@ -525,6 +525,10 @@ fn downgrade_for_a_client_without_dave_and_upgrade_when_it_leaves() {
         Some(0),
         "{plain:?}"
     );
+    assert!(
+        dave(&plain).is_some_and(|d| d.privacy_code.is_none() && d.epoch.is_none()),
+        "no stale privacy code once the call is not E2EE: {plain:?}"
+    );
     std::thread::sleep(Duration::from_secs(2));
     let heard_plain = sim.heard_by(guild(0), old_client);
 
