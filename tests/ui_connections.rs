@@ -54,3 +54,39 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
     assert!(h.query_by_label("Demo Guild B").is_some());
     assert!(h.query_all_by_label("Connect").count() >= 1);
 }
+
+/// When the gateway cannot be reached the panel says why while it retries: here the gateway's
+/// TLS certificate is not one the app trusts.
+#[test]
+fn the_panel_says_why_the_gateway_is_retrying() {
+    use voxboard::board::store::Store;
+    use voxboard::sim::{SimConfig, Simulator};
+
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
+    let mut config = SimConfig::with_guilds(1);
+    config
+        .serve_tls(vec![issued.cert.der().clone()], key.into())
+        .unwrap();
+    let sim = Simulator::start(config).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut board = Board::default();
+    board.settings.gateway_url = Some(sim.gateway_url());
+    Store::new(dir.path()).save(&board).unwrap();
+    let app = voxboard::ui::VoxApp::new(voxboard::ui::AppConfig::headless(
+        Store::new(dir.path()),
+        voxboard::ui::token::TokenState::demo(SimConfig::TEST_TOKEN),
+    ));
+    let mut h = ui_support::harness(app);
+    step_until(
+        &mut h,
+        Duration::from_secs(10),
+        "the panel names the TLS failure",
+        |h| {
+            h.query_all_by_label_contains("Retrying: TLS handshake failed")
+                .next()
+                .is_some()
+        },
+    );
+    assert!(h.query_by_label("Connecting to Discord…").is_some());
+}

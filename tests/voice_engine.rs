@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use voxboard::engine::Target;
+use voxboard::discord::ws::{TlsTrust, Token};
+use voxboard::engine::{Target, Voice, VoiceConfig};
 use voxboard::sim::{SimConfig, SimEvent, Simulator};
 
 /// One frame of audio at 48 kHz, in seconds: the tolerance on durations.
@@ -313,4 +314,63 @@ fn joins_sent_before_ready_are_checked_when_the_guilds_arrive() {
         .unwrap()
         .unwrap();
     engine.shutdown(Duration::from_secs(2));
+}
+
+/// A simulator serving both gateways over TLS with a fresh self-signed certificate for
+/// 127.0.0.1, and that certificate.
+fn tls_sim() -> (Simulator, rustls::pki_types::CertificateDer<'static>) {
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = issued.cert.der().clone();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
+    let mut config = SimConfig::with_guilds(1);
+    config.serve_tls(vec![cert.clone()], key.into()).unwrap();
+    (Simulator::start(config).unwrap(), cert)
+}
+
+/// The `wss://` path real Discord uses, main and voice gateway alike (rustls, the crypto
+/// provider, server names for IP endpoints): with the simulator's certificate trusted, the
+/// three tones are heard as over plain `ws://`.
+#[test]
+fn three_tones_over_wss() {
+    let (sim, cert) = tls_sim();
+    assert!(sim.gateway_url().starts_with("wss://127.0.0.1:"));
+    let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+    config.gateway_url = sim.gateway_url();
+    config.tls = TlsTrust::with_extra_roots([cert]).unwrap();
+    let voice = Voice::connect(config).expect("connect over wss://");
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    voice
+        .play(three_tone_clip().samples, Target::All, 1.0)
+        .wait();
+    wait_quiet(&voice);
+    voice.close();
+    assert_three_tones(&sim, guild(0), 1.0 - FRAME, 1.0 + FRAME);
+    assert_no_violations(&sim);
+}
+
+/// A gateway whose certificate is not trusted is never talked to, and the user is told why:
+/// the connect error (and the status while retrying) names the certificate problem.
+#[test]
+fn an_untrusted_certificate_is_refused_and_named() {
+    let (sim, _cert) = tls_sim();
+    let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+    config.gateway_url = sim.gateway_url();
+    config.connect_timeout = Duration::from_secs(2);
+    let err = match Voice::connect(config) {
+        Ok(_) => panic!("connected to a gateway with an untrusted certificate"),
+        Err(e) => e.to_string(),
+    };
+    println!("as the user sees it: {err}");
+    assert!(
+        err.contains("did not become ready") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    assert!(
+        !sim.events()
+            .iter()
+            .any(|e| matches!(e, SimEvent::MainConnected { .. })),
+        "no websocket was opened"
+    );
 }

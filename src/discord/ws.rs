@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 pub type WsStream = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -97,18 +99,89 @@ pub fn voice_gateway_url(endpoint: &str, main_gateway: &Url) -> Result<String, U
     Ok(raw)
 }
 
-/// Connects a websocket (TLS for `wss://`), with a timeout.
-pub async fn connect(url: &str, timeout: std::time::Duration) -> anyhow::Result<WsStream> {
-    install_crypto_provider();
-    let connecting = tokio_tungstenite::connect_async(url);
+/// The certificate authorities `wss://` connections trust: the Mozilla set (webpki-roots, as
+/// tokio-tungstenite would use), plus any extra roots (tests add the simulator's self-signed
+/// certificate). Cheap to clone.
+#[derive(Clone)]
+pub struct TlsTrust {
+    config: Arc<rustls::ClientConfig>,
+    extra_roots: usize,
+}
+
+impl TlsTrust {
+    pub fn with_extra_roots(
+        extra: impl IntoIterator<Item = CertificateDer<'static>>,
+    ) -> Result<TlsTrust, rustls::Error> {
+        let mut roots = webpki_root_store();
+        let mut extra_roots = 0;
+        for cert in extra {
+            roots.add(cert)?;
+            extra_roots += 1;
+        }
+        Ok(TlsTrust::from_roots(roots, extra_roots))
+    }
+
+    fn from_roots(roots: rustls::RootCertStore, extra_roots: usize) -> TlsTrust {
+        install_crypto_provider();
+        let config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        TlsTrust {
+            config: Arc::new(config),
+            extra_roots,
+        }
+    }
+}
+
+fn webpki_root_store() -> rustls::RootCertStore {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    roots
+}
+
+impl Default for TlsTrust {
+    fn default() -> Self {
+        TlsTrust::from_roots(webpki_root_store(), 0)
+    }
+}
+
+impl fmt::Debug for TlsTrust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TlsTrust(webpki roots + {} extra)", self.extra_roots)
+    }
+}
+
+/// Connects a websocket (TLS for `wss://`, trusting `tls`), with a timeout.
+pub async fn connect(
+    url: &str,
+    timeout: std::time::Duration,
+    tls: &TlsTrust,
+) -> anyhow::Result<WsStream> {
+    let connector = Connector::Rustls(tls.config.clone());
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector));
     let (ws, _response) = tokio::time::timeout(timeout, connecting)
         .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to {}", redact_query(url)))??;
+        .map_err(|_| anyhow::anyhow!("timed out connecting to {}", redact_query(url)))?
+        .map_err(|e| anyhow::anyhow!(describe_connect_error(&e)))?;
     Ok(ws)
 }
 
+/// One plain line for a failed connect; a TLS failure says so (tungstenite wraps it in an I/O
+/// error whose text would otherwise repeat itself).
+fn describe_connect_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match e {
+        Error::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(tls) => format!("TLS handshake failed: {tls}"),
+            None => io.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 /// rustls needs a process-wide crypto provider; installing twice is harmless.
-fn install_crypto_provider() {
+pub(crate) fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

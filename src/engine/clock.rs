@@ -11,7 +11,7 @@ use url::Url;
 use super::status::{Status, StatusOut};
 use super::{Command, EngineCore, EngineMsg, Net, NetEvent, Settings, TICK};
 use crate::discord::gateway::{self, GatewayConfig};
-use crate::discord::ws::Token;
+use crate::discord::ws::{TlsTrust, Token};
 
 /// A running engine: its inbox, its status and its thread.
 pub struct EngineThread {
@@ -25,6 +25,7 @@ pub fn spawn_engine(
     settings: Settings,
     gateway_url: Url,
     token: Token,
+    tls: TlsTrust,
 ) -> std::io::Result<EngineThread> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -39,6 +40,7 @@ pub fn spawn_engine(
             GatewayConfig {
                 url: gateway_url.clone(),
                 token,
+                tls: tls.clone(),
             },
             Arc::new(move |event| {
                 let _ = to_engine.send(EngineMsg::Net(NetEvent::Gateway(event)));
@@ -48,6 +50,7 @@ pub fn spawn_engine(
     let net = Net {
         runtime: runtime.handle().clone(),
         gateway_url,
+        tls,
         to_engine: tx.clone(),
         gateway,
     };

@@ -298,6 +298,7 @@ pub fn open_voice_socket(
             resume => resume,
         },
         last_seq: c.link.last_seq,
+        tls: net.tls.clone(),
     };
     let _enter = net.runtime.enter();
     c.link.tx = Some(voice_gateway::spawn(config, sink));

@@ -105,14 +105,20 @@ fn on_gateway_event(
             }
             gateway.user_id = Some(user_id);
             gateway.ready = true;
+            gateway.trouble = None;
             gateway.pending_guilds = guild_ids
                 .into_iter()
                 .filter(|g| !gateway.guilds.contains_key(g))
                 .collect();
             settle(gateway, conns);
         }
-        GatewayEvent::Resumed => {}
-        GatewayEvent::Reconnecting { .. } => gateway.reconnects += 1,
+        GatewayEvent::Resumed => gateway.trouble = None,
+        GatewayEvent::Reconnecting { error, .. } => {
+            gateway.reconnects += 1;
+            if error.is_some() {
+                gateway.trouble = error;
+            }
+        }
         GatewayEvent::Guild(guild) => {
             gateway.pending_guilds.remove(&guild.id);
             gateway.guilds.insert(guild.id, guild);

@@ -26,7 +26,7 @@ impl EngineHandle {
     /// (authentication failed, ...) show up in [`status`](Self::status).
     pub fn start(config: VoiceConfig) -> Result<EngineHandle, ConnectError> {
         let url = ws::check_gateway_url(&config.gateway_url)?;
-        let engine = spawn_engine(config.settings, url, config.token)?;
+        let engine = spawn_engine(config.settings, url, config.token, config.tls)?;
         Ok(EngineHandle {
             tx: engine.tx.clone(),
             status: engine.status.clone(),

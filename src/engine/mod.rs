@@ -209,6 +209,8 @@ pub struct Now(pub Instant);
 pub struct Net {
     pub runtime: tokio::runtime::Handle,
     pub gateway_url: Url,
+    /// What `wss://` trusts, for the voice gateways too.
+    pub tls: crate::discord::ws::TlsTrust,
     pub to_engine: Sender<EngineMsg>,
     pub gateway: tokio::sync::mpsc::UnboundedSender<GatewayCommand>,
 }
@@ -244,6 +246,8 @@ pub struct MainGatewayState {
     pub fatal: Option<VoiceError>,
     pub waiters: Vec<Sender<Result<u64, VoiceError>>>,
     pub reconnects: u32,
+    /// Why the last connection attempt failed, while reconnecting (cleared once connected).
+    pub trouble: Option<String>,
 }
 
 /// Guild id → connection entity.

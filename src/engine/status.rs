@@ -37,6 +37,8 @@ pub struct ConnStatus {
 pub struct Status {
     pub gateway_ready: bool,
     pub gateway_error: Option<String>,
+    /// Why the main gateway is still retrying (cannot connect: DNS, TLS, refused, …).
+    pub gateway_trouble: Option<String>,
     pub gateway_reconnects: u32,
     /// The bot's user id, once READY arrived.
     pub user_id: Option<u64>,
@@ -141,6 +143,7 @@ pub fn publish_status(
     let status = Status {
         gateway_ready: gateway.ready,
         gateway_error: gateway.fatal.as_ref().map(ToString::to_string),
+        gateway_trouble: gateway.trouble.clone(),
         gateway_reconnects: gateway.reconnects,
         connections,
         user_id: gateway.user_id,

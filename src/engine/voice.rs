@@ -22,6 +22,8 @@ pub struct VoiceConfig {
     pub settings: Settings,
     /// How long `connect` waits for READY and the guilds.
     pub connect_timeout: Duration,
+    /// The certificate authorities `wss://` trusts (webpki's roots by default).
+    pub tls: ws::TlsTrust,
 }
 
 impl VoiceConfig {
@@ -31,6 +33,7 @@ impl VoiceConfig {
             token,
             settings: Settings::default(),
             connect_timeout: Duration::from_secs(20),
+            tls: ws::TlsTrust::default(),
         }
     }
 }
@@ -43,8 +46,11 @@ pub enum ConnectError {
     Voice(#[from] VoiceError),
     #[error("could not start the engine: {0}")]
     Io(#[from] io::Error),
-    #[error("the gateway did not become ready within {0:?}")]
-    Timeout(Duration),
+    #[error("the gateway did not become ready within {after:?}{}", last_error.as_ref().map(|e| format!(" (last error: {e})")).unwrap_or_default())]
+    Timeout {
+        after: Duration,
+        last_error: Option<String>,
+    },
 }
 
 /// The voice manager: one bot, any number of guild sessions.
@@ -68,7 +74,12 @@ impl Voice {
         let user_id = match answer.recv_timeout(connect_timeout) {
             Ok(Ok(user)) => user,
             Ok(Err(e)) => return Err(e.into()),
-            Err(_) => return Err(ConnectError::Timeout(connect_timeout)),
+            Err(_) => {
+                return Err(ConnectError::Timeout {
+                    after: connect_timeout,
+                    last_error: handle.status().borrow().gateway_trouble.clone(),
+                });
+            }
         };
         Ok(Voice {
             tx: handle.sender(),

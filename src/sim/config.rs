@@ -1,6 +1,9 @@
 //! What the simulated Discord looks like: the bot, its guilds and channels, the offered modes.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Discord channel types the simulator knows (the numbers are Discord's `type` field).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +84,8 @@ pub struct SimConfig {
     /// When a virtual listener sends its commit after proposals reach it (None: never, so a
     /// socket client's commit wins; Some(ZERO): at once, so the listener wins the race).
     pub listener_commit_delay: Option<Duration>,
+    /// Serve both gateways over TLS (`wss://`, as Discord does); see [`SimConfig::serve_tls`].
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl SimConfig {
@@ -126,7 +131,23 @@ impl SimConfig {
             dave: DaveMode::Required,
             dave_listeners: 1,
             listener_commit_delay: Some(Duration::from_millis(50)),
+            tls: None,
         }
+    }
+
+    /// Serves the main and voice gateways over TLS with this certificate (for 127.0.0.1), so a
+    /// client is tested on the `wss://` path real Discord uses. The client must trust it.
+    pub fn serve_tls(
+        &mut self,
+        cert_chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<(), rustls::Error> {
+        crate::discord::ws::install_crypto_provider();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(cert_chain, key)?;
+        self.tls = Some(Arc::new(config));
+        Ok(())
     }
 
     pub fn guild(&self, id: u64) -> Option<&SimGuild> {

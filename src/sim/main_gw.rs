@@ -43,7 +43,8 @@ struct Conn {
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
-    let Ok((socket, path)) = ws::accept(stream).await else {
+    let tls = shared.config.tls.clone();
+    let Ok((socket, path)) = ws::accept(stream, tls.as_ref()).await else {
         return;
     };
     let (tx, rx) = mpsc::unbounded_channel();

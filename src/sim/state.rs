@@ -326,7 +326,12 @@ impl Shared {
     }
 
     pub fn gateway_url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.main_port)
+        let scheme = if self.config.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.main_port)
     }
 
     pub fn voice_endpoint(&self, server: usize) -> String {

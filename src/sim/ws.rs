@@ -2,7 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_tungstenite::WebSocketStream;
@@ -13,12 +16,28 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::state::Ctl;
 
-pub type Ws = WebSocketStream<TcpStream>;
+/// A client's byte stream: plain TCP, or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Accepts a websocket and returns it with the request's path and query ("/?v=8").
+pub type Ws = WebSocketStream<Box<dyn Io>>;
+
+/// Accepts a websocket (after a TLS handshake when `tls` is set) and returns it with the
+/// request's path and query ("/?v=8").
 // The callback's Result type is tungstenite's, not ours to shrink.
 #[allow(clippy::result_large_err)]
-pub async fn accept(stream: TcpStream) -> anyhow::Result<(Ws, String)> {
+pub async fn accept(
+    stream: TcpStream,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<(Ws, String)> {
+    let stream: Box<dyn Io> = match tls {
+        Some(config) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config.clone());
+            let handshake = acceptor.accept(stream);
+            Box::new(tokio::time::timeout(Duration::from_secs(10), handshake).await??)
+        }
+        None => Box::new(stream),
+    };
     let mut path = String::new();
     let ws = tokio_tungstenite::accept_hdr_async(stream, |req: &Request, resp: Response| {
         path = req.uri().to_string();

@@ -170,6 +170,10 @@ fn gateway_line(ui: &mut egui::Ui, core: &Core) {
             ui.spinner();
             ui.label("Connecting to Discord…");
         });
+        if let Some(why) = &s.gateway_trouble {
+            ui.colored_label(style::WARN, format!("Retrying: {why}"))
+                .on_hover_text("The gateway connection failed; Voxboard keeps retrying.");
+        }
     }
 }
 

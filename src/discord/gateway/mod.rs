@@ -35,10 +35,12 @@ pub enum GatewayEvent {
     },
     /// A dropped connection was resumed; no events were lost.
     Resumed,
-    /// The connection dropped; the task is reconnecting (`resume` says how).
+    /// The connection dropped, or could not be made (`error`: why, e.g. a TLS failure); the
+    /// task is reconnecting (`resume` says how).
     Reconnecting {
         code: Option<u16>,
         resume: bool,
+        error: Option<String>,
     },
     Guild(Guild),
     VoiceState(VoiceState),
@@ -73,6 +75,7 @@ pub type EventSink = Arc<dyn Fn(GatewayEvent) + Send + Sync>;
 pub struct GatewayConfig {
     pub url: Url,
     pub token: Token,
+    pub tls: ws::TlsTrust,
 }
 
 /// Starts the main gateway task on the current tokio runtime.
@@ -107,6 +110,7 @@ async fn run(
     let mut failures: u32 = 0;
     // op 4 payloads not yet sent; kept across reconnects so nothing asked for is lost.
     let mut pending: Vec<String> = Vec::new();
+    let mut connect_error: Option<String> = None;
     loop {
         let resume = session.id.is_some();
         let base = match (&session.resume_url, resume) {
@@ -114,7 +118,7 @@ async fn run(
             _ => config.url.clone(),
         };
         let url = ws::main_gateway_url(&base);
-        let ended = match ws::connect(&url, Duration::from_secs(10)).await {
+        let ended = match ws::connect(&url, Duration::from_secs(10), &config.tls).await {
             Ok(socket) => {
                 let link = Link {
                     token: &config.token,
@@ -132,6 +136,7 @@ async fn run(
             }
             Err(e) => {
                 tracing::warn!("main gateway: cannot connect: {e:#}");
+                connect_error = Some(format!("{e:#}"));
                 Ended::Reconnect { code: None, resume }
             }
         };
@@ -146,7 +151,11 @@ async fn run(
                 if !resume {
                     session = Session::default();
                 }
-                sink(GatewayEvent::Reconnecting { code, resume });
+                sink(GatewayEvent::Reconnecting {
+                    code,
+                    resume,
+                    error: connect_error.take(),
+                });
                 failures += 1;
                 // Full jitter, capped: reconnect storms help no one.
                 let cap = Duration::from_millis(250 * 2u64.pow(failures.min(6)));

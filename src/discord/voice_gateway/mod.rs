@@ -80,6 +80,7 @@ pub struct VoiceGatewayConfig {
     pub opening: Opening,
     /// The last seq seen on the previous socket (for a resume), else -1.
     pub last_seq: i64,
+    pub tls: ws::TlsTrust,
 }
 
 /// Starts a voice gateway task on the current tokio runtime.
@@ -87,7 +88,7 @@ pub fn spawn(config: VoiceGatewayConfig, sink: EventSink) -> mpsc::UnboundedSend
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut last_seq = config.last_seq;
-        let code = match ws::connect(&config.url, Duration::from_secs(10)).await {
+        let code = match ws::connect(&config.url, Duration::from_secs(10), &config.tls).await {
             Ok(socket) => run(socket, &config, &sink, rx, &mut last_seq).await,
             Err(e) => {
                 tracing::warn!(
