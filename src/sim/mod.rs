@@ -150,7 +150,7 @@ impl Simulator {
         })
     }
 
-    /// "ws://127.0.0.1:PORT" of the main gateway.
+    /// "ws://127.0.0.1:PORT" of the main gateway ("wss://…" with [`SimConfig::serve_tls`]).
     pub fn gateway_url(&self) -> String {
         self.shared.gateway_url()
     }
