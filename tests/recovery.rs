@@ -208,3 +208,47 @@ fn null_endpoint_waits_for_the_reallocated_server() {
     assert_eq!(resumes(&sim), 0);
     assert_no_violations(&sim);
 }
+
+/// A VOICE_SERVER_UPDATE names a server that refuses connections: the engine says why on the
+/// connection card, rejoins through the main gateway, gets a working server and the file is still
+/// heard whole.
+#[test]
+fn an_unreachable_voice_server_is_reported_and_rejoined() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    sim.announce_unreachable_voice_server(guild(0));
+    let trouble = wait_status(&voice, Duration::from_secs(5), |s| {
+        s.connections
+            .first()
+            .is_some_and(|c| c.last_error.is_some())
+    });
+    assert!(
+        playing.wait_timeout(Duration::from_secs(20)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    let problem = trouble.connections[0]
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    println!("the card said: {problem}");
+    assert!(
+        problem.contains("voice server") && problem.contains("refused"),
+        "{problem}"
+    );
+    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_eq!(
+        identifies(&sim),
+        2,
+        "a fresh Identify on the working server"
+    );
+    assert_heard_whole(&sim);
+    assert_no_violations(&sim);
+}

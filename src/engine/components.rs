@@ -176,6 +176,8 @@ pub struct ConnStats {
     pub send_errors: u64,
     pub heartbeat_rtt: Option<Duration>,
     pub last_close: Option<u16>,
+    /// Why a voice connection attempt last failed (kept, like `last_close`).
+    pub last_error: Option<String>,
     pub resumes: u32,
     pub rejoins: u32,
     pub moves: u32,

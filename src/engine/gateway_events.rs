@@ -357,10 +357,18 @@ fn on_voice_event(
             c.dave
                 .on_event(&event, &c.members, user_id, channel_id, &c.link);
         }
-        VoiceEvent::Closed { code, last_seq } => {
+        VoiceEvent::Closed {
+            code,
+            last_seq,
+            error,
+        } => {
             c.link.tx = None;
             c.link.last_seq = last_seq;
-            c.stats.last_close = code;
+            if let Some(e) = error {
+                c.stats.last_error = Some(format!("cannot reach the voice server: {e}"));
+            } else {
+                c.stats.last_close = code;
+            }
             on_voice_closed(c, code, settings, now);
         }
     }

@@ -23,6 +23,8 @@ pub struct ConnStatus {
     pub bytes: u64,
     pub heartbeat_rtt: Option<Duration>,
     pub last_close: Option<u16>,
+    /// Why a voice connection attempt last failed (refused, TLS, timeout), if one ever did.
+    pub last_error: Option<String>,
     pub resumes: u32,
     pub rejoins: u32,
     pub moves: u32,
@@ -131,6 +133,7 @@ pub fn publish_status(
             bytes: stats.bytes,
             heartbeat_rtt: stats.heartbeat_rtt,
             last_close: stats.last_close,
+            last_error: stats.last_error.clone(),
             resumes: stats.resumes,
             rejoins: stats.rejoins,
             moves: stats.moves,

@@ -95,13 +95,28 @@ pub fn move_voice_server(st: &mut State, shared: &Shared, guild_id: u64) -> Opti
 /// Sends VOICE_SERVER_UPDATE with a fresh token for the guild's current server (`endpoint: null`
 /// when `real` is false: the allocated server went away). None if the bot holds no voice grant.
 pub fn server_update(st: &mut State, shared: &Shared, guild_id: u64, real: bool) -> Option<()> {
+    let endpoint = real.then(|| shared.voice_endpoint(st.guild(guild_id).server));
+    announce_voice_server(st, guild_id, endpoint)
+}
+
+/// Sends VOICE_SERVER_UPDATE pointing at `dead_endpoint`, where nothing listens (a server that
+/// failed between allocation and connect). The grant stays on the guild's real server, so the
+/// client's next op 4 gets a working endpoint.
+pub fn announce_unreachable_server(
+    st: &mut State,
+    guild_id: u64,
+    dead_endpoint: String,
+) -> Option<()> {
+    announce_voice_server(st, guild_id, Some(dead_endpoint))
+}
+
+fn announce_voice_server(st: &mut State, guild_id: u64, endpoint: Option<String>) -> Option<()> {
     let gv = st.guild(guild_id);
     let server = gv.server;
     let grant = gv.grant.as_mut()?;
     grant.server = server;
     grant.token = random_hex();
     let (main, token) = (grant.main_session.clone(), grant.token.clone());
-    let endpoint = real.then(|| shared.voice_endpoint(server));
     st.dispatch(
         &main,
         "VOICE_SERVER_UPDATE",

@@ -216,6 +216,19 @@ impl Simulator {
         });
     }
 
+    /// VOICE_SERVER_UPDATE naming a voice server nobody answers on (connection refused); the
+    /// guild's next op 4 gets its real server again.
+    pub fn announce_unreachable_voice_server(&self, guild_id: u64) {
+        // A port that was free a moment ago: bound, then released.
+        let dead = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "127.0.0.1:9".into());
+        self.fault(format!("unreachable_voice_server guild={guild_id}"), |st| {
+            faults::announce_unreachable_server(st, guild_id, dead);
+        });
+    }
+
     /// Region move: VOICE_SERVER_UPDATE with a new token and the other voice server's endpoint.
     /// The old voice socket, if the client has not closed it, is closed with 4022 a second later.
     pub fn move_voice_server(&self, guild_id: u64) {

@@ -248,6 +248,9 @@ fn details(ui: &mut egui::Ui, c: &ConnStatus) {
                     format!("{code}: {}", voice_close_reason(code)),
                 );
             }
+            if let Some(problem) = &c.last_error {
+                row("Last problem", problem.clone());
+            }
         });
 }
 

@@ -53,10 +53,12 @@ pub enum VoiceEvent {
         op: u8,
         payload: Vec<u8>,
     },
-    /// The socket ended. `code` is `None` when it dropped without a close frame.
+    /// The socket ended. `code` is `None` when it dropped without a close frame; `error` says
+    /// why a connection could not be made at all (refused, TLS, timeout).
     Closed {
         code: Option<u16>,
         last_seq: i64,
+        error: Option<String>,
     },
 }
 
@@ -88,17 +90,22 @@ pub fn spawn(config: VoiceGatewayConfig, sink: EventSink) -> mpsc::UnboundedSend
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut last_seq = config.last_seq;
-        let code = match ws::connect(&config.url, Duration::from_secs(10), &config.tls).await {
-            Ok(socket) => run(socket, &config, &sink, rx, &mut last_seq).await,
-            Err(e) => {
-                tracing::warn!(
-                    "voice gateway {}: cannot connect: {e:#}",
-                    config.credentials.guild_id
-                );
-                None
-            }
-        };
-        sink(VoiceEvent::Closed { code, last_seq });
+        let (code, error) =
+            match ws::connect(&config.url, Duration::from_secs(10), &config.tls).await {
+                Ok(socket) => (run(socket, &config, &sink, rx, &mut last_seq).await, None),
+                Err(e) => {
+                    tracing::warn!(
+                        "voice gateway {}: cannot connect: {e:#}",
+                        config.credentials.guild_id
+                    );
+                    (None, Some(format!("{e:#}")))
+                }
+            };
+        sink(VoiceEvent::Closed {
+            code,
+            last_seq,
+            error,
+        });
     });
     tx
 }
