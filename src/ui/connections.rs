@@ -202,7 +202,10 @@ fn details(ui: &mut egui::Ui, c: &ConnStatus) {
                 "Ping",
                 c.heartbeat_rtt.map_or_else(
                     || "waiting for the first heartbeat".into(),
-                    |d| format!("{} ms", d.as_millis()),
+                    |d| match d.as_secs_f64() * 1000.0 {
+                        ms if ms < 10.0 => format!("{ms:.1} ms"),
+                        ms => format!("{ms:.0} ms"),
+                    },
                 ),
             );
             row("Encryption", c.mode.unwrap_or("—").to_owned());
