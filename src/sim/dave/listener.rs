@@ -51,8 +51,8 @@ impl Listener {
         ))
     }
 
-    pub fn without_dave(user_id: u64, channel_id: u64) -> anyhow::Result<Self> {
-        Ok(Self::with_session(user_id, channel_id, None, None))
+    pub fn without_dave(user_id: u64, channel_id: u64) -> Self {
+        Self::with_session(user_id, channel_id, None, None)
     }
 
     fn with_session(

@@ -159,7 +159,7 @@ fn add_listener_to(call: &mut Call, config: &SimConfig, dave: bool, now: Instant
     let listener = if dave {
         Listener::new(id, call.channel_id, config.listener_commit_delay)
     } else {
-        Listener::without_dave(id, call.channel_id)
+        Ok(Listener::without_dave(id, call.channel_id))
     };
     match listener {
         Ok(l) => {
