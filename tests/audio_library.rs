@@ -314,7 +314,10 @@ fn a_request_overtakes_queued_preloads() {
         .iter()
         .all(|&id| matches!(lib.state(id), Some(SoundState::Ready { .. })))
     {
-        assert!(std::time::Instant::now() < deadline, "decodes never finished");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "decodes never finished"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     lib.set_on_change(Arc::new(|_| {}));

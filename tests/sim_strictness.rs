@@ -262,6 +262,40 @@ async fn voice_resume_replays_missed_messages_and_keeps_the_key() {
     assert_eq!(sim.heard(GUILD).audio_frames(), 5);
 }
 
+/// Doc §1.2 (main gateway, mirrored for voice): a client that closes with 1000 has ended its
+/// session, so resuming it is refused; any other code keeps it resumable.
+#[tokio::test]
+async fn voice_resume_after_the_client_closed_with_1000_is_refused() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let close_with = |code: u16| CloseFrame {
+        code: CloseCode::from(code),
+        reason: "".into(),
+    };
+
+    let sim = sim();
+    let mut main = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
+    let (sid, token, endpoint) = join_channel(&mut main, GUILD, VOICE).await;
+    let resume = json!({"op": 7, "d": {"server_id": "100", "session_id": sid, "token": token, "seq_ack": 1}});
+    let mut voice = Voice::connect(&endpoint).await;
+    send(&mut voice.ws, json!({"op": 0, "d": {"server_id": "100", "user_id": main.user_id, "session_id": sid, "token": token}})).await;
+    voice.recv_op(2).await;
+
+    // 4000: the session waits for a resume.
+    voice.ws.close(Some(close_with(4000))).await.expect("close");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut voice = Voice::connect(&endpoint).await;
+    send(&mut voice.ws, resume.clone()).await;
+    voice.recv_op(9).await;
+
+    // 1000: the session is over.
+    voice.ws.close(Some(close_with(1000))).await.expect("close");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut voice = Voice::connect(&endpoint).await;
+    send(&mut voice.ws, resume).await;
+    assert_eq!(expect_close(&mut voice.ws).await, Some(4006));
+}
+
 #[tokio::test]
 async fn voice_resume_of_an_unknown_session_is_closed_4006() {
     let sim = sim();

@@ -591,7 +591,13 @@ impl Conn {
             st.event(SimEvent::VoiceClosed { guild_id: g, code });
         }
         let Some(vid) = self.session else { return };
-        let resumable = !by_server || code.is_none_or(resumable_close);
+        // As on the main gateway (doc §1.2), a client's 1000/1001 ends the session: it is not
+        // coming back to resume it (Voxboard closes so when it moves to another server).
+        let resumable = if by_server {
+            code.is_none_or(resumable_close)
+        } else {
+            !matches!(code, Some(1000 | 1001))
+        };
         if !resumable {
             st.end_voice(vid, code.unwrap_or(1000), "closed");
             return;
