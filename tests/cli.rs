@@ -219,3 +219,43 @@ fn the_simulator_process_serves_play_with_and_without_dave() {
         assert!(!all.contains(&token), "the token leaked:\n{all}");
     }
 }
+
+/// `wss://` with the system's trust store: a gateway certificate listed in `SSL_CERT_FILE` is
+/// trusted (the path company TLS proxies and antivirus rely on); without it `play` fails with
+/// one line that names the TLS problem.
+#[test]
+fn wss_trusts_the_system_store_and_names_a_tls_failure() {
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
+    let mut config = SimConfig::with_guilds(1);
+    config
+        .serve_tls(vec![issued.cert.der().clone()], key.into())
+        .unwrap();
+    let sim = Simulator::start(config).unwrap();
+    let f = fixture();
+    let pem = f.dir.path().join("sim-ca.pem");
+    std::fs::write(&pem, issued.cert.pem()).unwrap();
+    let run = |cert_file: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxboard"));
+        cmd.args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join-timeout",
+            "3",
+        ])
+        .args(["--join", "100:1002", path(&f.tones)])
+        .env("DISCORD_TOKEN", SimConfig::TEST_TOKEN)
+        .env_remove("SSL_CERT_FILE");
+        if let Some(file) = cert_file {
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        cmd.output().expect("run voxboard")
+    };
+    let trusted = run(Some(&pem));
+    let all = text(&trusted);
+    assert!(trusted.status.success(), "{all}");
+    assert!(all.contains("E2EE DAVE v1"), "{all}");
+    let untrusted = run(None);
+    assert_fails_with(&untrusted, "TLS handshake failed", SimConfig::TEST_TOKEN);
+}

@@ -28,7 +28,7 @@ pub struct PlayArgs {
     /// listeners heard.
     #[arg(long, conflicts_with_all = ["gateway", "token_file"])]
     sim: bool,
-    /// Seconds to wait for each voice connection.
+    /// Seconds to wait for the gateway, and for each voice connection.
     #[arg(long, default_value_t = 10)]
     join_timeout: u64,
     /// Speak through the microphone for the whole run (push-to-talk held).
@@ -122,6 +122,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     let mut config = VoiceConfig::new(token);
     config.gateway_url = gateway;
     config.settings.join_timeout = Duration::from_secs(args.join_timeout.max(1));
+    config.connect_timeout = config.settings.join_timeout;
     let voice = Voice::connect(config).map_err(|e| match e {
         ConnectError::Voice(v) => anyhow::anyhow!("{v}"),
         other => anyhow::anyhow!("{other}"),

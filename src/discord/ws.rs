@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpStream;
@@ -99,55 +99,70 @@ pub fn voice_gateway_url(endpoint: &str, main_gateway: &Url) -> Result<String, U
     Ok(raw)
 }
 
-/// The certificate authorities `wss://` connections trust: the Mozilla set (webpki-roots, as
-/// tokio-tungstenite would use), plus any extra roots (tests add the simulator's self-signed
-/// certificate). Cheap to clone.
-#[derive(Clone)]
+/// The certificate authorities `wss://` connections trust: the Mozilla set (webpki-roots), the
+/// system's store (so `SSL_CERT_FILE`, and the roots antivirus or company TLS proxies install,
+/// work as in the browser), and any extra roots (tests add the simulator's certificate). The
+/// rustls config is built on first use, on the connecting task: reading the system store is
+/// file I/O, kept off the UI thread. Cheap to clone.
+#[derive(Clone, Default)]
 pub struct TlsTrust {
-    config: Arc<rustls::ClientConfig>,
-    extra_roots: usize,
+    extra: Arc<Vec<CertificateDer<'static>>>,
+    config: Arc<OnceLock<Arc<rustls::ClientConfig>>>,
 }
 
 impl TlsTrust {
+    /// Also trusts `extra` (each must parse as a certificate).
     pub fn with_extra_roots(
         extra: impl IntoIterator<Item = CertificateDer<'static>>,
     ) -> Result<TlsTrust, rustls::Error> {
-        let mut roots = webpki_root_store();
-        let mut extra_roots = 0;
-        for cert in extra {
-            roots.add(cert)?;
-            extra_roots += 1;
+        let extra: Vec<_> = extra.into_iter().collect();
+        let mut check = rustls::RootCertStore::empty();
+        for cert in &extra {
+            check.add(cert.clone())?;
         }
-        Ok(TlsTrust::from_roots(roots, extra_roots))
+        Ok(TlsTrust {
+            extra: Arc::new(extra),
+            config: Arc::default(),
+        })
     }
 
-    fn from_roots(roots: rustls::RootCertStore, extra_roots: usize) -> TlsTrust {
-        install_crypto_provider();
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        TlsTrust {
-            config: Arc::new(config),
-            extra_roots,
-        }
+    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        self.config
+            .get_or_init(|| {
+                install_crypto_provider();
+                let mut roots = rustls::RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                roots.add_parsable_certificates(system_roots().iter().cloned());
+                roots.add_parsable_certificates(self.extra.iter().cloned());
+                let config = rustls::ClientConfig::builder()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Arc::new(config)
+            })
+            .clone()
     }
 }
 
-fn webpki_root_store() -> rustls::RootCertStore {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    roots
-}
-
-impl Default for TlsTrust {
-    fn default() -> Self {
-        TlsTrust::from_roots(webpki_root_store(), 0)
-    }
+/// The system's root certificates, read once per process.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let found = rustls_native_certs::load_native_certs();
+        for e in &found.errors {
+            tracing::debug!("system certificate store: {e}");
+        }
+        tracing::debug!("{} system root certificates", found.certs.len());
+        found.certs
+    })
 }
 
 impl fmt::Debug for TlsTrust {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TlsTrust(webpki roots + {} extra)", self.extra_roots)
+        write!(
+            f,
+            "TlsTrust(webpki + system + {} extra roots)",
+            self.extra.len()
+        )
     }
 }
 
@@ -157,7 +172,7 @@ pub async fn connect(
     timeout: std::time::Duration,
     tls: &TlsTrust,
 ) -> anyhow::Result<WsStream> {
-    let connector = Connector::Rustls(tls.config.clone());
+    let connector = Connector::Rustls(tls.client_config());
     let connecting =
         tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector));
     let (ws, _response) = tokio::time::timeout(timeout, connecting)
