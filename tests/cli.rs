@@ -225,16 +225,10 @@ fn the_simulator_process_serves_play_with_and_without_dave() {
 /// one line that names the TLS problem.
 #[test]
 fn wss_trusts_the_system_store_and_names_a_tls_failure() {
-    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
-    let mut config = SimConfig::with_guilds(1);
-    config
-        .serve_tls(vec![issued.cert.der().clone()], key.into())
-        .unwrap();
-    let sim = Simulator::start(config).unwrap();
+    let (sim, _, pem_text) = tls_sim();
     let f = fixture();
     let pem = f.dir.path().join("sim-ca.pem");
-    std::fs::write(&pem, issued.cert.pem()).unwrap();
+    std::fs::write(&pem, pem_text).unwrap();
     let run = |cert_file: Option<&Path>| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxboard"));
         cmd.args([

@@ -1,6 +1,7 @@
 //! The connection card follows a real connection through the simulator: it becomes ready, and
 //! when the simulator kicks the bot the card says so in plain words.
 
+mod common;
 mod ui_support;
 
 use std::time::Duration;
@@ -60,15 +61,9 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
 #[test]
 fn the_panel_says_why_the_gateway_is_retrying() {
     use voxboard::board::store::Store;
-    use voxboard::sim::{SimConfig, Simulator};
+    use voxboard::sim::SimConfig;
 
-    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
-    let mut config = SimConfig::with_guilds(1);
-    config
-        .serve_tls(vec![issued.cert.der().clone()], key.into())
-        .unwrap();
-    let sim = Simulator::start(config).unwrap();
+    let (sim, _, _) = common::tls_sim();
     let dir = tempfile::tempdir().unwrap();
     let mut board = Board::default();
     board.settings.gateway_url = Some(sim.gateway_url());

@@ -316,23 +316,12 @@ fn joins_sent_before_ready_are_checked_when_the_guilds_arrive() {
     engine.shutdown(Duration::from_secs(2));
 }
 
-/// A simulator serving both gateways over TLS with a fresh self-signed certificate for
-/// 127.0.0.1, and that certificate.
-fn tls_sim() -> (Simulator, rustls::pki_types::CertificateDer<'static>) {
-    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
-    let cert = issued.cert.der().clone();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
-    let mut config = SimConfig::with_guilds(1);
-    config.serve_tls(vec![cert.clone()], key.into()).unwrap();
-    (Simulator::start(config).unwrap(), cert)
-}
-
 /// The `wss://` path real Discord uses, main and voice gateway alike (rustls, the crypto
 /// provider, server names for IP endpoints): with the simulator's certificate trusted, the
 /// three tones are heard as over plain `ws://`.
 #[test]
 fn three_tones_over_wss() {
-    let (sim, cert) = tls_sim();
+    let (sim, cert, _) = tls_sim();
     assert!(sim.gateway_url().starts_with("wss://127.0.0.1:"));
     let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
     config.gateway_url = sim.gateway_url();
@@ -354,7 +343,7 @@ fn three_tones_over_wss() {
 /// the connect error (and the status while retrying) names the certificate problem.
 #[test]
 fn an_untrusted_certificate_is_refused_and_named() {
-    let (sim, _cert) = tls_sim();
+    let (sim, _, _) = tls_sim();
     let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
     config.gateway_url = sim.gateway_url();
     config.connect_timeout = Duration::from_secs(2);

@@ -134,3 +134,18 @@ pub fn sine_clip(freq: f32, amp: f32, seconds: f32) -> std::sync::Arc<[f32]> {
         })
         .collect()
 }
+
+/// A simulator serving both gateways over TLS with a fresh self-signed certificate for
+/// 127.0.0.1; returns it with that certificate (DER, for `TlsTrust`, and PEM, for a file).
+pub fn tls_sim() -> (
+    Simulator,
+    rustls::pki_types::CertificateDer<'static>,
+    String,
+) {
+    let issued = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert = issued.cert.der().clone();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der());
+    let mut config = SimConfig::with_guilds(1);
+    config.serve_tls(vec![cert.clone()], key.into()).unwrap();
+    (Simulator::start(config).unwrap(), cert, issued.cert.pem())
+}
