@@ -55,7 +55,7 @@ enum Dave {
     Off,
 }
 
-impl From<Dave> for voxboard::sim::DaveMode {
+impl From<Dave> for voxboard_sim::DaveMode {
     fn from(d: Dave) -> Self {
         match d {
             Dave::Required => Self::Required,

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Retrigger;
+use voxboard_voice::engine::Retrigger;
 
 /// Bumped when the file format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;

@@ -1,10 +1,10 @@
 //! Sound devices for the CLI: `voxboard devices`, and the microphone/monitor of `play`.
 
-use voxboard::audio::capture::Microphone;
-use voxboard::audio::devices::list_devices;
-use voxboard::audio::monitor::Monitor;
-use voxboard::engine::mix::Exclusive;
-use voxboard::engine::{Command, Voice};
+use voxboard_audio::capture::Microphone;
+use voxboard_audio::devices::list_devices;
+use voxboard_audio::monitor::Monitor;
+use voxboard_voice::engine::mix::Exclusive;
+use voxboard_voice::engine::{Command, Voice};
 
 /// `voxboard devices`: every input and output, defaults marked.
 pub fn run() -> anyhow::Result<()> {

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use voxboard::audio::decode::{Clip, decode_file};
-use voxboard::discord::ws::{DISCORD_GATEWAY, Token};
-use voxboard::engine::voice::ConnectError;
-use voxboard::engine::{Status, Target, Voice, VoiceConfig};
-use voxboard::sim::{SimConfig, Simulator};
+use voxboard_audio::decode::{Clip, decode_file};
+use voxboard_sim::{SimConfig, Simulator};
+use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
+use voxboard_voice::engine::voice::ConnectError;
+use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig};
 
 #[derive(clap::Args)]
 pub struct PlayArgs {
@@ -105,7 +105,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
                 if let Some(voice) = g
                     .channels
                     .iter_mut()
-                    .find(|c| c.kind == voxboard::sim::ChannelKind::Voice)
+                    .find(|c| c.kind == voxboard_sim::ChannelKind::Voice)
                 {
                     voice.id = *cid;
                 }
@@ -140,7 +140,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
         let rest = Duration::from_secs_f64(secs.max(0.0)).saturating_sub(started.elapsed());
         std::thread::sleep(rest);
     }
-    voice.command(voxboard::engine::Command::PushToTalk(false));
+    voice.command(voxboard_voice::engine::Command::PushToTalk(false));
     wait_for_silence_tail(&voice);
     let final_status = voice.status().borrow().clone();
     let _ = voice.close();
@@ -238,7 +238,7 @@ fn report_sim(sim: &Simulator, joins: &[(u64, u64)]) -> anyhow::Result<()> {
         let pitch = if pcm.len() >= 4_800 {
             format!(
                 ", dominant frequency {:.0} Hz",
-                voxboard::audio::analysis::dominant_frequency(&pcm, 48_000, 50.0, 5_000.0)
+                voxboard_audio::analysis::dominant_frequency(&pcm, 48_000, 50.0, 5_000.0)
             )
         } else {
             String::new()

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use voxboard::sim::{DaveMode, SimConfig, Simulator};
+use voxboard_sim::{DaveMode, SimConfig, Simulator};
 
 pub fn run(guilds: usize, dave: DaveMode) -> anyhow::Result<()> {
     let mut config = SimConfig::with_guilds(guilds.max(1));

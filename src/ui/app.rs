@@ -16,11 +16,11 @@ use super::log::{LogBuffer, LogPanel};
 use super::settings_panel::{SettingsAction, SettingsPanel};
 use super::style;
 use super::token::TokenState;
-use crate::audio::library::{LibraryConfig, SoundLibrary};
 use crate::board::hotkeys::{Action, HotkeyEvent, Hotkeys};
 use crate::board::store::Store;
-use crate::discord::ws::DISCORD_GATEWAY;
-use crate::engine::VoiceConfig;
+use voxboard_audio::library::{LibraryConfig, SoundLibrary};
+use voxboard_voice::discord::ws::DISCORD_GATEWAY;
+use voxboard_voice::engine::VoiceConfig;
 
 pub struct AppConfig {
     pub store: Store,
@@ -205,7 +205,7 @@ impl VoxApp {
             self.core.retire_engine();
             return;
         };
-        let mut config = VoiceConfig::new(crate::discord::ws::Token::new(token.expose()));
+        let mut config = VoiceConfig::new(voxboard_voice::discord::ws::Token::new(token.expose()));
         config.gateway_url = self
             .core
             .board

@@ -6,11 +6,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::audio::capture::{MicStatus, Microphone};
-use crate::audio::devices::{AudioDeviceError, DeviceList, list_devices};
-use crate::audio::monitor::Monitor;
-use crate::engine::mix::Exclusive;
-use crate::engine::{Command, EngineMsg};
+use voxboard_audio::capture::{MicStatus, Microphone};
+use voxboard_audio::devices::{AudioDeviceError, DeviceList, list_devices};
+use voxboard_audio::monitor::Monitor;
+use voxboard_voice::engine::mix::Exclusive;
+use voxboard_voice::engine::{Command, EngineMsg};
 
 /// What the settings panel and the bottom bar show.
 #[derive(Debug, Clone, Default)]

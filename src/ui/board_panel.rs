@@ -10,7 +10,7 @@ use egui::{Align2, Color32, CornerRadius, FontId, Sense, Stroke, vec2};
 
 use super::core::Core;
 use super::style;
-use crate::audio::library::SoundState;
+use voxboard_audio::library::SoundState;
 
 /// The smallest tile; tiles grow to fill the row.
 const TILE: egui::Vec2 = vec2(160.0, 86.0);

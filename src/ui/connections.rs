@@ -8,8 +8,8 @@ use egui::RichText;
 
 use super::core::Core;
 use super::style;
-use crate::discord::close_codes::voice_close_reason;
-use crate::engine::status::{ConnStatus, GuildInfo};
+use voxboard_voice::discord::close_codes::voice_close_reason;
+use voxboard_voice::engine::status::{ConnStatus, GuildInfo};
 
 #[derive(Default)]
 pub struct ConnectionsPanel {

@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::audio::library::{SoundId, SoundLibrary, SoundState};
 use crate::board::store::{Saver, Store};
 use crate::board::{Board, Sound};
-use crate::engine::{Command, EngineHandle, PlayRequest, Status, Target, VoiceConfig, VoiceError};
+use voxboard_audio::library::{SoundId, SoundLibrary, SoundState};
+use voxboard_voice::engine::{
+    Command, EngineHandle, PlayRequest, Status, Target, VoiceConfig, VoiceError,
+};
 
 /// How long a click waits for its sound to decode before giving up (and saying so).
 const PLAY_WAIT: Duration = Duration::from_secs(10);

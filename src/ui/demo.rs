@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::audio::analysis::dominant_frequency;
 use crate::board::Board;
 use crate::board::store::Store;
-use crate::sim::{ChannelKind, Simulator, demo_config};
+use voxboard_audio::analysis::dominant_frequency;
+use voxboard_sim::{ChannelKind, Simulator, demo_config};
 
 pub struct Demo {
     pub sim: Simulator,

@@ -7,7 +7,7 @@ use super::core::Core;
 use super::style;
 use crate::board::hotkeys;
 use crate::board::{PALETTE, Sound};
-use crate::engine::Retrigger;
+use voxboard_voice::engine::Retrigger;
 
 pub struct EditDialog {
     draft: Sound,

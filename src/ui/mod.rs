@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 pub use app::{AppConfig, View, VoxApp};
 
 use crate::board::store::Store;
-use crate::sim::SimConfig;
+use voxboard_sim::SimConfig;
 
 /// How the GUI was asked to run.
 pub struct RunOptions {
@@ -53,12 +53,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         library: Default::default(),
         started: opts.started,
     };
-    let renderer = match std::env::var("VOXBOARD_RENDERER").as_deref() {
-        Ok("wgpu") => eframe::Renderer::Wgpu,
-        _ => eframe::Renderer::Glow,
-    };
     let native = eframe::NativeOptions {
-        renderer,
+        renderer: eframe::Renderer::Glow,
         viewport: egui::ViewportBuilder::default()
             .with_title(if opts.demo {
                 "Voxboard — demo"

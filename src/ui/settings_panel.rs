@@ -203,7 +203,7 @@ fn audio_ui(ui: &mut egui::Ui, core: &mut Core) {
 fn device_picker(
     ui: &mut egui::Ui,
     label: &str,
-    devices: &[crate::audio::devices::DeviceInfo],
+    devices: &[voxboard_audio::devices::DeviceInfo],
     chosen: &mut Option<String>,
 ) -> bool {
     let before = chosen.clone();

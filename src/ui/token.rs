@@ -5,7 +5,7 @@
 
 use std::sync::mpsc::{Receiver, channel};
 
-use crate::discord::ws::Token;
+use voxboard_voice::discord::ws::Token;
 
 const SERVICE: &str = "voxboard";
 const ACCOUNT: &str = "discord-bot-token";

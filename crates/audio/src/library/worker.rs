@@ -1,0 +1,173 @@
+//! The decode threads: take a job, decode with no lock held, store the result.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+
+use super::{ClipInfo, Shared, Slot, SoundId, State, bytes_of, duration_of};
+use crate::analysis;
+use crate::decode::decode_file;
+use crate::loudness;
+
+/// Starts decode thread number `n`. It exits when the library's last handle is dropped.
+pub(super) fn spawn(shared: Arc<Shared>, n: usize) {
+    thread::Builder::new()
+        .name(format!("voxboard-decode-{n}"))
+        .spawn(move || run(&shared))
+        // Like `thread::spawn`: an OS that cannot start a thread leaves no way to work.
+        .expect("cannot start a sound decode thread");
+}
+
+fn run(shared: &Shared) {
+    loop {
+        let job = {
+            let mut st = shared.lock();
+            loop {
+                if st.closed {
+                    return;
+                }
+                if let Some(job) = st.queue.pop_front() {
+                    break job;
+                }
+                st = shared
+                    .work
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        };
+        run_job(shared, job.0, job.1);
+    }
+}
+
+/// The result of decoding one file, ready to be stored.
+enum Outcome {
+    Clip { samples: Arc<[f32]>, info: ClipInfo },
+    Failed(String),
+}
+
+fn run_job(shared: &Shared, id: SoundId, generation: u64) {
+    let (path, hook) = {
+        let mut st = shared.lock();
+        let Some(entry) = st.sounds.get_mut(&id) else {
+            return; // removed while queued
+        };
+        if entry.generation != generation || !matches!(entry.slot, Slot::Queued) {
+            return; // superseded by a reload
+        }
+        entry.slot = Slot::Decoding(0.0);
+        let path = entry.path.clone();
+        st.stats.decodes_started += 1;
+        (path, st.hook.clone())
+    };
+    shared.notify(hook, &[id]);
+
+    let outcome = decode(shared, id, generation, &path);
+
+    let (changed, hook) = {
+        let mut st = shared.lock();
+        let changed = store(&mut st, shared.cap, id, generation, outcome);
+        (changed, st.hook.clone())
+    };
+    shared.done.notify_all();
+    shared.notify(hook, &changed);
+}
+
+/// Decodes and measures the file; publishes progress as it goes.
+fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome {
+    let mut last = 0.0f32;
+    let mut progress = |p: f32| {
+        // The decoder reports 1 % steps and a final 1.0; Ready says "done", not 100 %.
+        if p >= 1.0 || p - last < 0.01 {
+            return;
+        }
+        last = p;
+        let hook = {
+            let mut st = shared.lock();
+            match st.sounds.get_mut(&id) {
+                Some(e) if e.generation == generation => e.slot = Slot::Decoding(p),
+                _ => return,
+            }
+            st.hook.clone()
+        };
+        shared.notify(hook, &[id]);
+    };
+    // decode_file already contains decoder panics; this also covers resampling and the meter,
+    // so that a bad file costs one sound and never a decode thread.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_file(path, &mut progress).map(|clip| {
+            let lufs = loudness::integrated_lufs(&clip.samples);
+            let peak = analysis::peak(&clip.samples);
+            (clip.samples, lufs, peak)
+        })
+    }));
+    match result {
+        Ok(Ok((samples, lufs, peak))) => Outcome::Clip {
+            info: ClipInfo {
+                duration: duration_of(&samples),
+                lufs,
+                peak,
+            },
+            samples,
+        },
+        Ok(Err(e)) => Outcome::Failed(e.to_string()),
+        Err(_) => Outcome::Failed(format!("{}: decoding crashed on this file", path.display())),
+    }
+}
+
+/// Stores a finished decode unless the sound was removed or reloaded meanwhile; evicts least
+/// recently used clips to stay under `cap`. Returns every sound whose state changed.
+fn store(
+    st: &mut State,
+    cap: usize,
+    id: SoundId,
+    generation: u64,
+    outcome: Outcome,
+) -> Vec<SoundId> {
+    let Some(entry) = st.sounds.get_mut(&id) else {
+        return Vec::new();
+    };
+    if entry.generation != generation {
+        return Vec::new();
+    }
+    let (samples, info) = match outcome {
+        Outcome::Failed(reason) => {
+            tracing::warn!(%id, %reason, "sound failed to load");
+            entry.slot = Slot::Failed(reason);
+            entry.info = None;
+            return vec![id];
+        }
+        Outcome::Clip { samples, info } => (samples, info),
+    };
+    entry.info = Some(info);
+    let bytes = bytes_of(&samples);
+    if bytes > cap {
+        tracing::info!(%id, bytes, cap, "clip larger than the cache: playing it without keeping it");
+        entry.slot = Slot::Ready {
+            samples,
+            transient: true,
+        };
+        return vec![id];
+    }
+    entry.slot = Slot::Ready {
+        samples,
+        transient: false,
+    };
+    st.cached_bytes += bytes;
+    st.touch(id);
+    let mut changed = vec![id];
+    while st.cached_bytes > cap {
+        // The new clip is the most recent and fits alone, so the loop stops before it.
+        let Some((_, old)) = st.lru.pop_first() else {
+            break;
+        };
+        if let Some(e) = st.sounds.get_mut(&old)
+            && let Slot::Ready { samples, .. } = &e.slot
+        {
+            st.cached_bytes -= bytes_of(samples);
+            e.slot = Slot::Idle;
+            st.stats.evictions += 1;
+            changed.push(old);
+        }
+    }
+    changed
+}

@@ -1,0 +1,285 @@
+//! The mixing arithmetic: summing sounds with gain, fades that never click, and a limiter so
+//! overlapping sounds never exceed full scale while a single sound at unity passes untouched.
+
+use std::sync::Arc;
+
+use crate::{CHANNELS, FRAME_LEN, SAMPLE_RATE};
+
+/// A read position in a sound: what the mixer needs to play it.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    /// 48 kHz stereo interleaved, shared with the sound library (never copied).
+    pub samples: Arc<[f32]>,
+    pub position: usize,
+    pub gain: f32,
+    pub looped: bool,
+    /// Frames (per channel) left in a stop fade; `None` while playing normally.
+    pub fade_out: Option<u32>,
+}
+
+impl Cursor {
+    pub fn new(samples: Arc<[f32]>, gain: f32, looped: bool) -> Self {
+        Self {
+            samples,
+            position: 0,
+            gain,
+            looped,
+            fade_out: None,
+        }
+    }
+
+    /// Starts the stop fade (if not already fading).
+    pub fn stop(&mut self) {
+        self.fade_out.get_or_insert(FADE_FRAMES);
+    }
+
+    /// How far through the sound, 0..=1 (for progress bars).
+    pub fn progress(&self) -> f32 {
+        if self.samples.is_empty() {
+            1.0
+        } else {
+            (self.position as f32 / self.samples.len() as f32).min(1.0)
+        }
+    }
+}
+
+/// Length of the fade applied when a sound is stopped, and of the push-to-talk gate ramps.
+pub const FADE_FRAMES: u32 = SAMPLE_RATE / 100; // 10 ms
+
+/// Adds one 20 ms frame of `p` into `out` (interleaved stereo), scaled by `gain`, honouring
+/// looping and a stop fade. Reads only; [`advance`] moves the sound on.
+pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
+    let len = p.samples.len();
+    if len == 0 {
+        return;
+    }
+    let gain = gain * p.gain;
+    let mut pos = p.position;
+    let mut fade = p.fade_out;
+    for frame in out.chunks_exact_mut(CHANNELS) {
+        if pos >= len {
+            if !p.looped {
+                break;
+            }
+            pos = 0;
+        }
+        let g = match fade {
+            Some(0) => break,
+            Some(left) => {
+                fade = Some(left - 1);
+                gain * left as f32 / FADE_FRAMES as f32
+            }
+            None => gain,
+        };
+        for (o, s) in frame.iter_mut().zip(&p.samples[pos..pos + CHANNELS]) {
+            *o += s * g;
+        }
+        pos += CHANNELS;
+    }
+}
+
+/// Moves a sound on by one frame. Returns `false` when it has ended.
+pub fn advance(p: &mut Cursor) -> bool {
+    let len = p.samples.len();
+    if let Some(left) = p.fade_out {
+        let step = (FRAME_LEN / CHANNELS) as u32;
+        if left <= step {
+            return false;
+        }
+        p.fade_out = Some(left - step);
+    }
+    p.position += FRAME_LEN;
+    if p.position >= len {
+        if p.looped && len > 0 {
+            p.position %= len;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// A peak limiter with instant attack and smooth release, the gain linked across channels.
+///
+/// Instant attack means no lookahead (no added latency) and a hard guarantee: no output sample
+/// exceeds the ceiling. Below the ceiling the gain returns to exactly 1.0, so audio that never
+/// reaches full scale passes bit-identical.
+#[derive(Debug, Clone)]
+pub struct Limiter {
+    gain: f32,
+    release: f32,
+}
+
+/// The ceiling: full scale.
+const CEILING: f32 = 1.0;
+/// Release time constant.
+const RELEASE_SECONDS: f32 = 0.08;
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self {
+            gain: 1.0,
+            release: 1.0 - (-1.0 / (RELEASE_SECONDS * SAMPLE_RATE as f32)).exp(),
+        }
+    }
+}
+
+impl Limiter {
+    pub fn gain(&self) -> f32 {
+        self.gain
+    }
+
+    pub fn process(&mut self, buf: &mut [f32]) {
+        for frame in buf.chunks_exact_mut(CHANNELS) {
+            let peak = frame.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+            if self.gain < 1.0 {
+                // Snap home once within 0.01 dB, so quiet audio is bit-exact again.
+                self.gain += (1.0 - self.gain) * self.release;
+                if self.gain > 0.999 {
+                    self.gain = 1.0;
+                }
+            }
+            if peak * self.gain > CEILING {
+                self.gain = CEILING / peak;
+            }
+            if self.gain != 1.0 {
+                for s in frame.iter_mut() {
+                    *s = (*s * self.gain).clamp(-CEILING, CEILING);
+                }
+            }
+        }
+    }
+}
+
+/// A push-to-talk gate: opens and closes over [`FADE_FRAMES`] so the mic never clicks in or out.
+#[derive(Debug, Clone, Default)]
+pub struct Gate {
+    level: f32,
+}
+
+impl Gate {
+    pub fn is_closed(&self) -> bool {
+        self.level == 0.0
+    }
+
+    /// Scales `buf` (interleaved stereo) while ramping towards open or closed.
+    pub fn apply(&mut self, buf: &mut [f32], open: bool) {
+        let target = if open { 1.0 } else { 0.0 };
+        let step = 1.0 / FADE_FRAMES as f32;
+        for frame in buf.chunks_exact_mut(CHANNELS) {
+            if self.level < target {
+                self.level = (self.level + step).min(1.0);
+            } else if self.level > target {
+                self.level = (self.level - step).max(0.0);
+            }
+            for s in frame.iter_mut() {
+                *s *= self.level;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn playback(samples: Vec<f32>, looped: bool) -> Cursor {
+        Cursor::new(Arc::from(samples), 1.0, looped)
+    }
+
+    fn sine(freq: f32, amp: f32, frames: usize) -> Vec<f32> {
+        (0..frames)
+            .flat_map(|i| {
+                let s = amp * (i as f32 * freq * std::f32::consts::TAU / SAMPLE_RATE as f32).sin();
+                [s, s]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_sound_at_unity_passes_bit_identical() {
+        let samples = sine(440.0, 1.0, 960 * 5);
+        let mut p = playback(samples.clone(), false);
+        let mut limiter = Limiter::default();
+        let mut out = Vec::new();
+        loop {
+            let mut frame = vec![0.0; FRAME_LEN];
+            add_frame(&mut frame, &p, 1.0);
+            limiter.process(&mut frame);
+            out.extend_from_slice(&frame);
+            if !advance(&mut p) {
+                break;
+            }
+        }
+        assert_eq!(out, samples);
+    }
+
+    #[test]
+    fn overlapping_full_scale_sounds_never_clip_and_the_limiter_releases() {
+        let a = playback(sine(440.0, 1.0, 960 * 10), false);
+        let b = playback(sine(440.0, 1.0, 960 * 10), false);
+        let quiet = playback(sine(440.0, 0.25, 960 * 40), false);
+        let mut limiter = Limiter::default();
+        let (mut a, mut b, mut quiet) = (a, b, quiet);
+        let mut max = 0.0f32;
+        for tick in 0..40 {
+            let mut frame = vec![0.0; FRAME_LEN];
+            if tick < 10 {
+                add_frame(&mut frame, &a, 1.0);
+                add_frame(&mut frame, &b, 1.0);
+                advance(&mut a);
+                advance(&mut b);
+            }
+            add_frame(&mut frame, &quiet, 1.0);
+            advance(&mut quiet);
+            limiter.process(&mut frame);
+            max = frame.iter().fold(max, |m, s| m.max(s.abs()));
+        }
+        assert!(max <= 1.0, "peak {max}");
+        assert_eq!(limiter.gain(), 1.0, "released after the loud part");
+    }
+
+    #[test]
+    fn stop_fade_ramps_down_to_silence_within_ten_ms() {
+        let mut p = playback(vec![0.5; FRAME_LEN * 10], false);
+        p.fade_out = Some(FADE_FRAMES);
+        let mut frame = vec![0.0; FRAME_LEN];
+        add_frame(&mut frame, &p, 1.0);
+        assert!((frame[0] - 0.5).abs() < 1e-6, "starts at full level");
+        let last_nonzero = frame.iter().rposition(|s| *s != 0.0).unwrap();
+        assert!(
+            last_nonzero < (FADE_FRAMES as usize) * CHANNELS,
+            "silent after 10 ms"
+        );
+        let steps: f32 = frame
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
+        assert!(steps < 0.01, "no click: largest step {steps}");
+        assert!(!advance(&mut p), "a faded sound ends");
+    }
+
+    #[test]
+    fn looping_wraps_and_plain_sounds_end() {
+        let mut p = playback(vec![0.1; FRAME_LEN * 2], true);
+        for _ in 0..10 {
+            assert!(advance(&mut p));
+        }
+        let mut q = playback(vec![0.1; FRAME_LEN * 2], false);
+        assert!(advance(&mut q));
+        assert!(!advance(&mut q));
+    }
+
+    #[test]
+    fn gate_opens_and_closes_without_clicks() {
+        let mut gate = Gate::default();
+        let mut buf = vec![1.0; FRAME_LEN];
+        gate.apply(&mut buf, true);
+        assert_eq!(buf[0], 1.0 / FADE_FRAMES as f32);
+        assert_eq!(*buf.last().unwrap(), 1.0);
+        let mut buf = vec![1.0; FRAME_LEN];
+        gate.apply(&mut buf, false);
+        assert!(gate.is_closed());
+        assert_eq!(*buf.last().unwrap(), 0.0);
+    }
+}

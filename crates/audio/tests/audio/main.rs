@@ -1,0 +1,5 @@
+//! Decoding real files, the sound library, Opus.
+
+mod decode;
+mod library;
+mod opus;

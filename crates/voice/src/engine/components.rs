@@ -1,0 +1,239 @@
+//! Components of a guild voice connection and of a playing sound.
+
+use std::collections::VecDeque;
+use std::net::UdpSocket;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::discord::crypto::TransportCipher;
+use crate::discord::gateway::payloads::VoiceServer;
+use crate::discord::rtp::RtpStream;
+use crate::discord::voice_gateway::VoiceCommand;
+use crate::discord::voice_gateway::payloads::Ready as VoiceReady;
+use crate::engine::VoiceError;
+
+/// What the user asked for in one guild.
+#[derive(Component, Debug, Clone)]
+pub struct VoiceConn {
+    pub guild_id: u64,
+    pub channel_id: u64,
+    pub self_mute: bool,
+    pub self_deaf: bool,
+}
+
+/// The connection's state machine (see `connection.rs` for the transitions).
+#[derive(Component, Debug, Clone, PartialEq)]
+pub enum ConnPhase {
+    /// op 4 sent; waiting for VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE.
+    AwaitingServer {
+        since: Instant,
+    },
+    /// Voice websocket opening; Identify sent.
+    Connecting,
+    /// Ready received; IP discovery running.
+    Discovering,
+    /// Select Protocol sent; waiting for Session Description.
+    Selecting,
+    /// Audio can flow.
+    Ready,
+    /// The voice socket dropped; resuming on the same server while UDP keeps flowing.
+    Resuming {
+        attempt: u32,
+        at: Instant,
+    },
+    /// The session is gone; a full rejoin through op 4 is scheduled.
+    Reconnecting {
+        attempt: u32,
+        at: Instant,
+    },
+    /// Closed with 4014/4022: kicked or moved; the main gateway will say which.
+    AwaitingMainGateway {
+        since: Instant,
+    },
+    /// We asked to leave (op 4 with `channel_id: null`).
+    Leaving {
+        since: Instant,
+    },
+    /// Over, for good.
+    Disconnected {
+        reason: String,
+    },
+    Failed {
+        error: VoiceError,
+    },
+}
+
+impl ConnPhase {
+    /// Short name for status lines and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnPhase::AwaitingServer { .. } => "awaiting voice server",
+            ConnPhase::Connecting => "connecting",
+            ConnPhase::Discovering => "discovering",
+            ConnPhase::Selecting => "selecting protocol",
+            ConnPhase::Ready => "ready",
+            ConnPhase::Resuming { .. } => "resuming",
+            ConnPhase::Reconnecting { .. } => "reconnecting",
+            ConnPhase::AwaitingMainGateway { .. } => "disconnected, waiting for the gateway",
+            ConnPhase::Leaving { .. } => "leaving",
+            ConnPhase::Disconnected { .. } => "disconnected",
+            ConnPhase::Failed { .. } => "failed",
+        }
+    }
+
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self,
+            ConnPhase::Disconnected { .. } | ConnPhase::Failed { .. }
+        )
+    }
+}
+
+/// What the main gateway told us about this guild's voice session.
+#[derive(Component, Debug, Default)]
+pub struct VoiceSessionInfo {
+    pub session_id: Option<String>,
+    pub server: Option<VoiceServer>,
+}
+
+/// The link to this connection's voice gateway task.
+#[derive(Component, Debug, Default)]
+pub struct VoiceLink {
+    /// Bumped for every new socket, so late events from an old one are ignored.
+    pub generation: u32,
+    pub tx: Option<UnboundedSender<VoiceCommand>>,
+    pub url: Option<String>,
+    /// Last server seq seen (for `seq_ack` on resume); -1 before any.
+    pub last_seq: i64,
+    pub ready: Option<VoiceReady>,
+    /// The socket from IP discovery, waiting for Session Description.
+    pub pending_socket: Option<UdpSocket>,
+    pub rejoin_attempts: u32,
+}
+
+impl VoiceLink {
+    pub fn send(&self, command: VoiceCommand) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(command);
+        }
+    }
+
+    /// Closes the current socket (if any) and forgets it; its late events are ignored.
+    pub fn close(&mut self, code: u16) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(VoiceCommand::Close(code));
+            self.generation += 1;
+        }
+    }
+}
+
+/// The encrypted RTP stream of an established voice session.
+pub struct UdpTransport {
+    pub socket: UdpSocket,
+    pub rtp: RtpStream,
+    pub cipher: TransportCipher,
+    /// Reused for every packet: steady-state sending does not allocate.
+    pub packet: Vec<u8>,
+    pub last_sent: Instant,
+}
+
+#[derive(Component, Default)]
+pub struct Transport(pub Option<UdpTransport>);
+
+/// Speaking state: op 5 before the first packet, five silence frames when audio stops.
+#[derive(Component, Debug)]
+pub struct Speaking {
+    pub flags: u32,
+    /// Whether this session's SSRC was announced with op 5 (required before any packet).
+    pub registered: bool,
+    pub asserted: bool,
+    pub silence_left: u8,
+}
+
+impl Default for Speaking {
+    fn default() -> Self {
+        Self {
+            flags: crate::discord::voice_gateway::payloads::speaking::MICROPHONE,
+            registered: false,
+            asserted: false,
+            silence_left: 0,
+        }
+    }
+}
+
+/// Opus frames written directly by the library user, sent before any mix.
+#[derive(Component, Debug, Default)]
+pub struct OpusQueue(pub VecDeque<Vec<u8>>);
+
+/// Counters and recent history for the status panel.
+#[derive(Component, Debug, Clone, Default)]
+pub struct ConnStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub send_errors: u64,
+    pub heartbeat_rtt: Option<Duration>,
+    pub last_close: Option<u16>,
+    /// Why a voice connection attempt last failed (kept, like `last_close`).
+    pub last_error: Option<String>,
+    pub resumes: u32,
+    pub rejoins: u32,
+    pub moves: u32,
+    pub mode: Option<&'static str>,
+    pub endpoint: Option<String>,
+    /// From a play command to the first packet that carried it, for the last sound.
+    pub last_play_latency: Option<Duration>,
+}
+
+/// Callers of `join_channel` waiting for this connection to be ready.
+#[derive(Component, Default)]
+pub struct JoinWaiters(pub Vec<Sender<Result<(), VoiceError>>>);
+
+impl JoinWaiters {
+    pub fn resolve(&mut self, result: Result<(), VoiceError>) {
+        for w in self.0.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+/// Which connections a sound plays into.
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    Guilds(Vec<u64>),
+}
+
+impl Target {
+    pub fn includes(&self, guild_id: u64) -> bool {
+        match self {
+            Target::All => true,
+            Target::Guilds(g) => g.contains(&guild_id),
+        }
+    }
+}
+
+/// A sound that is playing.
+#[derive(Component)]
+pub struct Playback {
+    pub id: u64,
+    /// The board sound it plays, for retrigger policies and progress bars.
+    pub sound: Option<u64>,
+    pub cursor: voxboard_audio::mixer::Cursor,
+    pub done: Option<Sender<()>>,
+    /// When the play command was issued, for the click-to-first-packet latency.
+    pub issued_at: Instant,
+    pub first_sent: bool,
+}
+
+/// A per-guild volume, applied to that guild's mix.
+#[derive(Component, Debug, Clone, Copy)]
+pub struct GuildGain(pub f32);
+
+impl Default for GuildGain {
+    fn default() -> Self {
+        GuildGain(1.0)
+    }
+}

@@ -1,0 +1,557 @@
+//! DAVE end-to-end encryption for one connection: the MLS handshake driven by voice gateway
+//! opcodes 21–31, and frame encryption before transport encryption (protocol doc §6–7).
+//!
+//! One `davey::DaveSession` per connection, created when Session Description announces a DAVE
+//! version > 0. Audio is held (the playbacks wait) until the session can encrypt, so nothing
+//! goes out unencrypted in a DAVE call.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::num::NonZeroU16;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bevy_ecs::prelude::*;
+use davey::{DaveSession, ProposalsOperationType};
+use serde_json::{Value, json};
+
+use crate::discord::voice_gateway::{VoiceCommand, VoiceEvent};
+use voxboard_audio::opus::SILENCE_FRAME;
+
+use super::components::VoiceLink;
+
+pub const OP_PREPARE_TRANSITION: u8 = 21;
+pub const OP_EXECUTE_TRANSITION: u8 = 22;
+pub const OP_READY_FOR_TRANSITION: u8 = 23;
+pub const OP_PREPARE_EPOCH: u8 = 24;
+pub const OP_EXTERNAL_SENDER: u8 = 25;
+pub const OP_KEY_PACKAGE: u8 = 26;
+pub const OP_PROPOSALS: u8 = 27;
+pub const OP_COMMIT_WELCOME: u8 = 28;
+pub const OP_ANNOUNCE_COMMIT: u8 = 29;
+pub const OP_WELCOME: u8 = 30;
+pub const OP_INVALID_COMMIT_WELCOME: u8 = 31;
+
+/// The highest DAVE version we speak (offered in Identify).
+pub const MAX_PROTOCOL_VERSION: u16 = davey::DAVE_PROTOCOL_VERSION;
+
+/// How long audio waits for DAVE keys before frames for that connection are dropped instead.
+/// A fresh join normally has keys within a round trip or two; the gateway's transition timeout
+/// is about 2 s, so 5 s covers a slow peer with room to spare.
+pub const KEY_WAIT: Duration = Duration::from_secs(5);
+/// How long a bot that seems alone in a DAVE call waits for op 11 to name someone before it
+/// stops holding audio (nobody could hear it anyway).
+pub const ALONE_GRACE: Duration = Duration::from_secs(1);
+
+/// Users in the call (from op 11/13), kept from the first message on: proposals for anyone not
+/// in it are refused (pitfall 11).
+#[derive(Component, Debug, Default)]
+pub struct CallMembers(pub HashSet<u64>);
+
+/// The DAVE state of a connection. `session` is `None` in a version-0 (transport-only) call.
+#[derive(Component, Default)]
+pub struct Dave {
+    /// libdave state is not `Sync`; the Mutex is never contended (`get_mut` through `&mut`).
+    session: Option<Mutex<DaveSession>>,
+    /// The call's negotiated version (from Session Description, op 21 and op 24).
+    pub protocol_version: u16,
+    /// The version media is sent with now: it follows `protocol_version` when a transition
+    /// executes (op 22), so a downgrade sends plain Opus only after the switch and an upgrade
+    /// keeps sending plain Opus until the new group's keys are live.
+    pub media_version: u16,
+    /// Since when keys have been expected: the session start, or a member joining while we
+    /// could not encrypt. `None` while we can encrypt.
+    waiting_since: Option<Instant>,
+    /// Frames dropped because the session could not encrypt (never sent in the clear).
+    pub dropped_frames: u64,
+    /// Set once the first transition executed: from then on every audio frame is encrypted.
+    pub transitions: u32,
+}
+
+impl std::fmt::Debug for Dave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dave")
+            .field("protocol_version", &self.protocol_version)
+            .field("active", &self.session.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the status panel shows about E2EE.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DaveStatus {
+    pub protocol_version: u16,
+    pub epoch: Option<u64>,
+    pub can_encrypt: bool,
+    /// The voice privacy code in groups of five, as Discord shows it.
+    pub privacy_code: Option<String>,
+}
+
+impl Dave {
+    fn session(&mut self) -> Option<&mut DaveSession> {
+        self.session.as_mut().and_then(|m| m.get_mut().ok())
+    }
+
+    pub fn status(&self) -> DaveStatus {
+        let Some(s) = self.session.as_ref().and_then(|m| m.lock().ok()) else {
+            return DaveStatus::default();
+        };
+        DaveStatus {
+            protocol_version: self.media_version,
+            epoch: s.epoch().map(|e| e.as_u64()),
+            can_encrypt: s.can_encrypt(),
+            privacy_code: s.voice_privacy_code().map(group_in_fives),
+        }
+    }
+
+    /// Whether audio can go out now. In a DAVE call that needs keys; while they are missing the
+    /// sound waits: up to [`KEY_WAIT`] when others are in the call, or [`ALONE_GRACE`] when
+    /// nobody is (op 11 may still be on its way; after that there is no one to hear it).
+    pub fn media_ready(&mut self, members: &CallMembers, now: Instant) -> bool {
+        if self.media_version == 0 {
+            return true;
+        }
+        let can = match self.session() {
+            None => return true,
+            Some(s) => s.can_encrypt(),
+        };
+        if can {
+            self.waiting_since = None;
+            return true;
+        }
+        let waited = now.saturating_duration_since(*self.waiting_since.get_or_insert(now));
+        waited
+            >= if members.0.is_empty() {
+                ALONE_GRACE
+            } else {
+                KEY_WAIT
+            }
+    }
+
+    /// Someone joined the call: if we have no keys, audio waits for the handshake again.
+    pub fn member_joined(&mut self, now: Instant) {
+        if self.session().is_some_and(|s| !s.can_encrypt()) {
+            self.waiting_since = Some(now);
+        }
+    }
+
+    /// DAVE-encrypts one Opus frame, or returns `None` when it must not be sent (no keys yet).
+    /// The silence frame passes as is, as libdave and davey do (doc §6.8).
+    pub fn protect<'a>(&mut self, frame: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        if self.media_version == 0 {
+            return Some(Cow::Borrowed(frame));
+        }
+        let Some(session) = self.session() else {
+            return Some(Cow::Borrowed(frame));
+        };
+        if frame == SILENCE_FRAME {
+            return Some(Cow::Borrowed(frame));
+        }
+        match session.encrypt_opus(frame) {
+            Ok(sealed) => Some(sealed),
+            Err(_) => {
+                self.dropped_frames += 1;
+                None
+            }
+        }
+    }
+
+    /// A connection whose group is already established (benchmarks and media-path tests).
+    pub fn with_session(session: DaveSession) -> Self {
+        let version = session.protocol_version().get();
+        Dave {
+            protocol_version: version,
+            media_version: version,
+            session: Some(Mutex::new(session)),
+            ..Default::default()
+        }
+    }
+
+    /// Session Description: start (or stop) DAVE for this session.
+    pub fn start(
+        &mut self,
+        version: u16,
+        user_id: u64,
+        channel_id: u64,
+        link: &VoiceLink,
+        now: Instant,
+    ) {
+        self.protocol_version = version;
+        self.media_version = version;
+        self.transitions = 0;
+        self.waiting_since = Some(now);
+        let Some(v) = NonZeroU16::new(version) else {
+            self.session = None;
+            return;
+        };
+        match DaveSession::new(v, user_id, channel_id, None) {
+            Ok(session) => {
+                self.session = Some(Mutex::new(session));
+                self.send_key_package(link);
+            }
+            Err(e) => tracing::error!("DAVE session could not start: {e}"),
+        }
+    }
+
+    fn send_key_package(&mut self, link: &VoiceLink) {
+        if let Some(s) = self.session()
+            && let Ok(kp) = s.create_key_package()
+        {
+            link.send(binary(OP_KEY_PACKAGE, &[&kp]));
+        }
+    }
+
+    /// Drops the MLS state and asks to be added again (after an invalid commit or welcome).
+    fn recover(&mut self, transition_id: u16, user_id: u64, channel_id: u64, link: &VoiceLink) {
+        link.send(json_op(
+            OP_INVALID_COMMIT_WELCOME,
+            json!({"transition_id": transition_id}),
+        ));
+        self.reinit(user_id, channel_id, link);
+    }
+
+    fn reinit(&mut self, user_id: u64, channel_id: u64, link: &VoiceLink) {
+        let Some(v) = NonZeroU16::new(self.protocol_version) else {
+            return;
+        };
+        if let Some(s) = self.session() {
+            if let Err(e) = s.reinit(v, user_id, channel_id, None) {
+                tracing::warn!("DAVE reinit failed: {e}");
+                return;
+            }
+        } else if let Ok(s) = DaveSession::new(v, user_id, channel_id, None) {
+            self.session = Some(Mutex::new(s));
+        }
+        self.send_key_package(link);
+    }
+
+    /// Handles one DAVE opcode from the voice gateway.
+    pub fn on_event(
+        &mut self,
+        event: &VoiceEvent,
+        members: &CallMembers,
+        user_id: u64,
+        channel_id: u64,
+        link: &VoiceLink,
+    ) {
+        // The welcome's roster includes us: davey checks every member against this list.
+        let known: Vec<u64> = members
+            .0
+            .iter()
+            .copied()
+            .chain(std::iter::once(user_id))
+            .collect();
+        match event {
+            VoiceEvent::DaveBinary { op, payload } => {
+                self.on_binary(*op, payload, &known, user_id, channel_id, link)
+            }
+            VoiceEvent::DaveJson { op, d } => self.on_json(*op, d, user_id, channel_id, link),
+            _ => {}
+        }
+    }
+
+    fn on_binary(
+        &mut self,
+        op: u8,
+        p: &[u8],
+        known: &[u64],
+        user_id: u64,
+        channel_id: u64,
+        link: &VoiceLink,
+    ) {
+        let version = self.protocol_version;
+        let Some(s) = self.session() else {
+            tracing::debug!("DAVE op {op} in a version-0 call: ignored");
+            return;
+        };
+        match op {
+            OP_EXTERNAL_SENDER => {
+                if let Err(e) = s.set_external_sender(p) {
+                    tracing::warn!("DAVE external sender refused: {e}");
+                }
+            }
+            OP_PROPOSALS => {
+                let Some((&kind, proposals)) = p.split_first() else {
+                    return;
+                };
+                let kind = if kind == 1 {
+                    ProposalsOperationType::REVOKE
+                } else {
+                    ProposalsOperationType::APPEND
+                };
+                match s.process_proposals(kind, proposals, Some(known)) {
+                    Ok(Some(cw)) => {
+                        let welcome = cw.welcome.unwrap_or_default();
+                        link.send(binary(OP_COMMIT_WELCOME, &[&cw.commit, &welcome]));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("DAVE proposals refused: {e}"),
+                }
+            }
+            OP_ANNOUNCE_COMMIT | OP_WELCOME => {
+                if p.len() < 2 {
+                    return;
+                }
+                let tid = u16::from_be_bytes([p[0], p[1]]);
+                let body = &p[2..];
+                let applied = if op == OP_ANNOUNCE_COMMIT {
+                    s.process_commit(body).map_err(|e| e.to_string())
+                } else {
+                    s.process_welcome(body, Some(known))
+                        .map(|()| true)
+                        .map_err(|e| e.to_string())
+                };
+                match applied {
+                    Ok(true) => {
+                        if let Err(e) = s.prepare_transition(tid, version) {
+                            tracing::warn!("DAVE prepare transition {tid} failed: {e}");
+                        }
+                        if tid != 0 {
+                            link.send(ready_for_transition(tid));
+                        }
+                    }
+                    // A commit for a group we are not in yet: not ours to apply (pitfall 14).
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(
+                            "DAVE {} {tid} invalid ({e}); asking to be re-added",
+                            if op == OP_WELCOME {
+                                "welcome"
+                            } else {
+                                "commit"
+                            }
+                        );
+                        self.recover(tid, user_id, channel_id, link);
+                    }
+                }
+            }
+            other => tracing::debug!("DAVE binary op {other} ignored"),
+        }
+    }
+
+    fn on_json(&mut self, op: u8, d: &Value, user_id: u64, channel_id: u64, link: &VoiceLink) {
+        let tid = d
+            .get("transition_id")
+            .and_then(Value::as_u64)
+            .and_then(|t| u16::try_from(t).ok());
+        let pv = d
+            .get("protocol_version")
+            .and_then(Value::as_u64)
+            .and_then(|v| u16::try_from(v).ok());
+        match op {
+            OP_PREPARE_TRANSITION => {
+                let (Some(tid), Some(pv)) = (tid, pv) else {
+                    return;
+                };
+                let Some(s) = self.session() else { return };
+                if let Err(e) = s.prepare_transition(tid, pv) {
+                    tracing::warn!("DAVE prepare transition {tid} failed: {e}");
+                }
+                if pv == 0 {
+                    // Downgrade: accept non-DAVE frames from others for a while.
+                    s.set_passthrough_mode(true, Some(10));
+                }
+                self.protocol_version = pv;
+                if tid != 0 {
+                    link.send(ready_for_transition(tid));
+                } else {
+                    // Transition 0 applies at once (a sole-member reset or a forced change).
+                    self.media_version = pv;
+                }
+            }
+            OP_EXECUTE_TRANSITION => {
+                let Some(tid) = tid else { return };
+                let Some(s) = self.session() else { return };
+                match s.execute_transition(tid) {
+                    Ok(_) => {
+                        tracing::info!(
+                            "DAVE transition {tid} executed (epoch {:?}, privacy code {:?})",
+                            s.epoch().map(|e| e.as_u64()),
+                            s.voice_privacy_code().map(group_in_fives)
+                        );
+                        self.transitions += 1;
+                        self.media_version = self.protocol_version;
+                    }
+                    Err(e) => tracing::warn!("DAVE execute transition {tid} failed: {e}"),
+                }
+            }
+            OP_PREPARE_EPOCH => {
+                let epoch = d.get("epoch").and_then(Value::as_u64);
+                if let Some(pv) = pv {
+                    self.protocol_version = pv;
+                }
+                // Epoch 1 is a new group: start over with a fresh key package.
+                if epoch == Some(1) {
+                    self.reinit(user_id, channel_id, link);
+                }
+            }
+            other => tracing::debug!("DAVE JSON op {other} ignored"),
+        }
+    }
+}
+
+/// Keeps the call's membership current (op 11 and op 13 can arrive at any time).
+pub fn track_members(event: &VoiceEvent, members: &mut CallMembers) {
+    match event {
+        VoiceEvent::ClientsConnect(ids) => members.0.extend(ids),
+        VoiceEvent::ClientDisconnect(id) => {
+            members.0.remove(id);
+        }
+        _ => {}
+    }
+}
+
+fn binary(op: u8, parts: &[&[u8]]) -> VoiceCommand {
+    let mut out = Vec::with_capacity(1 + parts.iter().map(|p| p.len()).sum::<usize>());
+    out.push(op);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    VoiceCommand::Binary(out)
+}
+
+fn json_op(op: u8, d: Value) -> VoiceCommand {
+    VoiceCommand::Json(json!({"op": op, "d": d}).to_string())
+}
+
+fn ready_for_transition(tid: u16) -> VoiceCommand {
+    json_op(OP_READY_FOR_TRANSITION, json!({"transition_id": tid}))
+}
+
+/// "123451234512345…" → "12345 12345 12345 …", as Discord displays the privacy code.
+pub fn group_in_fives(code: &str) -> String {
+    code.as_bytes()
+        .chunks(5)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link whose sent commands can be read back.
+    fn recording_link() -> (
+        VoiceLink,
+        tokio::sync::mpsc::UnboundedReceiver<VoiceCommand>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let link = VoiceLink {
+            tx: Some(tx),
+            ..Default::default()
+        };
+        (link, rx)
+    }
+
+    fn json(op: u8, d: Value) -> VoiceEvent {
+        VoiceEvent::DaveJson { op, d }
+    }
+
+    #[test]
+    fn downgrade_to_version_0_and_upgrade_back() {
+        let (bot, _listener) = voxboard_sim::ready_pair(1, 2, 9).unwrap();
+        let mut dave = Dave::with_session(bot);
+        let members = CallMembers(std::iter::once(2).collect());
+        let (link, mut sent) = recording_link();
+        let frame = b"opus frame";
+        assert!(
+            dave.protect(frame).unwrap().ends_with(&[0xFA, 0xFA]),
+            "DAVE frames at first"
+        );
+
+        // Downgrade (a non-DAVE client joined): ready, then plain Opus once it executes.
+        dave.on_event(
+            &json(
+                OP_PREPARE_TRANSITION,
+                json!({"transition_id": 5, "protocol_version": 0}),
+            ),
+            &members,
+            1,
+            9,
+            &link,
+        );
+        match sent.try_recv() {
+            Ok(VoiceCommand::Json(j)) => assert!(
+                j.contains("\"op\":23") && j.contains("\"transition_id\":5"),
+                "{j}"
+            ),
+            other => panic!("expected op 23, got {other:?}"),
+        }
+        assert!(
+            dave.protect(frame).unwrap().ends_with(&[0xFA, 0xFA]),
+            "still DAVE before op 22"
+        );
+        dave.on_event(
+            &json(OP_EXECUTE_TRANSITION, json!({"transition_id": 5})),
+            &members,
+            1,
+            9,
+            &link,
+        );
+        assert_eq!(
+            dave.protect(frame).as_deref(),
+            Some(&frame[..]),
+            "plain Opus after the downgrade"
+        );
+        assert_eq!(dave.status().protocol_version, 0);
+
+        // Upgrade (the non-DAVE client left): a new group is built; media stays plain meanwhile.
+        dave.on_event(
+            &json(OP_PREPARE_EPOCH, json!({"epoch": 1, "protocol_version": 1})),
+            &members,
+            1,
+            9,
+            &link,
+        );
+        match sent.try_recv() {
+            Ok(VoiceCommand::Binary(b)) => assert_eq!(b[0], OP_KEY_PACKAGE, "a fresh key package"),
+            other => panic!("expected op 26, got {other:?}"),
+        }
+        assert_eq!(
+            dave.protect(frame).as_deref(),
+            Some(&frame[..]),
+            "plain until the new keys are live"
+        );
+    }
+
+    #[test]
+    fn privacy_code_is_shown_in_groups_of_five() {
+        assert_eq!(
+            group_in_fives("123456789012345678901234567890"),
+            "12345 67890 12345 67890 12345 67890"
+        );
+    }
+
+    #[test]
+    fn silence_passes_and_audio_waits_for_keys() {
+        let mut dave = Dave::default();
+        assert_eq!(
+            dave.protect(b"opus").as_deref(),
+            Some(&b"opus"[..]),
+            "version 0: plain"
+        );
+        let link = VoiceLink::default();
+        let t0 = Instant::now();
+        dave.start(1, 42, 7, &link, t0);
+        assert_eq!(
+            dave.protect(&SILENCE_FRAME).as_deref(),
+            Some(&SILENCE_FRAME[..])
+        );
+        assert_eq!(dave.protect(b"opus"), None, "no keys: never in the clear");
+        assert_eq!(dave.dropped_frames, 1);
+        let mut members = CallMembers::default();
+        assert!(!dave.media_ready(&members, t0), "op 11 may still come");
+        assert!(
+            dave.media_ready(&members, t0 + ALONE_GRACE),
+            "alone: nobody to wait for"
+        );
+        members.0.insert(9);
+        dave.member_joined(t0 + ALONE_GRACE);
+        assert!(!dave.media_ready(&members, t0 + ALONE_GRACE));
+        assert!(
+            dave.media_ready(&members, t0 + ALONE_GRACE + KEY_WAIT),
+            "the wait is bounded"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The engine against the simulator over real sockets: playing, mixing, recovery, DAVE.
+
+mod common;
+mod dave;
+mod mixer;
+mod recovery;
+mod voice_engine;

@@ -1,0 +1,252 @@
+//! Staying connected: each fault is injected one second into the audio; the file must still be
+//! heard whole and the right recovery path (resume, rejoin, move) must have been taken.
+
+use std::time::Duration;
+
+use crate::common::*;
+use voxboard_sim::{SimConfig, SimEvent, Simulator};
+use voxboard_voice::engine::Target;
+
+/// Plays the three tones, injecting `fault` one second in; returns the simulator to inspect.
+fn play_with_fault(fault: impl FnOnce(&Simulator)) -> Simulator {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    fault(&sim);
+    assert!(
+        playing.wait_timeout(Duration::from_secs(20)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    voice.close();
+    sim
+}
+
+fn count(sim: &Simulator, pred: impl Fn(&SimEvent) -> bool) -> usize {
+    sim.events().iter().filter(|e| pred(e)).count()
+}
+
+fn identifies(sim: &Simulator) -> usize {
+    count(sim, |e| matches!(e, SimEvent::VoiceIdentify { .. }))
+}
+
+fn resumes(sim: &Simulator) -> usize {
+    count(sim, |e| matches!(e, SimEvent::VoiceResume { .. }))
+}
+
+/// Every tone must be there; the one cut by a reconnect may be short by the outage.
+fn assert_heard_whole(sim: &Simulator) {
+    assert_three_tones(sim, guild(0), 0.75, 1.1);
+}
+
+#[test]
+fn voice_socket_drop_resumes_with_seq_ack() {
+    let sim = play_with_fault(|sim| sim.drop_voice(guild(0)));
+    assert_heard_whole(&sim);
+    assert_eq!(identifies(&sim), 1, "a drop must resume, not re-identify");
+    assert_eq!(resumes(&sim), 1);
+    let resumed_ok = count(&sim, |e| matches!(e, SimEvent::VoiceResumed { .. }));
+    assert_eq!(
+        resumed_ok,
+        1,
+        "the simulator accepted the resume: {:#?}",
+        sim.events()
+    );
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn close_4015_resumes() {
+    let sim = play_with_fault(|sim| sim.close_voice(guild(0), 4015));
+    assert_heard_whole(&sim);
+    assert_eq!(identifies(&sim), 1);
+    assert_eq!(resumes(&sim), 1);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn close_4006_rejoins_through_the_main_gateway() {
+    let sim = play_with_fault(|sim| sim.close_voice(guild(0), 4006));
+    assert_heard_whole(&sim);
+    assert_eq!(resumes(&sim), 0, "4006 cannot be resumed");
+    assert_eq!(identifies(&sim), 2);
+    let joins = count(&sim, |e| {
+        matches!(
+            e,
+            SimEvent::VoiceStateRequest {
+                channel_id: Some(_),
+                ..
+            }
+        )
+    });
+    assert_eq!(joins, 2, "a second op 4");
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn close_4009_rejoins() {
+    let sim = play_with_fault(|sim| sim.close_voice(guild(0), 4009));
+    assert_heard_whole(&sim);
+    assert_eq!(resumes(&sim), 0);
+    assert_eq!(identifies(&sim), 2);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn region_move_identifies_on_the_new_server() {
+    let sim = play_with_fault(|sim| sim.move_voice_server(guild(0)));
+    assert_heard_whole(&sim);
+    assert_eq!(
+        identifies(&sim),
+        2,
+        "a new server update means a fresh Identify"
+    );
+    assert_eq!(resumes(&sim), 0);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn main_gateway_reconnect_resumes_without_touching_voice() {
+    let sim = play_with_fault(|sim| sim.main_reconnect());
+    assert_heard_whole(&sim);
+    assert!(count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1);
+    assert_eq!(identifies(&sim), 1);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn main_gateway_resumable_invalid_session_resumes_without_touching_voice() {
+    let sim = play_with_fault(|sim| sim.main_invalidate(true));
+    assert_heard_whole(&sim);
+    assert!(count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1);
+    assert_eq!(
+        count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
+        1
+    );
+    assert_eq!(identifies(&sim), 1);
+    assert_no_violations(&sim);
+}
+
+/// op 9 `d:false` ends the main session; Discord then ends its voice sessions too (4014), so
+/// the engine re-identifies and joins again, and the sound waits for it rather than being lost.
+#[test]
+fn main_gateway_invalid_session_reidentifies_and_rejoins_voice() {
+    let sim = play_with_fault(|sim| sim.main_invalidate(false));
+    assert_heard_whole(&sim);
+    assert_eq!(
+        count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
+        2
+    );
+    assert_eq!(
+        identifies(&sim),
+        2,
+        "voice joined again on the new main session"
+    );
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn main_gateway_drop_resumes() {
+    let sim = play_with_fault(|sim| sim.drop_main());
+    assert_heard_whole(&sim);
+    assert!(count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1);
+    assert_eq!(identifies(&sim), 1);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn kick_stops_for_good() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    let errors = voice.errors();
+    std::thread::sleep(Duration::from_millis(500));
+    sim.kick(guild(0));
+    let (guild_id, error) = errors
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the error stream reports the kick");
+    assert_eq!(
+        (guild_id, error),
+        (guild(0), voxboard_voice::engine::VoiceError::Kicked)
+    );
+    assert!(
+        playing.wait_timeout(Duration::from_secs(5)),
+        "a kicked connection must end its sounds"
+    );
+    let status = wait_status(&voice, Duration::from_secs(1), |s| {
+        s.connections[0].phase == "failed"
+    });
+    assert_eq!(status.connections[0].phase, "failed");
+    assert!(
+        status.connections[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("kicked")
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(identifies(&sim), 1, "never auto-rejoin after a kick");
+    voice.close();
+}
+
+/// Discord reallocating the voice server: `endpoint: null` first, the new server a bit later.
+#[test]
+fn null_endpoint_waits_for_the_reallocated_server() {
+    let sim =
+        play_with_fault(|sim| sim.reallocate_voice_server(guild(0), Duration::from_millis(300)));
+    assert_heard_whole(&sim);
+    assert_eq!(identifies(&sim), 2, "a fresh Identify on the new server");
+    assert_eq!(resumes(&sim), 0);
+    assert_no_violations(&sim);
+}
+
+/// A VOICE_SERVER_UPDATE names a server that refuses connections: the engine says why on the
+/// connection card, rejoins through the main gateway, gets a working server and the file is still
+/// heard whole.
+#[test]
+fn an_unreachable_voice_server_is_reported_and_rejoined() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    sim.announce_unreachable_voice_server(guild(0));
+    let trouble = wait_status(&voice, Duration::from_secs(5), |s| {
+        s.connections
+            .first()
+            .is_some_and(|c| c.last_error.is_some())
+    });
+    assert!(
+        playing.wait_timeout(Duration::from_secs(20)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    let problem = trouble.connections[0]
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    println!("the card said: {problem}");
+    assert!(
+        problem.contains("voice server") && problem.contains("refused"),
+        "{problem}"
+    );
+    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_eq!(
+        identifies(&sim),
+        2,
+        "a fresh Identify on the working server"
+    );
+    assert_heard_whole(&sim);
+    assert_no_violations(&sim);
+}

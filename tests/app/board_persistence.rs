@@ -1,0 +1,58 @@
+//! Persistence: a damaged board file is moved aside with its bytes kept, the app starts and
+//! says so; saves are atomic and never contain the token.
+
+use crate::ui_support::harness;
+use egui_kittest::kittest::Queryable;
+use voxboard::board::store::Store;
+use voxboard::ui::token::TokenState;
+use voxboard::ui::{AppConfig, VoxApp};
+
+#[test]
+fn a_corrupt_board_is_kept_as_bak_and_the_user_is_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::new(dir.path());
+    let bad = b"{ \"tabs\": [ { \"name\": \"Memes\", \"sounds\": [ oops";
+    std::fs::write(store.path(), bad).expect("write");
+
+    let app = VoxApp::new(AppConfig::headless(store.clone(), TokenState::none()));
+    let mut h = harness(app);
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("could not be read").is_some(),
+        "a visible notice"
+    );
+    assert_eq!(std::fs::read(store.backup_path()).expect("bak"), bad);
+    assert!(!store.path().exists() || std::fs::read(store.path()).expect("read") != bad);
+    assert_eq!(
+        h.state().core.board.tabs.len(),
+        1,
+        "started with an empty board"
+    );
+}
+
+#[test]
+fn missing_sound_files_stay_on_the_board_and_are_flagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::new(dir.path());
+    let mut board = voxboard::board::Board::default();
+    board.add_sound(0, dir.path().join("gone.wav"));
+    store.save(&board).expect("save");
+
+    let app = VoxApp::new(AppConfig::headless(store.clone(), TokenState::none()));
+    let mut h = harness(app);
+    let id = board.tabs[0].sounds[0].id;
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !h.state().core.is_missing(id) {
+        assert!(std::time::Instant::now() < end, "never flagged as missing");
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.run_steps(2);
+    assert!(h.query_by_label("Gone").is_some(), "still on the board");
+    assert!(
+        h.state()
+            .core
+            .flush_saves(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(store.load().board.tabs[0].sounds.len(), 1);
+}

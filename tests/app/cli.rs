@@ -1,0 +1,253 @@
+//! `voxboard play` as a user runs it: exit codes, one clear line on failure, and the token
+//! never in any output (with debug logging on, to catch leaks through logs too).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use voxboard_sim::{SimConfig, Simulator};
+use voxboard_testkit::*;
+
+fn play(sim: &Simulator, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .arg("play")
+        .args(["--gateway", &sim.gateway_url(), "--join-timeout", "3"])
+        .args(args)
+        .env("DISCORD_TOKEN", token)
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("run voxboard")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_fails_with(out: &Output, needle: &str, secret: &str) {
+    let all = text(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success:\n{all}"
+    );
+    let last = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .last()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        last.starts_with("error: ") && last.contains(needle),
+        "last line {last:?} lacks {needle:?}:\n{all}"
+    );
+    assert!(
+        !all.contains(secret),
+        "the token leaked into the output:\n{all}"
+    );
+}
+
+#[test]
+fn plays_and_reports_without_printing_the_token() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "100:1002", path(&f.tones)],
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("guild 100: ready (aead_aes256_gcm_rtpsize)"),
+        "{all}"
+    );
+    assert!(all.contains("guild 100: sent "), "{all}");
+    assert!(!all.contains(SimConfig::TEST_TOKEN), "token leaked:\n{all}");
+    assert_three_tones(&sim, 100, 0.95, 1.05);
+    assert_no_violations(&sim);
+}
+
+#[test]
+fn token_file_works_and_bad_token_says_authentication_failed() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let secret = "BadToken.SECRET-5b1f9";
+    let out = play(&sim, secret, &["--join", "100:1002", path(&f.tones)]);
+    assert_fails_with(&out, "authentication failed", secret);
+
+    let token_file = f.dir.path().join("token");
+    std::fs::write(&token_file, format!("{secret}\n")).unwrap();
+    let out = play(
+        &sim,
+        "",
+        &[
+            "--token-file",
+            path(&token_file),
+            "--join",
+            "100:1002",
+            path(&f.tones),
+        ],
+    );
+    assert_fails_with(&out, "authentication failed", secret);
+}
+
+#[test]
+fn text_channel_and_unknown_guild_are_refused() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "100:1001", path(&f.tones)],
+    );
+    assert_fails_with(&out, "not a voice channel", SimConfig::TEST_TOKEN);
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "999:1002", path(&f.tones)],
+    );
+    assert_fails_with(&out, "unknown", SimConfig::TEST_TOKEN);
+}
+
+#[test]
+fn garbage_file_is_named_and_nothing_is_joined() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let garbage = f.dir.path().join("garbage.mp3");
+    std::fs::write(
+        &garbage,
+        b"this is not audio at all, just some text pretending",
+    )
+    .unwrap();
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &["--join", "100:1002", path(&garbage)],
+    );
+    assert_fails_with(&out, "garbage.mp3", SimConfig::TEST_TOKEN);
+    assert!(
+        sim.events().is_empty(),
+        "a bad file must fail before connecting: {:?}",
+        sim.events()
+    );
+}
+
+#[test]
+fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let out = play(&sim, "", &["--join", "100:1002", path(&f.tones)]);
+    assert_fails_with(&out, "no bot token", SimConfig::TEST_TOKEN);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args(["play", "--token", "x", "--join", "1:2", "a.wav"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a --token flag would put the token in argv"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args([
+            "play",
+            "--gateway",
+            "ws://gateway.example.com",
+            "--join",
+            "1:2",
+            path(&f.tones),
+        ])
+        .env("DISCORD_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_fails_with(&out, "wss://", "never-printed");
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+/// `voxboard sim` as a process, the way one tries a client by hand: it prints its gateway URL
+/// and test token, and `voxboard play` against it works, with DAVE as configured.
+#[test]
+fn the_simulator_process_serves_play_with_and_without_dave() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    for (dave, expect) in [
+        ("required", "E2EE DAVE v1, privacy code "),
+        ("off", "E2EE off"),
+    ] {
+        let mut sim = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+            .args(["sim", "--guilds", "1", "--dave", dave])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start voxboard sim");
+        let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
+        let (mut gateway, mut token) = (None, None);
+        for line in lines.by_ref() {
+            let line = line.expect("read sim output");
+            if let Some(url) = line.strip_prefix("gateway: ") {
+                gateway = Some(url.to_string());
+            }
+            if let Some(t) = line.strip_prefix("token:") {
+                token = t.split_whitespace().next().map(str::to_string);
+            }
+            if line.starts_with("running") {
+                break;
+            }
+        }
+        let (gateway, token) = (gateway.expect("gateway line"), token.expect("token line"));
+        let f = fixture();
+        let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+            .args(["play", "--gateway", &gateway, "--join", "100:1002"])
+            .arg(path(&f.tones))
+            .env("DISCORD_TOKEN", &token)
+            .output()
+            .expect("run voxboard play");
+        let _ = sim.kill();
+        let _ = sim.wait();
+        let all = text(&out);
+        assert!(out.status.success(), "--dave {dave}:\n{all}");
+        assert!(
+            all.contains("guild 100: sent ") && all.contains(expect),
+            "--dave {dave}: no {expect:?} in\n{all}"
+        );
+        assert!(!all.contains(&token), "the token leaked:\n{all}");
+    }
+}
+
+/// `wss://` with the system's trust store: a gateway certificate listed in `SSL_CERT_FILE` is
+/// trusted (the path company TLS proxies and antivirus rely on); without it `play` fails with
+/// one line that names the TLS problem.
+#[test]
+fn wss_trusts_the_system_store_and_names_a_tls_failure() {
+    let (sim, cert) = tls_sim();
+    let f = fixture();
+    let pem = f.dir.path().join("sim-ca.pem");
+    std::fs::write(&pem, cert.pem).unwrap();
+    let run = |cert_file: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_voxboard"));
+        cmd.args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join-timeout",
+            "3",
+        ])
+        .args(["--join", "100:1002", path(&f.tones)])
+        .env("DISCORD_TOKEN", SimConfig::TEST_TOKEN)
+        .env_remove("SSL_CERT_FILE");
+        if let Some(file) = cert_file {
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        cmd.output().expect("run voxboard")
+    };
+    let trusted = run(Some(&pem));
+    let all = text(&trusted);
+    assert!(trusted.status.success(), "{all}");
+    assert!(all.contains("E2EE DAVE v1"), "{all}");
+    let untrusted = run(None);
+    assert_fails_with(&untrusted, "TLS handshake failed", SimConfig::TEST_TOKEN);
+}
