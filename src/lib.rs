@@ -1,10 +1,12 @@
 //! Voxboard, the app: what the streamer arranged and the desktop UI around the engine.
 //!
 //! - [`board`] is what the streamer arranged (sounds, tabs, settings, hotkeys) and its storage;
-//! - [`ui`] is the desktop app (eframe/egui).
+//! - [`ui`] is the desktop app (eframe/egui);
+//! - [`logging`] keeps secrets out of every log.
 //!
 //! The engine is `voxboard-voice`, every sample is `voxboard-audio`, and Discord on loopback
 //! (for `--demo` and the tests) is `voxboard-sim`.
 
 pub mod board;
+pub mod logging;
 pub mod ui;

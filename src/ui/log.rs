@@ -148,20 +148,16 @@ impl<S: Subscriber> Layer<S> for UiLogLayer {
     }
 }
 
-/// Logs to stderr (level from `RUST_LOG`, warnings by default) and into `buffer` (info and up).
+/// Logs to stderr (level from `RUST_LOG`, warnings by default) and into `buffer` (info and up),
+/// both behind the secret guard of [`crate::logging`].
 pub fn init(buffer: &LogBuffer) {
     use tracing_subscriber::prelude::*;
-    let stderr_filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ui_filter = tracing_subscriber::filter::Targets::new()
         .with_default(Level::INFO)
         .with_target("voxboard::ui", Level::DEBUG);
     let _ = tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(stderr_filter),
-        )
+        .with(crate::logging::secret_guard::<tracing_subscriber::Registry>())
+        .with(crate::logging::stderr_layer())
         .with(UiLogLayer::new(buffer.clone()).with_filter(ui_filter))
         .try_init();
 }
@@ -238,8 +234,12 @@ impl LogPanel {
     }
 }
 
+/// `voxboard_voice::engine::connection` → `engine::connection`, `voxboard_sim` → `sim`.
 fn short_target(t: &str) -> &str {
-    t.strip_prefix("voxboard::").unwrap_or(t)
+    let t = t.strip_prefix("voxboard_voice::").unwrap_or(t);
+    t.strip_prefix("voxboard::")
+        .or_else(|| t.strip_prefix("voxboard_"))
+        .unwrap_or(t)
 }
 
 pub fn level_name(l: Level) -> &'static str {
@@ -277,5 +277,17 @@ mod tests {
         assert_eq!(warn.len(), 1);
         assert_eq!(warn[0].message, "careful");
         assert_eq!(b.total(), CAPACITY as u64 + 11);
+    }
+
+    #[test]
+    fn targets_are_shown_without_the_crate_prefix() {
+        assert_eq!(
+            short_target("voxboard_voice::engine::connection"),
+            "engine::connection"
+        );
+        assert_eq!(short_target("voxboard_audio::library"), "audio::library");
+        assert_eq!(short_target("voxboard_sim"), "sim");
+        assert_eq!(short_target("voxboard::ui"), "ui");
+        assert_eq!(short_target("davey::session"), "davey::session");
     }
 }

@@ -1,5 +1,5 @@
-//! `voxboard play` as a user runs it: exit codes, one clear line on failure, and the token
-//! never in any output (with debug logging on, to catch leaks through logs too).
+//! `voxboard play` as a user runs it: exit codes, one clear line on failure, and no secret in
+//! any output (with trace logging on, to catch leaks through logs too).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -13,7 +13,8 @@ fn play(sim: &Simulator, token: &str, args: &[&str]) -> Output {
         .args(["--gateway", &sim.gateway_url(), "--join-timeout", "3"])
         .args(args)
         .env("DISCORD_TOKEN", token)
-        .env("RUST_LOG", "debug")
+        // Every level, third-party crates included: nothing secret may show at any of them.
+        .env("RUST_LOG", "trace")
         .output()
         .expect("run voxboard")
 }
@@ -64,6 +65,18 @@ fn plays_and_reports_without_printing_the_token() {
     );
     assert!(all.contains("guild 100: sent "), "{all}");
     assert!(!all.contains(SimConfig::TEST_TOKEN), "token leaked:\n{all}");
+    let secrets = sim.issued_secrets();
+    assert!(
+        secrets.len() >= 4,
+        "session ids, voice token, key: {secrets:?}"
+    );
+    for secret in secrets {
+        assert!(!all.contains(&secret), "{secret} leaked:\n{all}");
+    }
+    assert!(
+        all.contains(" DEBUG ") || all.contains(" TRACE "),
+        "debug logging was on:\n{all}"
+    );
     assert_three_tones(&sim, 100, 0.95, 1.05);
     assert_no_violations(&sim);
 }

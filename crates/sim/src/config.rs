@@ -39,7 +39,7 @@ impl ChannelKind {
     }
 }
 
-/// Whether the simulated Discord requires DAVE (E2EE) in voice channels (doc §6.1).
+/// Whether the simulated Discord requires DAVE (E2EE) in voice channels (docs/protocol.md §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DaveMode {
     /// Like Discord since 2026-03: a voice Identify without DAVE in a type-2 channel gets 4017.
@@ -67,6 +67,9 @@ pub struct SimGuild {
     pub id: u64,
     pub name: String,
     pub channels: Vec<SimChannel>,
+    /// A guild in an outage: READY lists it (as every guild, `unavailable: true`), but its
+    /// GUILD_CREATE never comes and an op 4 for it goes unanswered.
+    pub unavailable: bool,
 }
 
 /// Everything the simulator is started with.
@@ -106,6 +109,7 @@ impl SimConfig {
             .map(|i| SimGuild {
                 id: 100 + i,
                 name: format!("Sim Guild {}", i + 1),
+                unavailable: false,
                 channels: vec![
                     SimChannel {
                         id: 1000 * (i + 1) + 1,

@@ -111,11 +111,12 @@ pub fn announce_unreachable_server(
 }
 
 fn announce_voice_server(st: &mut State, guild_id: u64, endpoint: Option<String>) -> Option<()> {
+    let token = st.secret(random_hex());
     let gv = st.guild(guild_id);
     let server = gv.server;
     let grant = gv.grant.as_mut()?;
     grant.server = server;
-    grant.token = random_hex();
+    grant.token = token;
     let (main, token) = (grant.main_session.clone(), grant.token.clone());
     st.dispatch(
         &main,

@@ -2,8 +2,8 @@
 //! "region B"), each with its UDP media server. Strict: where Discord would reject or ignore
 //! something, the simulator does too, and records a [`Violation`] with the reason.
 //!
-//! This is an independent implementation of the protocol (shared/docs/discord-voice-protocol.md);
-//! it never uses `voxboard::discord` or `voxboard::engine`, which are what it tests.
+//! This is an independent implementation of the protocol (described in docs/protocol.md); it
+//! never uses `voxboard_voice::discord` or `voxboard_voice::engine`, which are what it tests.
 //! It runs its own tokio runtime on its own thread, so sync code (tests, the app) can drive it.
 //!
 //! Violation rules (`Violation::rule`), with the close code when the socket is closed for it:
@@ -36,8 +36,8 @@
 //! | `dave.plaintext` | non-silence audio without the DAVE marker after the call's first transition; not heard |
 //! | `dave.decrypt` | a DAVE frame no listener can decrypt, outside the 10 s after a transition; not heard |
 //!
-//! DAVE (doc §6, §8.2) lives in `dave/`: each call has an external sender and virtual listeners,
-//! real davey clients fed through the same code paths as socket clients.
+//! DAVE (docs/protocol.md §6, §8.2) lives in `dave/`: each call has an external sender and
+//! virtual listeners, real davey clients fed through the same code paths as socket clients.
 
 mod config;
 mod dave;
@@ -178,6 +178,13 @@ impl Simulator {
         self.shared.lock().violations.clone()
     }
 
+    /// Every credential the simulator handed out so far: main and voice session ids, voice
+    /// tokens, transport keys (as the JSON array they were sent as). None may appear in a
+    /// client's logs.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.lock().secrets.clone()
+    }
+
     /// The protocol log, in order.
     pub fn events(&self) -> Vec<SimEvent> {
         self.shared.lock().events.clone()
@@ -231,6 +238,18 @@ impl Simulator {
         });
     }
 
+    /// The guild's voice server accepts the next `connections` voice websockets and then stays
+    /// silent on them (no Hello, nothing), as a hung voice server does.
+    pub fn silence_voice_server(&self, guild_id: u64, connections: u32) {
+        self.fault(
+            format!("silence_voice_server guild={guild_id} connections={connections}"),
+            |st| {
+                let server = st.guild(guild_id).server;
+                st.silent_connections[server] = connections;
+            },
+        );
+    }
+
     /// Region move: VOICE_SERVER_UPDATE with a new token and the other voice server's endpoint.
     /// The old voice socket, if the client has not closed it, is closed with 4022 a second later.
     pub fn move_voice_server(&self, guild_id: u64) {
@@ -248,9 +267,9 @@ impl Simulator {
         }
     }
 
-    /// Voice server reallocation (doc §1.7, §9 pitfall 6): the voice connection drops and its
-    /// session is gone, VOICE_SERVER_UPDATE with `endpoint: null` follows, then after `after` one
-    /// with a new token and the (same) real endpoint.
+    /// Voice server reallocation (docs/protocol.md §1.7, §9 pitfall 6): the voice connection
+    /// drops and its session is gone, VOICE_SERVER_UPDATE with `endpoint: null` follows, then
+    /// after `after` one with a new token and the (same) real endpoint.
     pub fn reallocate_voice_server(&self, guild_id: u64, after: Duration) {
         let shared = self.shared.clone();
         let mut had_grant = false;

@@ -1,4 +1,5 @@
-//! Main gateway v10 (protocol doc §1): Hello, heartbeat, Identify, Resume, op 4 Voice State Update.
+//! Main gateway v10 (docs/protocol.md §1): Hello, heartbeat, Identify, Resume, op 4 Voice State
+//! Update.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::config::ChannelKind;
 use super::events::SimEvent;
-use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, random_hex, snowflake};
+use super::state::{ConnHandle, Ctl, Grant, MainSession, Shared, State, random_hex, snowflake};
 use super::ws::{self, Gateway};
 
 const MAX_PAYLOAD: usize = 4096;
@@ -96,7 +97,8 @@ impl Gateway for Conn {
     }
 
     /// The session survives its socket for resume, except after a close that ends it: the
-    /// client's 1000/1001 (§1.2) or the server codes that call for a new session (§1.8).
+    /// client's 1000/1001 or the server codes that call for a new session
+    /// (docs/protocol.md §1.2, §1.8).
     fn on_end(&mut self, code: Option<u16>, by_server: bool) {
         let mut st = self.shared.lock();
         if let Some(sid) = &self.session
@@ -258,8 +260,8 @@ impl Conn {
                 format!("intents {intents} ask for privileged intents"),
             );
         }
-        let sid = random_hex();
         let mut st = self.shared.lock();
+        let sid = st.secret(random_hex());
         if !d.get("properties").is_some_and(Value::is_object) {
             st.violation(
                 None,
@@ -292,7 +294,7 @@ impl Conn {
             "application": {"id": uid, "flags": 0},
         });
         st.dispatch(&sid, "READY", ready);
-        for g in &cfg.guilds {
+        for g in cfg.guilds.iter().filter(|g| !g.unavailable) {
             st.dispatch(&sid, "GUILD_CREATE", guild_create(g));
         }
         self.session = Some(sid);
@@ -389,6 +391,9 @@ impl Conn {
             guild_id,
             channel_id,
         });
+        if shared.config.guild(guild_id).is_some_and(|g| g.unavailable) {
+            return; // a guild in an outage answers nothing
+        }
         let Some(guild) = shared.config.guild(guild_id) else {
             // Discord sends nothing back for a guild the bot is not in.
             return st.violation(
@@ -411,17 +416,30 @@ impl Conn {
                         format!("channel {ch} is not a voice or stage channel of guild {guild_id}"),
                     );
                 };
+                let server = st.guild(guild_id).server;
+                let unchanged = st.guild(guild_id).grant.as_ref().is_some_and(|g| {
+                    g.main_session == sid
+                        && g.channel_id == ch
+                        && (g.self_mute, g.self_deaf) == (self_mute, self_deaf)
+                });
+                if unchanged {
+                    // The bot is already there as asked: its voice state does not change, so
+                    // Discord sends no VOICE_STATE_UPDATE, only a new server and token
+                    // (discordjs/voice#58, #139: a client that waits for both hangs).
+                    return rejoin_same_channel(&mut st, &shared, &sid, guild_id, server);
+                }
                 // A new join (or move) means a new voice session: the old one is over.
                 if let Some(vid) = st.guild(guild_id).session {
                     st.end_voice(vid, 4014, "moved to another channel");
                 }
-                let server = st.guild(guild_id).server;
                 let grant = Grant {
                     main_session: sid.clone(),
-                    session_id: random_hex(),
-                    token: random_hex(),
+                    session_id: st.secret(random_hex()),
+                    token: st.secret(random_hex()),
                     channel_id: ch,
                     server,
+                    self_mute,
+                    self_deaf,
                 };
                 let vsu = voice_state(
                     guild_id,
@@ -460,6 +478,26 @@ impl Conn {
             }
         }
     }
+}
+
+/// op 4 for the channel the bot is already in: VOICE_SERVER_UPDATE alone, with a new token for
+/// the same voice session id; a voice connection still open on the old token is over.
+fn rejoin_same_channel(st: &mut State, shared: &Shared, sid: &str, guild_id: u64, server: usize) {
+    if let Some(vid) = st.guild(guild_id).session {
+        st.end_voice(vid, 4006, "a new voice server update replaced the session");
+    }
+    let token = st.secret(random_hex());
+    if let Some(grant) = st.guild(guild_id).grant.as_mut() {
+        grant.token = token.clone();
+        grant.server = server;
+    }
+    let endpoint = shared.voice_endpoint(server);
+    st.dispatch(
+        sid,
+        "VOICE_SERVER_UPDATE",
+        json!({"token": token, "guild_id": guild_id.to_string(), "endpoint": endpoint}),
+    );
+    st.event(SimEvent::VoiceServerUpdate { guild_id, endpoint });
 }
 
 fn guild_create(g: &super::config::SimGuild) -> Value {

@@ -1,4 +1,4 @@
-//! RTP header parsing and transport decryption (protocol doc §4.2, §5), written from the spec.
+//! RTP header parsing and transport decryption (docs/protocol.md §4.2, §5), written from the spec.
 
 use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -88,7 +88,7 @@ enum Cipher {
 /// Where a mode puts its nonce and what it authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
-    /// `_rtpsize`: AAD per §5.2, 4-byte BE counter appended.
+    /// `_rtpsize`: AAD per docs/protocol.md §5.2, 4-byte BE counter appended.
     RtpSize,
     /// `aead_aes256_gcm`: AAD = 12-byte header, 4-byte counter appended.
     FixedHeaderCounter,

@@ -77,6 +77,9 @@ pub struct Grant {
     /// The voice channel: the DAVE call and its MLS group id (BE64).
     pub channel_id: u64,
     pub server: usize,
+    /// The bot's voice state flags when it was granted.
+    pub self_mute: bool,
+    pub self_deaf: bool,
 }
 
 /// Per-guild voice state of the bot plus fault-injection knobs.
@@ -179,6 +182,12 @@ pub struct State {
     pub voice: HashMap<u64, VoiceSession>,
     /// The main session fault injection acts on: the last one identified or resumed.
     pub main_current: Option<String>,
+    /// Every credential handed out (session ids, voice tokens, transport keys as JSON), for
+    /// tests that check a client never prints one.
+    pub secrets: Vec<String>,
+    /// Per voice server: how many of its next websocket connections are accepted and then
+    /// never answered (no Hello), like a voice server that hangs.
+    pub silent_connections: [u32; 2],
     next_id: u64,
 }
 
@@ -186,6 +195,12 @@ impl State {
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// Notes a credential handed out, and returns it.
+    pub fn secret(&mut self, s: String) -> String {
+        self.secrets.push(s.clone());
+        s
     }
 
     pub fn event(&mut self, e: SimEvent) {
@@ -230,8 +245,8 @@ impl State {
         v.push_sent(Sent::Text(text));
     }
 
-    /// Sends a numbered binary voice message `[seq u16 BE][op][payload]` (doc §3.1), from the
-    /// same counter as JSON `seq`, buffered for resume like the JSON ones.
+    /// Sends a numbered binary voice message `[seq u16 BE][op][payload]` (docs/protocol.md §3.1),
+    /// from the same counter as JSON `seq`, buffered for resume like the JSON ones.
     pub fn voice_send_binary(&mut self, vid: u64, op: u8, payload: &[u8]) {
         let Some(v) = self.voice.get_mut(&vid) else {
             return;

@@ -1,4 +1,4 @@
-//! UDP media server (protocol doc §4, §5): IP discovery, keepalives, and strict RTP checking,
+//! UDP media server (docs/protocol.md §4, §5): IP discovery, keepalives, and strict RTP checking,
 //! decryption and Opus decoding into what a listener in the channel hears.
 
 use std::collections::HashMap;
@@ -68,7 +68,8 @@ pub async fn serve(shared: Arc<Shared>, server: usize, socket: UdpSocket) {
     }
 }
 
-/// Answers an IP discovery request (§4.1) from the same socket, with the sender's apparent address.
+/// Answers an IP discovery request (docs/protocol.md §4.1) from the same socket, with the
+/// sender's apparent address.
 fn discovery(shared: &Shared, server: usize, pkt: &[u8], src: SocketAddr) -> Option<Vec<u8>> {
     let mut st = shared.lock();
     let ty = u16::from_be_bytes([pkt[0], pkt[1]]);
@@ -231,8 +232,9 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
             format!("payload type {pt}, expected {PT_OPUS}"),
         );
     }
-    // Speaking must come first (§3.3). The op 5 may still sit in the gateway task's queue when its
-    // packet arrives over loopback, so a short grace applies only to the violating case.
+    // Speaking must come first (docs/protocol.md §3.3). The op 5 may still sit in the gateway
+    // task's queue when its packet arrives over loopback, so a short grace applies only to the
+    // violating case.
     let waited = Instant::now();
     let cipher = loop {
         let gate = {
@@ -331,8 +333,9 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
                 format!("seq {} after {ls}, expected {es}", hdr.seq),
             ));
         } else if hdr.timestamp != et {
-            // After audio stopped, a forward jump by the elapsed time is allowed (doc §4.2 leaves
-            // the choice open); within a stream the step is exactly 960.
+            // After audio stopped, a forward jump by the elapsed time is allowed
+            // (docs/protocol.md §4.2 leaves the choice open); within a stream the step is
+            // exactly 960.
             let forward = hdr.timestamp.wrapping_sub(et);
             if !(resumed_after_stop && forward < 1 << 31) {
                 problems.push((
@@ -387,9 +390,10 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
     }
 }
 
-/// Audio needs a non-zero `speaking` (§3.3). A packet that left the client before its op 5
-/// speaking 0 was processed is fine; one after it waits briefly for a speaking 1 that may still be
-/// in the gateway's queue. Recorded, not dropped: the SFU still forwards the audio.
+/// Audio needs a non-zero `speaking` (docs/protocol.md §3.3). A packet that left the client
+/// before its op 5 speaking 0 was processed is fine; one after it waits briefly for a speaking 1
+/// that may still be in the gateway's queue. Recorded, not dropped: the SFU still forwards the
+/// audio.
 async fn check_speaking_nonzero(
     shared: &Shared,
     vid: u64,
@@ -446,10 +450,11 @@ pub(crate) fn decode_frame(dec: &mut Decoder, payload: &[u8]) -> Option<Vec<f32>
     })
 }
 
-/// Runs every 20 ms: forgets long-dead sessions, and when a session's audio stops (no packet for STOP_GAP after audio frames, or
-/// op 5 speaking 0), the last five frames must have been silence frames (§4.3). A speaking-0 stop
-/// is judged once the packets sent before it have had time to be processed (the guild's injected
-/// delay plus two frame periods), since UDP and the websocket race each other.
+/// Runs every 20 ms: forgets long-dead sessions, and when a session's audio stops (no packet for
+/// STOP_GAP after audio frames, or op 5 speaking 0), the last five frames must have been silence
+/// frames (docs/protocol.md §4.3). A speaking-0 stop is judged once the packets sent before it
+/// have had time to be processed (the guild's injected delay plus two frame periods), since UDP
+/// and the websocket race each other.
 pub async fn silence_watch(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     loop {

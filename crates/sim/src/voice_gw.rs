@@ -1,4 +1,4 @@
-//! Voice gateway v8 (protocol doc §2, §3): Hello, Identify, Ready, Select Protocol, Session
+//! Voice gateway v8 (docs/protocol.md §2, §3): Hello, Identify, Ready, Select Protocol, Session
 //! Description, Speaking, heartbeats with `seq_ack`, and buffered Resume.
 
 use std::collections::VecDeque;
@@ -16,7 +16,7 @@ use super::state::{ConnHandle, Ctl, RtpTrack, Shared, VoiceSession, random_hex, 
 use super::ws::{self, Gateway};
 
 /// Client opcodes that are valid but have nothing to do here: the undocumented ones real clients
-/// send (12, 14, 15, 16, 18, 20; doc §3.2).
+/// send (12, 14, 15, 16, 18, 20; docs/protocol.md §3.2).
 const TOLERATED_OPS: [u64; 6] = [12, 14, 15, 16, 18, 20];
 /// DAVE client ops: JSON 23 (ready) and 31 (invalid commit/welcome), binary 26 (key package) and
 /// 28 (commit/welcome). Ignored while the call's DAVE version is 0.
@@ -51,6 +51,23 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
     let Ok((socket, path)) = ws::accept(stream, tls.as_ref()).await else {
         return;
     };
+    let silent = {
+        let mut st = shared.lock();
+        let left = &mut st.silent_connections[server];
+        let silent = *left > 0;
+        *left = left.saturating_sub(1);
+        silent
+    };
+    if silent {
+        shared.lock().event(SimEvent::VoiceConnected {
+            server,
+            query: path,
+        });
+        // Accepted, then nothing: read and drop whatever comes until the client gives up.
+        let mut socket = socket;
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut socket).await {}
+        return;
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     let id = shared.lock().next_id();
     let mut c = Conn {
@@ -69,15 +86,15 @@ async fn connection(shared: Arc<Shared>, server: usize, stream: TcpStream) {
     c.check_version(&path);
     if !c.closing {
         let hb = c.shared.config.voice_heartbeat_interval.as_millis() as u64;
-        // Hello is per connection, so it is not numbered (doc §8.1).
+        // Hello is per connection, so it is not numbered (docs/protocol.md §3.1, §8.1).
         c.send_raw(json!({"op": 8, "d": {"heartbeat_interval": hb, "v": 8}}));
     }
     c.hb_deadline = ws::heartbeat_deadline(c.shared.config.voice_heartbeat_interval);
     ws::pump(socket, rx, &mut c).await;
 }
 
-/// Whether a server-side voice close leaves the session resumable (doc §3.4): 4015 (voice server
-/// crashed) and network-level codes do; 1000/1001 and every other 4xxx end it.
+/// Whether a server-side voice close leaves the session resumable (docs/protocol.md §3.4): 4015
+/// (voice server crashed) and network-level codes do; 1000/1001 and every other 4xxx end it.
 pub fn resumable_close(code: u16) -> bool {
     code == 4015 || (code < 4000 && !matches!(code, 1000 | 1001))
 }
@@ -122,9 +139,10 @@ impl Conn {
         self.closing = true;
     }
 
-    /// Discord rejects a missing `v` or `v` < 4 (doc §2) without naming the code; 4012 ("unknown
-    /// protocol") is the closest documented one. Versions 4–7 exist at Discord, but they frame
-    /// messages differently (no seq) and Voxboard must speak v8, so they are refused here too.
+    /// Discord rejects a missing `v` or `v` < 4 (docs/protocol.md §2) without naming the code;
+    /// 4012 ("unknown protocol") is the closest documented one. Versions 4–7 exist at Discord, but
+    /// they frame messages differently (no seq) and Voxboard must speak v8, so they are refused
+    /// here too.
     fn check_version(&mut self, path: &str) {
         let v = ws::query_param(path, "v");
         match v.as_deref().map(str::parse::<u32>) {
@@ -319,7 +337,8 @@ impl Conn {
         self.session = Some(vid);
         let ready = json!({"ssrc": ssrc, "ip": "127.0.0.1", "port": shared.udp_ports[self.server],
                            "modes": shared.config.transport_modes, "experiments": [],
-                           // Real Ready carries this bogus field; clients must ignore it (doc §3.3).
+                           // Real Ready carries this bogus field; clients must ignore it
+                           // (docs/protocol.md §3.3).
                            "heartbeat_interval": 1});
         st.voice_send(vid, 2, ready);
         st.event(SimEvent::VoiceReady { guild_id, ssrc });
@@ -490,6 +509,7 @@ impl Conn {
         if let Some(v) = st.voice.get_mut(&vid) {
             v.dave_version = Some(version);
         }
+        st.secret(json!(key.to_vec()).to_string());
         let desc = json!({"mode": mode, "secret_key": key.to_vec(), "dave_protocol_version": version,
                           "audio_codec": "opus", "video_codec": null, "media_session_id": random_hex()});
         st.voice_send(vid, 4, desc);
@@ -591,8 +611,8 @@ impl Conn {
             st.event(SimEvent::VoiceClosed { guild_id: g, code });
         }
         let Some(vid) = self.session else { return };
-        // As on the main gateway (doc §1.2), a client's 1000/1001 ends the session: it is not
-        // coming back to resume it (Voxboard closes so when it moves to another server).
+        // As on the main gateway (docs/protocol.md §1.2), a client's 1000/1001 ends the session:
+        // it is not coming back to resume it (Voxboard closes so when it moves to another server).
         let resumable = if by_server {
             code.is_none_or(resumable_close)
         } else {

@@ -1,6 +1,7 @@
 //! One DAVE call (a voice channel): the gateway's view of the MLS group and the decisions of the
-//! delivery service (doc §6.5, §8.2). It never touches sockets: what it sends goes to `out`
-//! (addressed by user id) and what it notices goes to `log`; `super::pump` delivers both.
+//! delivery service (docs/protocol.md §6.5, §8.2). It never touches sockets: what it sends goes
+//! to `out` (addressed by user id) and what it notices goes to `log`; `super::pump` delivers
+//! both.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -301,7 +302,8 @@ impl Call {
         self.transition = None;
     }
 
-    /// Doc §6.5 G: op 24 {epoch 1} then op 21 {transition_id 0}; the member starts over.
+    /// docs/protocol.md §6.5 G: op 24 {epoch 1} then op 21 {transition_id 0}; the member starts
+    /// over.
     fn sole_member_reset(&mut self, user: u64, now: Instant) {
         self.forget_group();
         let (g, v) = (self.guild_id, self.version);
@@ -328,7 +330,8 @@ impl Call {
         self.executed.push(now);
     }
 
-    /// The leaf of `user`, read from a listener that is a member at the current epoch (§8.2 a).
+    /// The leaf of `user`, read from a listener that is a member at the current epoch
+    /// (docs/protocol.md §8.2, option a).
     pub(super) fn leaf_of(&self, user: u64) -> Option<u32> {
         self.listeners
             .values()
@@ -502,9 +505,9 @@ impl Call {
             .collect()
     }
 
-    /// Doc §6.5 F: a non-DAVE client joins an Optional call: op 21 {tid, protocol_version 0} to
-    /// every DAVE member, op 22 once they are ready; the group is gone. Media stays E2EE until
-    /// op 22 (the members switch to plain Opus then).
+    /// docs/protocol.md §6.5 F: a non-DAVE client joins an Optional call: op 21 {tid,
+    /// protocol_version 0} to every DAVE member, op 22 once they are ready; the group is gone.
+    /// Media stays E2EE until op 22 (the members switch to plain Opus then).
     fn downgrade(&mut self, now: Instant) {
         self.forget_group();
         self.version = 0;
@@ -529,8 +532,8 @@ impl Call {
         });
     }
 
-    /// Doc §6.5 E: the last non-DAVE client left an Optional call: op 24 {epoch 1} to everyone,
-    /// then the initial-creation flow.
+    /// docs/protocol.md §6.5 E: the last non-DAVE client left an Optional call: op 24 {epoch 1}
+    /// to everyone, then the initial-creation flow.
     fn upgrade(&mut self) {
         self.forget_group();
         self.version = davey::DAVE_PROTOCOL_VERSION;

@@ -1,6 +1,6 @@
-//! Judging op 28 commits (doc §6.5 C, §8.2): the first valid commit of an epoch wins, is
-//! announced (op 29) to the members and welcomed (op 30) to the added users; late or stale
-//! commits are dropped quietly, invalid ones are violations.
+//! Judging op 28 commits (docs/protocol.md §6.5 C, §8.2): the first valid commit of an epoch
+//! wins, is announced (op 29) to the members and welcomed (op 30) to the added users; late or
+//! stale commits are dropped quietly, invalid ones are violations.
 
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -24,7 +24,7 @@ impl Call {
         });
     }
 
-    /// op 28: the first valid commit of the epoch wins (doc §6.5 C, §8.2).
+    /// op 28: the first valid commit of the epoch wins (docs/protocol.md §6.5 C, §8.2).
     pub(super) fn commit(&mut self, user: u64, payload: &[u8], now: Instant) {
         const RULE: Option<&str> = Some("dave.commit");
         let info = match wire::parse_commit(payload) {

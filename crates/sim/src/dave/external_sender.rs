@@ -1,6 +1,6 @@
-//! The voice gateway's MLS role (doc §8.2–8.4): the one external sender of every DAVE group. It
-//! signs Add and Remove proposals, computes their ProposalRefs for revokes, and validates key
-//! packages. It is never a group member and never builds an `MlsGroup`.
+//! The voice gateway's MLS role (docs/protocol.md §8.2–8.4): the one external sender of every
+//! DAVE group. It signs Add and Remove proposals, computes their ProposalRefs for revokes, and
+//! validates key packages. It is never a group member and never builds an `MlsGroup`.
 
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
@@ -8,7 +8,7 @@ use openmls_basic_credential::SignatureKeyPair;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use sha2::{Digest, Sha256};
 
-/// DAVE v1's only ciphersuite (doc §6.3).
+/// DAVE v1's only ciphersuite (docs/protocol.md §6.3).
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256;
 /// The credential identity the simulated gateway uses (libdave and davey tests use the same).
 const IDENTITY: [u8; 4] = [0, 1, 1, 0];
@@ -42,9 +42,9 @@ impl ExternalSender {
         })
     }
 
-    /// Validates an op 26 payload for `user_id` (doc §6.3): a bare KeyPackage (or one wrapped in
-    /// an MLSMessage), valid signatures, ciphersuite 2, a basic credential holding BE64(user id),
-    /// lifetime exactly 0..u64::MAX.
+    /// Validates an op 26 payload for `user_id` (docs/protocol.md §6.3): a bare KeyPackage (or one
+    /// wrapped in an MLSMessage), valid signatures, ciphersuite 2, a basic credential holding
+    /// BE64(user id), lifetime exactly 0..u64::MAX.
     pub fn validate_key_package(&self, bytes: &[u8], user_id: u64) -> Result<KeyPackage, String> {
         let kp_in = match KeyPackageIn::tls_deserialize_exact_bytes(bytes) {
             Ok(k) => k,
@@ -139,7 +139,7 @@ fn signed(msg: MlsMessageOut) -> anyhow::Result<SignedProposal> {
     })
 }
 
-/// RFC 9420 ProposalRef of an external sender's PublicMessage (doc §8.4):
+/// RFC 9420 ProposalRef of an external sender's PublicMessage (docs/protocol.md §8.4):
 /// SHA-256(<V>"MLS 1.0 Proposal Reference" ‖ <V>AuthenticatedContent), where the
 /// AuthenticatedContent is the MLSMessage without its 2-byte version (no membership tag).
 pub fn proposal_ref(message: &[u8]) -> anyhow::Result<[u8; 32]> {

@@ -1,5 +1,6 @@
-//! The bot's audio in a DAVE call (doc §6.6, §6.8): each listener DAVE-decrypts and decodes it,
-//! plaintext after the first transition is refused, and the gap around each transition is measured.
+//! The bot's audio in a DAVE call (docs/protocol.md §6.6, §6.8): each listener DAVE-decrypts and
+//! decodes it, plaintext after the first transition is refused, and the gap around each
+//! transition is measured.
 
 use std::time::{Duration, Instant};
 
@@ -64,8 +65,8 @@ pub fn receive(
             st.violation(Some(guild_id), "dave.plaintext", detail);
             return Received::Refused { silence };
         }
-        // Silence always passes (§6.8); before the first transition (and after a downgrade)
-        // plain Opus is passthrough.
+        // Silence always passes (docs/protocol.md §6.8); before the first transition (and
+        // after a downgrade) plain Opus is passthrough.
         let mut first = None;
         for l in call.listeners.values_mut() {
             let pcm = l.record(frame.clone(), payload, silence, limit);

@@ -1,5 +1,5 @@
-//! DAVE on the simulated voice gateway (doc §6, §8.2): the external sender and delivery service of
-//! each call's MLS group, and virtual listeners that are real group members.
+//! DAVE on the simulated voice gateway (docs/protocol.md §6, §8.2): the external sender and
+//! delivery service of each call's MLS group, and virtual listeners that are real group members.
 //!
 //! Violation rules: `voice.dave_required` (4017), `dave.key_package`, `dave.commit`,
 //! `dave.payload`, `dave.plaintext`, `dave.decrypt`, `dave.after_downgrade`.
@@ -52,8 +52,8 @@ pub enum Log {
     Violation(&'static str, String),
 }
 
-/// The DAVE version a voice channel's call gets (doc §6.1): 0 for stages and with DAVE off; in
-/// Optional mode the lowest version offered (listeners offer 1).
+/// The DAVE version a voice channel's call gets (docs/protocol.md §6.1): 0 for stages and with
+/// DAVE off; in Optional mode the lowest version offered (listeners offer 1).
 pub fn call_version(config: &SimConfig, kind: ChannelKind, offered: u16) -> u16 {
     match (config.dave, kind) {
         (_, ChannelKind::Stage) | (DaveMode::Off, _) => 0,

@@ -1,5 +1,6 @@
 //! DAVE on the simulator, proven with a raw DAVE client (davey over the raw test client, not
-//! Voxboard's engine) against the simulated gateway and its virtual listeners (doc §8.5).
+//! Voxboard's engine) against the simulated gateway and its virtual listeners
+//! (docs/protocol.md §8.5).
 
 use std::time::Duration;
 

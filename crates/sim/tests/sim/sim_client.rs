@@ -1,6 +1,7 @@
 //! A small raw Discord client for the simulator's own tests: websockets, UDP, transport crypto
-//! and Opus written straight from the protocol doc. It deliberately does not use
-//! `voxboard::discord` or `voxboard::engine`, so the simulator is checked independently of them.
+//! and Opus written straight from docs/protocol.md. It deliberately does not use
+//! `voxboard_voice::discord` or `voxboard_voice::engine`, so the simulator is checked
+//! independently of them.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -225,7 +226,7 @@ impl Media {
         }
     }
 
-    /// IP discovery (doc §4.1): returns the address and port the server saw.
+    /// IP discovery (docs/protocol.md §4.1): returns the address and port the server saw.
     pub async fn discover(&self) -> (String, u16) {
         let mut req = vec![0u8; 74];
         req[..2].copy_from_slice(&1u16.to_be_bytes());

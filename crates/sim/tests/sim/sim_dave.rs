@@ -1,6 +1,6 @@
 //! A raw DAVE client for the simulator's tests: a `davey::DaveSession` driven straight from the
-//! protocol doc (§6.5, §7.2 wiring) over the raw test client's voice socket. It does not use
-//! `voxboard::discord` or `voxboard::engine`.
+//! protocol (docs/protocol.md §6.5, §7.2 wiring) over the raw test client's voice socket. It
+//! does not use `voxboard_voice::discord` or `voxboard_voice::engine`.
 #![allow(dead_code)]
 
 use std::num::NonZeroU16;

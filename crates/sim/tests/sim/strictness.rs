@@ -1,6 +1,6 @@
 //! The simulator is strict: the happy path is clean and heard as a 440 Hz tone, and every breach
 //! a real Discord would refuse is refused or recorded. Driven by a raw client written from the
-//! protocol doc (tests/common/sim_client.rs), not by Voxboard's own Discord code.
+//! protocol description in docs/protocol.md (sim_client.rs), not by Voxboard's own Discord code.
 
 use std::time::Duration;
 
@@ -259,8 +259,8 @@ async fn voice_resume_replays_missed_messages_and_keeps_the_key() {
     assert_eq!(sim.heard(GUILD).audio_frames(), 5);
 }
 
-/// Doc §1.2 (main gateway, mirrored for voice): a client that closes with 1000 has ended its
-/// session, so resuming it is refused; any other code keeps it resumable.
+/// docs/protocol.md §1.2 (main gateway, mirrored for voice): a client that closes with 1000 has
+/// ended its session, so resuming it is refused; any other code keeps it resumable.
 #[tokio::test]
 async fn voice_resume_after_the_client_closed_with_1000_is_refused() {
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;

@@ -1,4 +1,4 @@
-//! What a voice gateway close code means and what to do about it (protocol doc §3.4, §9).
+//! What a voice gateway close code means and what to do about it (docs/protocol.md §3.4, §9).
 
 /// The engine's next step after the voice socket ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,11 +16,14 @@ pub enum VoiceCloseAction {
 /// Decides what follows a voice socket closing with `code` (`None`: dropped without a frame).
 pub fn voice_close_action(code: Option<u16>) -> VoiceCloseAction {
     match code {
-        None | Some(1006) | Some(4015) => VoiceCloseAction::Resume,
+        // A server that closes normally or goes away (1001: a voice server restarting) has
+        // ended the session: join again rather than stop, or the rest of the sound is lost.
+        // Our own closes never get here (the connection is leaving).
+        Some(1000 | 1001) => VoiceCloseAction::Rejoin,
+        // Everything else below 4000 is the transport failing: the session survives it.
+        None | Some(0..4000) | Some(4015) => VoiceCloseAction::Resume,
         // 4000 is what we close with ourselves to keep a session resumable.
-        Some(c) if c < 4000 && !matches!(c, 1000 | 1001) => VoiceCloseAction::Resume,
         Some(4000) => VoiceCloseAction::Resume,
-        Some(1000 | 1001) => VoiceCloseAction::Stop,
         Some(4014 | 4022) => VoiceCloseAction::AwaitMainGateway,
         Some(4017 | 4021) => VoiceCloseAction::Stop,
         Some(_) => VoiceCloseAction::Rejoin,
@@ -30,7 +33,8 @@ pub fn voice_close_action(code: Option<u16>) -> VoiceCloseAction {
 /// Plain words for a voice close code, for status panels and errors.
 pub fn voice_close_reason(code: u16) -> &'static str {
     match code {
-        1000 | 1001 => "closed normally",
+        1000 => "closed normally",
+        1001 => "voice server going away (restart)",
         1006 => "connection lost",
         4001 => "unknown opcode (client bug)",
         4002 => "payload could not be decoded (client bug)",
@@ -68,7 +72,9 @@ mod tests {
         assert_eq!(voice_close_action(Some(4022)), AwaitMainGateway);
         assert_eq!(voice_close_action(Some(4017)), Stop);
         assert_eq!(voice_close_action(Some(4021)), Stop);
-        assert_eq!(voice_close_action(Some(1000)), Stop);
+        assert_eq!(voice_close_action(Some(1000)), Rejoin);
+        assert_eq!(voice_close_action(Some(1001)), Rejoin);
+        assert_eq!(voice_close_action(Some(1011)), Resume);
         assert!(voice_close_reason(4017).contains("E2EE required"));
     }
 }

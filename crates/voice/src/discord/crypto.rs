@@ -1,4 +1,4 @@
-//! Transport encryption between the bot and Discord's media server (protocol doc §5).
+//! Transport encryption between the bot and Discord's media server (docs/protocol.md §5).
 //!
 //! Today's Discord offers `aead_aes256_gcm_rtpsize` (preferred, when the server hardware has
 //! it) and `aead_xchacha20_poly1305_rtpsize` (always). The xsalsa20 family was switched off on
@@ -345,9 +345,9 @@ mod tests {
         assert_eq!(TransportMode::choose(&["aead_aes256_gcm"]), None);
     }
 
-    /// The worked example of protocol doc §5.2, built straight from the cipher crate: the AAD is
-    /// the 12-byte header, the nonce is the counter in the first 4 of 12 bytes, the tag follows
-    /// the ciphertext and the counter ends the packet.
+    /// The worked example of docs/protocol.md §5.2, built straight from the cipher crate: the AAD
+    /// is the 12-byte header, the nonce is the counter in the first 4 of 12 bytes, the tag
+    /// follows the ciphertext and the counter ends the packet.
     #[test]
     fn aes_gcm_layout_matches_the_worked_example() {
         let header = write_header(1, 2, 3);

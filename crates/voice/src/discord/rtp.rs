@@ -1,4 +1,4 @@
-//! The outgoing RTP header (protocol doc §4.2) and the per-stream counters behind it.
+//! The outgoing RTP header (docs/protocol.md §4.2) and the per-stream counters behind it.
 
 /// Fixed header length for what a bot sends: V=2, no padding, no extension, no CSRCs.
 pub const HEADER_LEN: usize = 12;

@@ -1,4 +1,4 @@
-//! The UDP media socket: IP discovery (protocol doc §4.1) and keepalives (§4.4).
+//! The UDP media socket: IP discovery (docs/protocol.md §4.1) and keepalives (§4.4).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;

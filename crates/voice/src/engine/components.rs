@@ -16,7 +16,7 @@ use crate::discord::voice_gateway::payloads::Ready as VoiceReady;
 use crate::engine::VoiceError;
 
 /// What the user asked for in one guild.
-#[derive(Component, Debug, Clone)]
+#[derive(Component, Debug, Clone, PartialEq, Eq)]
 pub struct VoiceConn {
     pub guild_id: u64,
     pub channel_id: u64,
@@ -112,7 +112,15 @@ pub struct VoiceLink {
     /// The socket from IP discovery, waiting for Session Description.
     pub pending_socket: Option<UdpSocket>,
     pub rejoin_attempts: u32,
+    /// When the current socket was opened: its handshake (Hello → Ready → discovery → Session
+    /// Description, or Resumed) must finish by [`HANDSHAKE_TIMEOUT`] after it.
+    pub opened_at: Option<Instant>,
 }
+
+/// How long a voice server may take to bring a new socket to audio. A server that accepts the
+/// websocket and then says nothing is abandoned after this and the next attempt made; on
+/// loopback the whole handshake takes a few milliseconds, on Discord well under a second.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl VoiceLink {
     pub fn send(&self, command: VoiceCommand) {

@@ -86,7 +86,17 @@ pub fn ingest_commands(
                     self_deaf,
                 };
                 if let Ok(mut c) = conns.get_mut(entity) {
+                    if *c.conn == conn_config && *c.phase == ConnPhase::Ready {
+                        // Already there: nothing to ask Discord; the waiter is answered once
+                        // media can flow.
+                        c.waiters.0.extend(reply);
+                        continue;
+                    }
                     *c.conn = conn_config.clone();
+                    // Whatever server we had, its token is spent: wait for the next one.
+                    c.link.close(4000);
+                    c.transport.0 = None;
+                    c.info.server = None;
                     *c.phase = ConnPhase::AwaitingServer { since: now };
                     c.link.rejoin_attempts = 0;
                     if let Some(r) = reply {
@@ -215,6 +225,9 @@ pub fn validate_join(
     if !gateway.ready || !gateway.pending_guilds.is_empty() {
         return Ok(()); // checked again once READY and its guilds are in (`settle`)
     }
+    if gateway.unavailable.contains(&guild_id) {
+        return Err(VoiceError::GuildUnavailable(guild_id));
+    }
     let guild = gateway
         .guilds
         .get(&guild_id)
@@ -250,6 +263,7 @@ pub fn open_voice_socket(
     user_id: u64,
     c: &mut ConnItem,
     opening: Opening,
+    now: Instant,
 ) {
     let Some(server) = c.info.server.clone() else {
         return;
@@ -269,6 +283,7 @@ pub fn open_voice_socket(
     };
     c.link.close(4000);
     c.link.generation += 1;
+    c.link.opened_at = Some(now);
     let generation = c.link.generation;
     if matches!(opening, Opening::Identify { .. }) {
         // A new voice session: op 11 will list the call's members afresh.
@@ -339,11 +354,13 @@ pub fn backoff(attempt: u32) -> Duration {
 }
 
 /// Starts a full join again now: the old voice session is dropped and op 4 is sent; the new
-/// VOICE_STATE_UPDATE and VOICE_SERVER_UPDATE lead to a fresh Identify.
+/// VOICE_SERVER_UPDATE leads to a fresh Identify. The voice state's session id is kept: when the
+/// bot is still in the channel, Discord answers with a VOICE_SERVER_UPDATE only (its voice state
+/// did not change), and waiting for a VOICE_STATE_UPDATE too would hang. A new main session
+/// drops it ([`forget_voice_state`]).
 pub fn rejoin_now(c: &mut ConnItem, net: &Net, now: Instant) {
     c.link.close(4000);
     c.transport.0 = None;
-    c.info.session_id = None;
     c.info.server = None;
     c.stats.rejoins += 1;
     *c.phase = ConnPhase::AwaitingServer { since: now };
@@ -354,6 +371,11 @@ pub fn rejoin_now(c: &mut ConnItem, net: &Net, now: Instant) {
         self_deaf,
     } = c.conn.clone();
     request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
+}
+
+/// The voice state belonged to a main session that is gone: a rejoin must wait for a new one.
+pub fn forget_voice_state(c: &mut ConnItem) {
+    c.info.session_id = None;
 }
 
 /// Schedules a full rejoin (op 4 again), or gives up after too many.
@@ -415,7 +437,14 @@ pub fn run_timers(
                 }
                 if let Some(user) = gateway.user_id {
                     let seq_ack = c.link.last_seq;
-                    open_voice_socket(&net, &settings, user, &mut c, Opening::Resume { seq_ack });
+                    open_voice_socket(
+                        &net,
+                        &settings,
+                        user,
+                        &mut c,
+                        Opening::Resume { seq_ack },
+                        now,
+                    );
                 }
             }
             ConnPhase::AwaitingMainGateway { since }
@@ -430,12 +459,40 @@ pub fn run_timers(
                     },
                 );
             }
+            ConnPhase::Connecting | ConnPhase::Discovering | ConnPhase::Selecting
+                if handshake_overdue(&c, now) =>
+            {
+                give_up_on_server(&mut c, &settings, now);
+            }
+            ConnPhase::Resuming { .. } if c.link.tx.is_some() && handshake_overdue(&c, now) => {
+                give_up_on_server(&mut c, &settings, now);
+            }
             ConnPhase::Leaving { since } if now.duration_since(since) > LEAVE_TIMEOUT => {
                 finish_leave(&mut commands, &mut c, &leave_waiters);
             }
             _ => {}
         }
     }
+}
+
+fn handshake_overdue(c: &ConnItem, now: Instant) -> bool {
+    c.link
+        .opened_at
+        .is_some_and(|at| now.duration_since(at) > HANDSHAKE_TIMEOUT)
+}
+
+/// The voice server took the socket but did not bring it to audio in time (silent, or stuck
+/// mid-handshake): say so on the card and join again through the main gateway.
+fn give_up_on_server(c: &mut ConnItem, settings: &Settings, now: Instant) {
+    let problem = format!(
+        "the voice server did not answer within {} s ({:?})",
+        HANDSHAKE_TIMEOUT.as_secs(),
+        *c.phase
+    );
+    tracing::warn!("guild {}: {problem}", c.conn.guild_id);
+    c.stats.last_error = Some(problem);
+    c.link.opened_at = None;
+    schedule_rejoin(c, settings, now);
 }
 
 /// The leave is done (confirmed or timed out): tell the waiter, mark the connection.

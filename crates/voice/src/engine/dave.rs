@@ -1,5 +1,5 @@
 //! DAVE end-to-end encryption for one connection: the MLS handshake driven by voice gateway
-//! opcodes 21–31, and frame encryption before transport encryption (protocol doc §6–7).
+//! opcodes 21–31, and frame encryption before transport encryption (docs/protocol.md §6–7).
 //!
 //! One `davey::DaveSession` per connection, created when Session Description announces a DAVE
 //! version > 0. Audio is held (the playbacks wait) until the session can encrypt, so nothing
@@ -44,7 +44,7 @@ pub const KEY_WAIT: Duration = Duration::from_secs(5);
 pub const ALONE_GRACE: Duration = Duration::from_secs(1);
 
 /// Users in the call (from op 11/13), kept from the first message on: proposals for anyone not
-/// in it are refused (pitfall 11).
+/// in it are refused (docs/protocol.md §9, pitfall 11).
 #[derive(Component, Debug, Default)]
 pub struct CallMembers(pub HashSet<u64>);
 
@@ -136,7 +136,7 @@ impl Dave {
     }
 
     /// DAVE-encrypts one Opus frame, or returns `None` when it must not be sent (no keys yet).
-    /// The silence frame passes as is, as libdave and davey do (doc §6.8).
+    /// The silence frame passes as is, as davey does (docs/protocol.md §6.8).
     pub fn protect<'a>(&mut self, frame: &'a [u8]) -> Option<Cow<'a, [u8]>> {
         if self.media_version == 0 {
             return Some(Cow::Borrowed(frame));
@@ -310,7 +310,8 @@ impl Dave {
                             link.send(ready_for_transition(tid));
                         }
                     }
-                    // A commit for a group we are not in yet: not ours to apply (pitfall 14).
+                    // A commit for a group we are not in yet: not ours to apply
+                    // (docs/protocol.md §9, pitfall 14).
                     Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(

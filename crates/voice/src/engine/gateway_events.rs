@@ -110,6 +110,7 @@ fn on_gateway_event(
                 .into_iter()
                 .filter(|g| !gateway.guilds.contains_key(g))
                 .collect();
+            gateway.last_guild_event = Some(now);
             settle(gateway, conns);
         }
         GatewayEvent::Resumed => gateway.trouble = None,
@@ -121,6 +122,10 @@ fn on_gateway_event(
         }
         GatewayEvent::Guild(guild) => {
             gateway.pending_guilds.remove(&guild.id);
+            if gateway.unavailable.remove(&guild.id) {
+                tracing::info!("guild {} is available again", guild.id);
+            }
+            gateway.last_guild_event = Some(now);
             gateway.guilds.insert(guild.id, guild);
             settle(gateway, conns);
         }
@@ -165,7 +170,7 @@ fn on_gateway_event(
                     }
                     c.conn.channel_id = channel_id;
                     c.info.session_id = Some(vs.session_id);
-                    maybe_connect(&mut c, net, settings, gateway.user_id);
+                    maybe_connect(&mut c, net, settings, gateway.user_id, now);
                 }
             }
         }
@@ -206,7 +211,7 @@ fn on_gateway_event(
             c.link.close(1000);
             c.transport.0 = None;
             *c.phase = ConnPhase::AwaitingServer { since: now };
-            maybe_connect(&mut c, net, settings, gateway.user_id);
+            maybe_connect(&mut c, net, settings, gateway.user_id, now);
         }
     }
 }
@@ -220,8 +225,28 @@ fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
             "guild {}: main session replaced, joining again",
             c.conn.guild_id
         );
+        super::connection::forget_voice_state(&mut c);
         super::connection::rejoin_now(&mut c, net, now);
     }
+}
+
+/// Guilds still missing [`GUILD_WAIT`] after READY are in an outage: they must not hold up
+/// the guilds that are fine (a join into one of them is refused with the reason).
+pub fn settle_unavailable_guilds(
+    mut gateway: ResMut<MainGatewayState>,
+    mut conns: Query<Conn>,
+    now: Res<Now>,
+) {
+    let overdue = gateway
+        .last_guild_event
+        .is_some_and(|t| now.0.duration_since(t) >= super::GUILD_WAIT);
+    if !gateway.ready || gateway.pending_guilds.is_empty() || !overdue {
+        return;
+    }
+    let missing = std::mem::take(&mut gateway.pending_guilds);
+    tracing::warn!("guilds {missing:?} are unavailable (a Discord outage?); going on without them");
+    gateway.unavailable.extend(missing);
+    settle(&mut gateway, &mut conns);
 }
 
 /// Once READY and all its guilds are in: answers `AwaitGateway` callers, and refuses joins
@@ -248,7 +273,13 @@ fn settle(gateway: &mut MainGatewayState, conns: &mut Query<Conn>) {
 }
 
 /// Opens the voice socket once both dispatches of a join (or move) have arrived.
-fn maybe_connect(c: &mut ConnItem, net: &Net, settings: &Settings, user_id: Option<u64>) {
+fn maybe_connect(
+    c: &mut ConnItem,
+    net: &Net,
+    settings: &Settings,
+    user_id: Option<u64>,
+    now: Instant,
+) {
     let waiting = matches!(
         *c.phase,
         ConnPhase::AwaitingServer { .. } | ConnPhase::AwaitingMainGateway { .. }
@@ -265,6 +296,7 @@ fn maybe_connect(c: &mut ConnItem, net: &Net, settings: &Settings, user_id: Opti
             Opening::Identify {
                 max_dave_protocol_version: settings.max_dave_protocol_version,
             },
+            now,
         );
         *c.phase = ConnPhase::Connecting;
     }
@@ -443,6 +475,8 @@ fn on_voice_closed(c: &mut ConnItem, code: Option<u16>, settings: &Settings, now
         VoiceCloseAction::Resume | VoiceCloseAction::Rejoin => schedule_rejoin(c, settings, now),
         VoiceCloseAction::AwaitMainGateway => {
             c.transport.0 = None;
+            // Moved or kicked: the next server (if any) comes with a new token.
+            c.info.server = None;
             *c.phase = ConnPhase::AwaitingMainGateway { since: now };
         }
         VoiceCloseAction::Stop => {

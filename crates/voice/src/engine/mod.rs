@@ -48,6 +48,8 @@ pub enum VoiceError {
     GatewayRefused(String),
     #[error("guild {0} is unknown (the bot is not a member of it)")]
     UnknownGuild(u64),
+    #[error("guild {0} is unavailable (a Discord outage); try again later")]
+    GuildUnavailable(u64),
     #[error("channel {channel} is not a voice channel of guild {guild}")]
     NotAVoiceChannel { guild: u64, channel: u64 },
     #[error("no voice server within {0:?} (is the channel full, or the bot missing CONNECT?)")]
@@ -235,6 +237,12 @@ impl Default for Settings {
     }
 }
 
+/// How long after READY (or the last GUILD_CREATE) the engine waits for the remaining guilds
+/// before it goes on without them. Discord sends the GUILD_CREATEs of available guilds right
+/// after READY; one still missing is in an outage and may stay so for hours (discord.py waits
+/// 2 s the same way before `on_ready`).
+pub const GUILD_WAIT: Duration = Duration::from_secs(2);
+
 /// What the main gateway has told us.
 #[derive(Resource, Default)]
 pub struct MainGatewayState {
@@ -242,6 +250,11 @@ pub struct MainGatewayState {
     pub guilds: HashMap<u64, Guild>,
     /// Guilds named in READY whose GUILD_CREATE has not arrived yet.
     pub pending_guilds: HashSet<u64>,
+    /// When READY or the last GUILD_CREATE arrived: guilds still pending [`GUILD_WAIT`] later
+    /// are taken as unavailable.
+    pub last_guild_event: Option<Instant>,
+    /// Guilds in an outage: listed in READY, no GUILD_CREATE yet.
+    pub unavailable: HashSet<u64>,
     pub ready: bool,
     pub fatal: Option<VoiceError>,
     pub waiters: Vec<Sender<Result<u64, VoiceError>>>,
@@ -283,6 +296,7 @@ impl EngineCore {
                 playback::ingest_playback_commands,
                 connection::ingest_commands,
                 gateway_events::ingest_net_events,
+                gateway_events::settle_unavailable_guilds,
                 connection::run_timers,
                 mix::read_mic,
                 mix::mix_and_encode,

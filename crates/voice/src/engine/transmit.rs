@@ -15,7 +15,8 @@ use crate::discord::voice_gateway::VoiceCommand;
 use crate::discord::voice_gateway::payloads::speaking;
 use voxboard_audio::opus::SILENCE_FRAME;
 
-/// Silence frames sent after the audio stops, so receivers do not interpolate (doc §4.3).
+/// Silence frames sent after the audio stops, so receivers do not interpolate
+/// (docs/protocol.md §4.3).
 pub const SILENCE_FRAMES: u8 = 5;
 /// A keepalive while idle keeps NAT mappings open (songbird's interval).
 const KEEPALIVE_EVERY: Duration = Duration::from_secs(5);

@@ -1,5 +1,5 @@
 //! DAVE end to end: the engine against the simulator's external sender, with virtual listeners
-//! that are real members of the MLS group and decrypt what the bot sends (protocol doc §8.5).
+//! that are real members of the MLS group and decrypt what the bot sends (docs/protocol.md §8.5).
 
 use std::time::Duration;
 
@@ -86,8 +86,8 @@ fn privacy_code_matches_the_listeners() {
     );
 }
 
-/// §8.5.1: alone in a DAVE channel the bot sends its key package and stays pending; playing
-/// is not an error, and nothing goes out unencrypted.
+/// docs/protocol.md §8.5.1: alone in a DAVE channel the bot sends its key package and stays
+/// pending; playing is not an error, and nothing goes out unencrypted.
 #[test]
 fn alone_in_a_dave_channel_stays_pending() {
     let sim = sim_with(|c| c.dave_listeners = 0);
@@ -112,8 +112,8 @@ fn alone_in_a_dave_channel_stays_pending() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.2: both commit; the first valid commit wins. Here the listener never commits, so the
-/// bot's commit wins and it gets op 29.
+/// docs/protocol.md §8.5.2: both commit; the first valid commit wins. Here the listener never
+/// commits, so the bot's commit wins and it gets op 29.
 #[test]
 fn bots_commit_wins_when_it_is_first() {
     let sim = sim_with(|c| c.listener_commit_delay = None);
@@ -141,7 +141,8 @@ fn bots_commit_wins_when_it_is_first() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.2, other outcome: the listener commits at once and wins; the bot is welcomed (op 30).
+/// docs/protocol.md §8.5.2, other outcome: the listener commits at once and wins; the bot is
+/// welcomed (op 30).
 #[test]
 fn listeners_commit_wins_and_the_bot_is_welcomed() {
     let sim = sim_with(|c| c.listener_commit_delay = Some(Duration::ZERO));
@@ -164,7 +165,7 @@ fn listeners_commit_wins_and_the_bot_is_welcomed() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.3: the bot joins an established group of two listeners; both decrypt it.
+/// docs/protocol.md §8.5.3: the bot joins an established group of two listeners; both decrypt it.
 #[test]
 fn joining_an_established_group() {
     let sim = sim_with(|c| c.dave_listeners = 0);
@@ -189,7 +190,8 @@ fn joining_an_established_group() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.4: a listener leaves mid-stream (Remove, new epoch); the other keeps hearing the bot.
+/// docs/protocol.md §8.5.4: a listener leaves mid-stream (Remove, new epoch); the other keeps
+/// hearing the bot.
 #[test]
 fn a_member_leaving_mid_stream_rekeys_without_a_gap() {
     let sim = sim_with(|c| c.dave_listeners = 2);
@@ -214,7 +216,7 @@ fn a_member_leaving_mid_stream_rekeys_without_a_gap() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.5: an in-flight Add is revoked; the bot drops it and carries on.
+/// docs/protocol.md §8.5.5: an in-flight Add is revoked; the bot drops it and carries on.
 #[test]
 fn revoked_add_is_dropped() {
     let sim = sim_with(|c| c.listener_commit_delay = None);
@@ -241,8 +243,8 @@ fn revoked_add_is_dropped() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.6: a corrupted Welcome: the bot answers op 31, sends a fresh key package, and is added
-/// again.
+/// docs/protocol.md §8.5.6: a corrupted Welcome: the bot answers op 31, sends a fresh key
+/// package, and is added again.
 #[test]
 fn corrupted_welcome_is_reported_and_recovered() {
     let sim = sim_with(|c| c.dave_listeners = 0);
@@ -268,8 +270,8 @@ fn corrupted_welcome_is_reported_and_recovered() {
     assert_listener_heard_tones(&sim, listener);
 }
 
-/// §8.5.7: the last listener leaves (sole-member reset: op 24 epoch 1 + op 21 tid 0); a new
-/// listener joins later and hears the bot.
+/// docs/protocol.md §8.5.7: the last listener leaves (sole-member reset: op 24 epoch 1 + op 21
+/// tid 0); a new listener joins later and hears the bot.
 #[test]
 fn sole_member_reset_then_a_new_group() {
     let sim = sim_with(|_| {});
@@ -305,8 +307,8 @@ fn play_tones_again(voice: &Voice) {
     wait_quiet(voice);
 }
 
-/// §8.5.8: without DAVE (a simulator configured like a stage or a pre-2026 call) the audio is
-/// plain Opus inside the transport encryption.
+/// docs/protocol.md §8.5.8: without DAVE (a simulator configured like a stage or a pre-2026
+/// call) the audio is plain Opus inside the transport encryption.
 #[test]
 fn dave_off_sends_plain_opus() {
     let sim = sim_with(|c| c.dave = DaveMode::Off);
@@ -344,7 +346,8 @@ fn stage_channels_run_without_dave() {
     assert_no_violations(&sim);
 }
 
-/// §8.5.9: a client that does not offer DAVE is refused with 4017: a clear error, no retry loop.
+/// docs/protocol.md §8.5.9: a client that does not offer DAVE is refused with 4017: a clear
+/// error, no retry loop.
 #[test]
 fn identify_without_dave_gets_e2ee_required() {
     let sim = sim_with(|_| {});
@@ -366,8 +369,8 @@ fn identify_without_dave_gets_e2ee_required() {
     );
 }
 
-/// §8.5.10: the voice socket drops in the middle of the DAVE handshake; the resume replays the
-/// buffered DAVE messages and the engine's seq_ack is right.
+/// docs/protocol.md §8.5.10: the voice socket drops in the middle of the DAVE handshake; the
+/// resume replays the buffered DAVE messages and the engine's seq_ack is right.
 #[test]
 fn resume_in_the_middle_of_the_handshake() {
     let sim = sim_with(|c| c.listener_commit_delay = Some(Duration::from_millis(300)));
@@ -489,11 +492,11 @@ fn member_churn_keeps_audio_continuous() {
     assert_no_violations(&sim);
 }
 
-/// §6.5 F and E: in a DAVE-optional call a client without DAVE joins mid-sound. The call
-/// downgrades (op 21, protocol_version 0); on op 22 the bot switches to plain Opus and the old
-/// client hears it. When it leaves, the call upgrades (op 24, epoch 1), a new group forms and the
-/// bot encrypts again. The DAVE member hears the sound throughout; the simulator flags a DAVE
-/// frame after the downgrade and a plain one after the upgrade.
+/// docs/protocol.md §6.5 F and E: in a DAVE-optional call a client without DAVE joins mid-sound.
+/// The call downgrades (op 21, protocol_version 0); on op 22 the bot switches to plain Opus and
+/// the old client hears it. When it leaves, the call upgrades (op 24, epoch 1), a new group forms
+/// and the bot encrypts again. The DAVE member hears the sound throughout; the simulator flags a
+/// DAVE frame after the downgrade and a plain one after the upgrade.
 #[test]
 fn downgrade_for_a_client_without_dave_and_upgrade_when_it_leaves() {
     let sim = sim_with(|c| c.dave = DaveMode::Optional);

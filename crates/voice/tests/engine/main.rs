@@ -1,5 +1,6 @@
 //! The engine against the simulator over real sockets: playing, mixing, recovery, DAVE.
 
+mod api;
 mod common;
 mod dave;
 mod mixer;

@@ -68,6 +68,18 @@ fn close_4015_resumes() {
     assert_no_violations(&sim);
 }
 
+/// A voice server restarting closes with 1001, and its sessions end with it (as 1000): the
+/// engine rejoins through the main gateway and the rest of the sound is heard. It used to stop
+/// for good and lose the rest.
+#[test]
+fn close_1001_rejoins_and_the_sound_goes_on() {
+    let sim = play_with_fault(|sim| sim.close_voice(guild(0), 1001));
+    assert_heard_whole(&sim);
+    assert_eq!(resumes(&sim), 0, "the session ended with the server");
+    assert_eq!(identifies(&sim), 2, "a fresh Identify after the rejoin");
+    assert_no_violations(&sim);
+}
+
 #[test]
 fn close_4006_rejoins_through_the_main_gateway() {
     let sim = play_with_fault(|sim| sim.close_voice(guild(0), 4006));
@@ -84,6 +96,19 @@ fn close_4006_rejoins_through_the_main_gateway() {
         )
     });
     assert_eq!(joins, 2, "a second op 4");
+    // The bot never left the channel, so Discord (and the simulator) answers the second op 4
+    // with a VOICE_SERVER_UPDATE alone: the engine must not wait for a voice state update.
+    let state_updates = count(&sim, |e| {
+        matches!(
+            e,
+            SimEvent::VoiceStateUpdate {
+                channel_id: Some(_),
+                ..
+            }
+        )
+    });
+    let server_updates = count(&sim, |e| matches!(e, SimEvent::VoiceServerUpdate { .. }));
+    assert_eq!((state_updates, server_updates), (1, 2));
     assert_no_violations(&sim);
 }
 
@@ -248,5 +273,67 @@ fn an_unreachable_voice_server_is_reported_and_rejoined() {
         "a fresh Identify on the working server"
     );
     assert_heard_whole(&sim);
+    assert_no_violations(&sim);
+}
+
+/// A voice server that accepts the websocket and then says nothing (no Hello): the engine gives
+/// it up after the handshake deadline, says so on the card, and joins again; the join the
+/// caller is waiting for succeeds and the sound is heard whole.
+#[test]
+fn a_silent_voice_server_is_abandoned_and_joined_again() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    sim.silence_voice_server(guild(0), 1);
+    let voice = connect(&sim);
+    let started = std::time::Instant::now();
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .expect("the second attempt joins");
+    let took = started.elapsed();
+    let problem = voice.status().borrow().connections[0]
+        .last_error
+        .clone()
+        .unwrap_or_default();
+    println!("joined after {took:?}; the card said: {problem}");
+    assert!(problem.contains("did not answer"), "{problem}");
+    assert!(took < Duration::from_secs(8), "joined after {took:?}");
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    assert!(playing.wait_timeout(Duration::from_secs(10)));
+    wait_quiet(&voice);
+    voice.close();
+    assert_three_tones(&sim, guild(0), 0.95, 1.05);
+    assert_eq!(
+        identifies(&sim),
+        1,
+        "the silent server never got an Identify answered"
+    );
+    assert_no_violations(&sim);
+}
+
+/// READY lists a guild that stays unavailable (a Discord outage): the engine goes on without it
+/// after a short wait, the guild that is fine plays, and a join into the missing one says why.
+#[test]
+fn an_unavailable_guild_does_not_hold_up_the_others() {
+    let mut config = SimConfig::with_guilds(2);
+    config.guilds[1].unavailable = true;
+    let sim = Simulator::start(config).unwrap();
+    let started = std::time::Instant::now();
+    let voice = connect(&sim);
+    let ready_after = started.elapsed();
+    assert!(
+        ready_after < Duration::from_secs(4),
+        "ready after {ready_after:?}"
+    );
+    let err = voice
+        .join_channel(guild(1), voice_channel(1), false, false)
+        .expect_err("a guild in an outage cannot be joined");
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    assert!(playing.wait_timeout(Duration::from_secs(10)));
+    wait_quiet(&voice);
+    voice.close();
+    assert_three_tones(&sim, guild(0), 0.95, 1.05);
     assert_no_violations(&sim);
 }

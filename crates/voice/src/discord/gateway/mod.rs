@@ -239,8 +239,7 @@ async fn connection(
                 }
                 match env.op {
                     OP_HELLO => {
-                        let ms = env.d.get("heartbeat_interval").and_then(|v| v.as_f64()).unwrap_or(41_250.0);
-                        let every = Duration::from_secs_f64((ms / 1000.0).max(0.05));
+                        let every = super::heartbeat_interval(&env.d, Duration::from_millis(41_250));
                         interval = Some(every);
                         // First beat after interval × jitter, jitter in [0, 1).
                         next_beat = Instant::now() + every.mul_f64(rand::random::<f64>());
@@ -370,7 +369,7 @@ fn reconnect_close() -> CloseFrame {
     }
 }
 
-/// Maps a close code to what to do next (protocol doc §1.8).
+/// Maps a close code to what to do next (docs/protocol.md §1.8).
 fn on_close(code: Option<u16>, session: &Session) -> Ended {
     let resumable = session.id.is_some();
     match code {

@@ -1,4 +1,4 @@
-//! Main gateway (v10, JSON) payloads a voice bot sends and reads (protocol doc §1).
+//! Main gateway (v10, JSON) payloads a voice bot sends and reads (docs/protocol.md §1).
 
 use serde::Deserialize;
 use serde_json::{Value, json};

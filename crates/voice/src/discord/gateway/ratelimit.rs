@@ -1,4 +1,4 @@
-//! The main gateway's send budget: 120 events per 60 s per connection (protocol doc §1.9).
+//! The main gateway's send budget: 120 events per 60 s per connection (docs/protocol.md §1.9).
 
 use std::collections::VecDeque;
 use std::time::Duration;

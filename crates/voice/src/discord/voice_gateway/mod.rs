@@ -158,8 +158,7 @@ async fn run(
                     let d = v.get("d").cloned().unwrap_or(Value::Null);
                     match u8::try_from(op).unwrap_or(u8::MAX) {
                         OP_HELLO => {
-                            let ms = d.get("heartbeat_interval").and_then(Value::as_f64).unwrap_or(13_750.0);
-                            let every = Duration::from_secs_f64((ms / 1000.0).max(0.05));
+                            let every = super::heartbeat_interval(&d, Duration::from_millis(13_750));
                             interval = Some(every);
                             // The first beat comes early, so the connection card shows a ping
                             // within a second instead of after a whole interval.
@@ -190,7 +189,8 @@ async fn run(
                             }
                         }
                         op @ 21..=24 => sink(VoiceEvent::DaveJson { op, d }),
-                        // Speaking from others, and opcodes we do not know: ignore (pitfall 10).
+                        // Speaking from others, and opcodes we do not know: ignore
+                        // (docs/protocol.md §9, pitfall 10).
                         _ => {}
                     }
                 }

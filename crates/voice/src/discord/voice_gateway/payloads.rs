@@ -1,4 +1,4 @@
-//! Voice gateway v8 payloads (protocol doc §3).
+//! Voice gateway v8 payloads (docs/protocol.md §3).
 
 use serde_json::{Value, json};
 
