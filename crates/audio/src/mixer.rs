@@ -35,11 +35,16 @@ impl Cursor {
 
     /// How far through the sound, 0..=1 (for progress bars).
     pub fn progress(&self) -> f32 {
-        if self.samples.is_empty() {
-            1.0
-        } else {
-            (self.position as f32 / self.samples.len() as f32).min(1.0)
+        match self.len() {
+            0 => 1.0,
+            len => (self.position as f32 / len as f32).min(1.0),
         }
+    }
+
+    /// The samples that make whole stereo frames: an odd-length buffer from an API caller
+    /// plays without its last half-frame instead of reading past the end.
+    fn len(&self) -> usize {
+        self.samples.len() / CHANNELS * CHANNELS
     }
 }
 
@@ -49,7 +54,7 @@ pub const FADE_FRAMES: u32 = SAMPLE_RATE / 100; // 10 ms
 /// Adds one 20 ms frame of `p` into `out` (interleaved stereo), scaled by `gain`, honouring
 /// looping and a stop fade. Reads only; [`advance`] moves the sound on.
 pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
-    let len = p.samples.len();
+    let len = p.len();
     if len == 0 {
         return;
     }
@@ -80,7 +85,7 @@ pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
 
 /// Moves a sound on by one frame. Returns `false` when it has ended.
 pub fn advance(p: &mut Cursor) -> bool {
-    let len = p.samples.len();
+    let len = p.len();
     if let Some(left) = p.fade_out {
         let step = (FRAME_LEN / CHANNELS) as u32;
         if left <= step {
@@ -212,6 +217,26 @@ mod tests {
             }
         }
         assert_eq!(out, samples);
+    }
+
+    /// `Voice::play` takes any buffer: an odd length (half a stereo frame at the end) must not
+    /// read past it, looped or not.
+    #[test]
+    fn an_odd_length_buffer_plays_its_whole_frames() {
+        for looped in [false, true] {
+            let mut samples = sine(440.0, 0.5, 960 + 7);
+            samples.push(0.25); // the stray half-frame
+            let mut p = playback(samples, looped);
+            for _ in 0..4 {
+                let mut frame = vec![0.0; FRAME_LEN];
+                add_frame(&mut frame, &p, 1.0);
+                if !advance(&mut p) {
+                    assert!(!looped, "a looped sound goes on");
+                    break;
+                }
+            }
+            assert!(p.progress() <= 1.0);
+        }
     }
 
     #[test]

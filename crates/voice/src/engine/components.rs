@@ -158,6 +158,9 @@ pub struct Speaking {
     /// Whether this session's SSRC was announced with op 5 (required before any packet).
     pub registered: bool,
     pub asserted: bool,
+    /// The voice socket was resumed: the next audio packet is preceded by op 5 again, so the
+    /// new socket learns our speaking state (as after a fresh Identify).
+    pub reassert: bool,
     pub silence_left: u8,
 }
 
@@ -167,6 +170,7 @@ impl Default for Speaking {
             flags: crate::discord::voice_gateway::payloads::speaking::MICROPHONE,
             registered: false,
             asserted: false,
+            reassert: false,
             silence_left: 0,
         }
     }
@@ -175,6 +179,22 @@ impl Default for Speaking {
 /// Opus frames written directly by the library user, sent before any mix.
 #[derive(Component, Debug, Default)]
 pub struct OpusQueue(pub VecDeque<Vec<u8>>);
+
+impl OpusQueue {
+    /// 5 s of frames. `Session::write` paces a writer to real time, but while the connection
+    /// is down nothing drains the queue: past this the oldest (stalest) frames go.
+    pub const LIMIT: usize = 250;
+
+    /// Queues a frame; returns whether an old one was dropped to make room.
+    pub fn push(&mut self, frame: Vec<u8>) -> bool {
+        let full = self.0.len() >= Self::LIMIT;
+        if full {
+            self.0.pop_front();
+        }
+        self.0.push_back(frame);
+        full
+    }
+}
 
 /// Counters and recent history for the status panel.
 #[derive(Component, Debug, Clone, Default)]

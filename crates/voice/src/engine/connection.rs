@@ -134,7 +134,7 @@ pub fn ingest_commands(
             }
             Command::WriteOpus { guild_id, frame } => {
                 if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
-                    c.queue.0.push_back(frame);
+                    c.queue.push(frame);
                 }
             }
             Command::SetSpeakingFlags { guild_id, flags } => {

@@ -111,10 +111,8 @@ impl Dave {
         if self.media_version == 0 {
             return true;
         }
-        let can = match self.session() {
-            None => return true,
-            Some(s) => s.can_encrypt(),
-        };
+        // No session in a DAVE call (it could not be made) is "no keys", never "no DAVE".
+        let can = self.session().is_some_and(|s| s.can_encrypt());
         if can {
             self.waiting_since = None;
             return true;
@@ -138,18 +136,15 @@ impl Dave {
     /// DAVE-encrypts one Opus frame, or returns `None` when it must not be sent (no keys yet).
     /// The silence frame passes as is, as davey does (docs/protocol.md §6.8).
     pub fn protect<'a>(&mut self, frame: &'a [u8]) -> Option<Cow<'a, [u8]>> {
-        if self.media_version == 0 {
+        if self.media_version == 0 || frame == SILENCE_FRAME {
             return Some(Cow::Borrowed(frame));
         }
-        let Some(session) = self.session() else {
-            return Some(Cow::Borrowed(frame));
-        };
-        if frame == SILENCE_FRAME {
-            return Some(Cow::Borrowed(frame));
-        }
-        match session.encrypt_opus(frame) {
-            Ok(sealed) => Some(sealed),
-            Err(_) => {
+        // Fail closed: a DAVE call without a working session sends nothing, never plain Opus.
+        // Only a downgrade the protocol announced (media_version 0) sends plain audio.
+        let sealed = self.session().map(|s| s.encrypt_opus(frame));
+        match sealed {
+            Some(Ok(sealed)) => Some(sealed),
+            _ => {
                 self.dropped_frames += 1;
                 None
             }
@@ -167,7 +162,9 @@ impl Dave {
         }
     }
 
-    /// Session Description: start (or stop) DAVE for this session.
+    /// Session Description: start (or stop) DAVE for this session. An error means the call is
+    /// end-to-end encrypted but we cannot take part (a version davey does not speak): audio is
+    /// then held back, never sent in the clear, and the caller says why on the card.
     pub fn start(
         &mut self,
         version: u16,
@@ -175,22 +172,21 @@ impl Dave {
         channel_id: u64,
         link: &VoiceLink,
         now: Instant,
-    ) {
+    ) -> Result<(), String> {
         self.protocol_version = version;
         self.media_version = version;
         self.transitions = 0;
         self.waiting_since = Some(now);
+        self.session = None;
         let Some(v) = NonZeroU16::new(version) else {
-            self.session = None;
-            return;
+            return Ok(());
         };
-        match DaveSession::new(v, user_id, channel_id, None) {
-            Ok(session) => {
-                self.session = Some(Mutex::new(session));
-                self.send_key_package(link);
-            }
-            Err(e) => tracing::error!("DAVE session could not start: {e}"),
-        }
+        let session = DaveSession::new(v, user_id, channel_id, None).map_err(|e| {
+            format!("E2EE (DAVE v{version}) could not start, so no audio is sent: {e}")
+        })?;
+        self.session = Some(Mutex::new(session));
+        self.send_key_package(link);
+        Ok(())
     }
 
     fn send_key_package(&mut self, link: &VoiceLink) {
@@ -534,7 +530,7 @@ mod tests {
         );
         let link = VoiceLink::default();
         let t0 = Instant::now();
-        dave.start(1, 42, 7, &link, t0);
+        dave.start(1, 42, 7, &link, t0).unwrap();
         assert_eq!(
             dave.protect(&SILENCE_FRAME).as_deref(),
             Some(&SILENCE_FRAME[..])
@@ -554,5 +550,35 @@ mod tests {
             dave.media_ready(&members, t0 + ALONE_GRACE + KEY_WAIT),
             "the wait is bounded"
         );
+    }
+
+    #[test]
+    fn a_dave_call_we_cannot_join_sends_nothing_in_the_clear() {
+        let mut dave = Dave::default();
+        let t0 = Instant::now();
+        let err = dave
+            .start(2, 42, 7, &VoiceLink::default(), t0)
+            .expect_err("davey speaks DAVE v1 only");
+        assert!(err.contains("no audio is sent"), "{err}");
+        assert_eq!(
+            dave.protect(b"opus"),
+            None,
+            "never plain Opus in an E2EE call"
+        );
+        assert_eq!(
+            dave.protect(&SILENCE_FRAME).as_deref(),
+            Some(&SILENCE_FRAME[..])
+        );
+        let members = CallMembers([9].into());
+        assert!(
+            !dave.media_ready(&members, t0),
+            "the sound waits as for keys"
+        );
+        assert!(
+            dave.media_ready(&members, t0 + KEY_WAIT),
+            "and then is dropped, bounded"
+        );
+        assert_eq!(dave.protect(b"opus"), None);
+        assert_eq!(dave.dropped_frames, 2);
     }
 }

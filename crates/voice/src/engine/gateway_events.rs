@@ -352,13 +352,16 @@ fn on_voice_event(
                 last_sent: now,
             });
             c.stats.mode = Some(mode.as_str());
-            c.dave.start(
+            if let Err(problem) = c.dave.start(
                 sd.dave_protocol_version,
                 user_id,
                 c.conn.channel_id,
                 &c.link,
                 now,
-            );
+            ) {
+                tracing::error!("guild {guild_id}: {problem}");
+                c.stats.last_error = Some(problem);
+            }
             // The first transmit tick registers the SSRC with op 5 (see `transmit`).
             c.speaking.registered = false;
             c.speaking.asserted = false;
@@ -374,6 +377,7 @@ fn on_voice_event(
         }
         VoiceEvent::Resumed => {
             c.stats.resumes += 1;
+            c.speaking.reassert = true;
             *c.phase = ConnPhase::Ready;
             tracing::info!("guild {guild_id}: voice session resumed");
         }

@@ -405,3 +405,41 @@ impl EngineCore {
             .insert((dave::Dave::with_session(session), members));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that keeps writing while its connection cannot send must not grow memory
+    /// without bound: the per-guild Opus queue keeps the newest five seconds.
+    #[test]
+    fn the_opus_queue_is_bounded() {
+        let mut core = EngineCore::new(Settings::default(), None, Instant::now());
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(sink.local_addr().unwrap()).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mode = crate::discord::crypto::TransportMode::AeadAes256GcmRtpsize;
+        core.add_ready_connection(1, socket, 1, mode, &[7; 32]);
+        use components::OpusQueue;
+        for i in 0..(OpusQueue::LIMIT + 150) {
+            core.push(EngineMsg::Command(Command::WriteOpus {
+                guild_id: 1,
+                frame: vec![i as u8; 10],
+            }));
+        }
+        core.tick(Instant::now());
+        let queue = core
+            .world
+            .query::<&components::OpusQueue>()
+            .single(&core.world)
+            .unwrap();
+        assert!(
+            queue.0.len() <= OpusQueue::LIMIT,
+            "{} frames queued",
+            queue.0.len()
+        );
+        // The newest frames are the ones kept.
+        assert_eq!(queue.0.back().unwrap()[0], (OpusQueue::LIMIT + 149) as u8);
+    }
+}

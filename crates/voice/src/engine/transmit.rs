@@ -107,8 +107,9 @@ pub fn transmit(
         };
         let frame: &[u8] = &frame;
         if frame != SILENCE_FRAME {
-            if !speaking_state.asserted {
+            if !speaking_state.asserted || speaking_state.reassert {
                 speaking_state.registered = true;
+                speaking_state.reassert = false;
                 // op 5 goes out before the first packet of every talk spurt.
                 link.send(VoiceCommand::Json(speaking(
                     speaking_state.flags,

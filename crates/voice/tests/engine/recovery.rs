@@ -56,6 +56,16 @@ fn voice_socket_drop_resumes_with_seq_ack() {
         "the simulator accepted the resume: {:#?}",
         sim.events()
     );
+    // The resumed socket is told we speak before the audio goes on.
+    let events = sim.events();
+    let resumed_at = events
+        .iter()
+        .position(|e| matches!(e, SimEvent::VoiceResumed { .. }))
+        .unwrap();
+    let speaking_again = events[resumed_at..]
+        .iter()
+        .any(|e| matches!(e, SimEvent::Speaking { speaking, .. } if *speaking != 0));
+    assert!(speaking_again, "no op 5 after the resume: {events:#?}");
     assert_no_violations(&sim);
 }
 
