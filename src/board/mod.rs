@@ -135,6 +135,9 @@ pub struct Settings {
     /// Guild id → the voice channel to rejoin on start.
     pub connections: BTreeMap<u64, u64>,
     pub loudness_target_lufs: f64,
+    /// Join deafened (the default): a soundboard never listens, and an undeafened bot makes
+    /// Discord send it everyone's audio for nothing.
+    pub deafen_bot: bool,
 }
 
 impl Default for Settings {
@@ -152,6 +155,7 @@ impl Default for Settings {
             theme: Theme::Dark,
             connections: BTreeMap::new(),
             loudness_target_lufs: -16.0,
+            deafen_bot: true,
         }
     }
 }
@@ -263,6 +267,13 @@ fn capitalise(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_board_saved_before_the_deafen_setting_joins_deafened() {
+        let old: Settings = serde_json::from_str(r#"{"master_volume": 0.5}"#).unwrap();
+        assert!(old.deafen_bot);
+        assert_eq!(old.master_volume, 0.5);
+    }
 
     #[test]
     fn ids_are_stable_and_never_reused() {

@@ -13,6 +13,19 @@ use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
 use voxboard_voice::engine::voice::ConnectError;
 use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig};
 
+/// `play` only speaks: joining deafened spares Discord sending it everyone's audio.
+const DEAFENED: bool = true;
+
+/// `--duration`: a number of seconds a `Duration` can hold and a person would ask for.
+fn parse_duration(text: &str) -> Result<f64, String> {
+    const DAY: f64 = 86_400.0;
+    match text.parse::<f64>() {
+        Ok(secs) if (0.0..=DAY).contains(&secs) => Ok(secs),
+        Ok(_) => Err(format!("wants 0 to {DAY} seconds")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 #[derive(clap::Args)]
 pub struct PlayArgs {
     /// Gateway URL. Plain ws:// is accepted only for a loopback address (the simulator).
@@ -28,8 +41,8 @@ pub struct PlayArgs {
     /// listeners heard.
     #[arg(long, conflicts_with_all = ["gateway", "token_file"])]
     sim: bool,
-    /// Seconds to wait for the gateway, and for each voice connection.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for the gateway, and for each voice connection (1 to 3600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     join_timeout: u64,
     /// Speak through the microphone for the whole run (push-to-talk held).
     #[arg(long)]
@@ -43,8 +56,9 @@ pub struct PlayArgs {
     /// Output device id for --monitor; the default output otherwise.
     #[arg(long, value_name = "ID", requires = "monitor")]
     output_device: Option<String>,
-    /// Keep the channels open at least this many seconds (for --mic without files).
-    #[arg(long, value_name = "SECS")]
+    /// Keep the channels open at least this many seconds (for --mic without files; up to a
+    /// day).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     duration: Option<f64>,
     /// Sound files (wav, flac, ogg, opus, mp3), played one after another.
     #[arg(required_unless_present = "mic", value_name = "FILE")]
@@ -121,7 +135,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
 
     let mut config = VoiceConfig::new(token);
     config.gateway_url = gateway;
-    config.settings.join_timeout = Duration::from_secs(args.join_timeout.max(1));
+    config.settings.join_timeout = Duration::from_secs(args.join_timeout);
     config.connect_timeout = config.settings.join_timeout;
     let voice = Voice::connect(config).map_err(|e| match e {
         ConnectError::Voice(v) => anyhow::anyhow!("{v}"),
@@ -137,7 +151,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let result = join_and_play(&voice, &args.joins, &clips);
     if let Some(secs) = args.duration {
-        let rest = Duration::from_secs_f64(secs.max(0.0)).saturating_sub(started.elapsed());
+        let rest = Duration::from_secs_f64(secs).saturating_sub(started.elapsed());
         std::thread::sleep(rest);
     }
     voice.command(voxboard_voice::engine::Command::PushToTalk(false));
@@ -182,7 +196,7 @@ fn join_and_play(voice: &Voice, joins: &[(u64, u64)], clips: &[Clip]) -> anyhow:
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = joins
             .iter()
-            .map(|&(g, c)| s.spawn(move || (g, c, voice.join_channel(g, c, false, false))))
+            .map(|&(g, c)| s.spawn(move || (g, c, voice.join_channel(g, c, false, DEAFENED))))
             .collect();
         handles.into_iter().filter_map(|h| h.join().ok()).collect()
     });

@@ -355,7 +355,7 @@ impl Core {
             guild_id,
             channel_id,
             self_mute: false,
-            self_deaf: false,
+            self_deaf: self.board.settings.deafen_bot,
             reply: Some(reply),
         });
     }

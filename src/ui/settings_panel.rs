@@ -45,6 +45,19 @@ impl SettingsPanel {
                     }
                 });
                 section(ui, "Audio", |ui| audio_ui(ui, core));
+                section(ui, "Voice channels", |ui| {
+                    let deaf = &mut core.board.settings.deafen_bot;
+                    if ui
+                        .checkbox(deaf, "Join deafened (the bot hears nobody)")
+                        .on_hover_text(
+                            "A soundboard only speaks. Undeafened, Discord sends the bot \
+                             everyone's audio. Applies from the next join.",
+                        )
+                        .changed()
+                    {
+                        core.save();
+                    }
+                });
                 section(ui, "Keys", |ui| {
                     if keys_ui(ui, core, hotkeys, problem) {
                         action = Some(SettingsAction::Rebind);

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use voxboard_sim::{SimConfig, Simulator};
+use voxboard_sim::{SimConfig, SimEvent, Simulator};
 use voxboard_testkit::*;
 
 fn play(sim: &Simulator, token: &str, args: &[&str]) -> Output {
@@ -78,6 +78,15 @@ fn plays_and_reports_without_printing_the_token() {
         "debug logging was on:\n{all}"
     );
     assert_three_tones(&sim, 100, 0.95, 1.05);
+    let deafened = sim.events().iter().all(|e| match e {
+        SimEvent::VoiceStateRequest {
+            channel_id: Some(_),
+            self_deaf,
+            ..
+        } => *self_deaf,
+        _ => true,
+    });
+    assert!(deafened, "play joined undeafened: {:#?}", sim.events());
     assert_no_violations(&sim);
 }
 
@@ -175,6 +184,34 @@ fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
         .output()
         .unwrap();
     assert_fails_with(&out, "wss://", "never-printed");
+}
+
+/// Numbers a person can mistype or a script can get wrong are refused with the reason, never a
+/// panic (`inf` and 1e300 seconds used to overflow a `Duration`).
+#[test]
+fn absurd_durations_and_timeouts_are_refused_not_panicked_on() {
+    let f = fixture();
+    for args in [
+        ["--duration", "inf"],
+        ["--duration", "1e300"],
+        ["--duration=-1", "--mic"],
+        ["--join-timeout", "18446744073709551615"],
+        ["--join-timeout", "0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+            .args(["play", "--sim", "--join", "100:1002"])
+            .args(args)
+            .arg(path(&f.tones))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("invalid value") || stderr.contains("wants 0 to"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
 }
 
 fn path(p: &Path) -> &str {

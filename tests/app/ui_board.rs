@@ -55,6 +55,18 @@ fn clicking_a_sound_plays_it_and_the_button_shows_progress() {
     step_until(&mut h, Duration::from_secs(10), "progress bar gone", |h| {
         h.state().core.progress(id).is_none()
     });
+    // A soundboard joins deafened unless the streamer says otherwise.
+    let deafened = sim.events().iter().any(|e| {
+        matches!(
+            e,
+            voxboard_sim::SimEvent::VoiceStateRequest {
+                guild_id: 100,
+                channel_id: Some(1002),
+                self_deaf: true
+            }
+        )
+    });
+    assert!(deafened, "op 4 was not deafened: {:#?}", sim.events());
 }
 
 #[test]

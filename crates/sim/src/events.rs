@@ -34,6 +34,7 @@ pub enum SimEvent {
     VoiceStateRequest {
         guild_id: u64,
         channel_id: Option<u64>,
+        self_deaf: bool,
     },
     /// VOICE_STATE_UPDATE dispatched to the bot.
     VoiceStateUpdate {

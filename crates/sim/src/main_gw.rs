@@ -390,6 +390,7 @@ impl Conn {
         st.event(SimEvent::VoiceStateRequest {
             guild_id,
             channel_id,
+            self_deaf,
         });
         if shared.config.guild(guild_id).is_some_and(|g| g.unavailable) {
             return; // a guild in an outage answers nothing
