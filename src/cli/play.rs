@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,7 +12,7 @@ use voxboard_audio::decode::{Clip, decode_file};
 use voxboard_sim::{SimConfig, Simulator};
 use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
 use voxboard_voice::engine::voice::ConnectError;
-use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig};
+use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig, VoiceError};
 
 /// `play` only speaks: joining deafened spares Discord sending it everyone's audio.
 const DEAFENED: bool = true;
@@ -157,10 +158,11 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     voice.command(voxboard_voice::engine::Command::PushToTalk(false));
     wait_for_silence_tail(&voice);
     let final_status = voice.status().borrow().clone();
+    let lost = result.and_then(|failures| audio_lost(&failures));
     let _ = voice.close();
     printing.store(false, Ordering::Relaxed);
     let _ = printer.join();
-    result?;
+    lost?;
 
     for c in &final_status.connections {
         let e2ee = match (c.dave.protocol_version, &c.dave.privacy_code) {
@@ -191,7 +193,13 @@ impl PlayArgs {
     }
 }
 
-fn join_and_play(voice: &Voice, joins: &[(u64, u64)], clips: &[Clip]) -> anyhow::Result<()> {
+/// Joins, plays, and returns the stream of connection failures that happened meanwhile (read it
+/// a moment later: a failure is reported the tick after it ends its sounds).
+fn join_and_play(
+    voice: &Voice,
+    joins: &[(u64, u64)],
+    clips: &[Clip],
+) -> anyhow::Result<Receiver<(u64, VoiceError)>> {
     // Join every guild at once; the slowest decides.
     let results: Vec<_> = std::thread::scope(|s| {
         let handles: Vec<_> = joins
@@ -205,9 +213,27 @@ fn join_and_play(voice: &Voice, joins: &[(u64, u64)], clips: &[Clip]) -> anyhow:
             bail!("cannot join channel {channel} of guild {guild}: {e}");
         }
     }
+    // From here on a connection that fails for good loses audio: say so and exit non-zero
+    // rather than report success with part of the sound missing.
+    let failures = voice.errors();
     for clip in clips {
         // One mix for all connections: encoded once, encrypted per connection.
         voice.play(clip.samples.clone(), Target::All, 1.0).wait();
+    }
+    Ok(failures)
+}
+
+/// Connection failures since the sounds started: each one lost audio.
+fn audio_lost(failures: &Receiver<(u64, VoiceError)>) -> anyhow::Result<()> {
+    let lost: Vec<String> = failures
+        .try_iter()
+        .map(|(guild, e)| format!("guild {guild}: {e}"))
+        .collect();
+    if !lost.is_empty() {
+        bail!(
+            "audio was lost: a connection failed while playing ({})",
+            lost.join("; ")
+        );
     }
     Ok(())
 }

@@ -186,6 +186,39 @@ fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
     assert_fails_with(&out, "wss://", "never-printed");
 }
 
+/// A connection that fails for good mid-sound (a moderator disconnects the bot) loses audio:
+/// `play` says so and exits non-zero instead of reporting success.
+#[test]
+fn a_connection_lost_mid_sound_fails_the_run() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let child = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join",
+            "100:1002",
+        ])
+        .arg(path(&f.tones))
+        .env("DISCORD_TOKEN", SimConfig::TEST_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let speaking = sim.wait_for(std::time::Duration::from_secs(10), |events| {
+        events
+            .iter()
+            .any(|e| matches!(e, SimEvent::Speaking { speaking, .. } if *speaking != 0))
+    });
+    assert!(speaking, "play never started sending");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sim.kick(100);
+    let out = child.wait_with_output().unwrap();
+    assert_fails_with(&out, "audio was lost", SimConfig::TEST_TOKEN);
+    assert!(text(&out).contains("kicked"), "{}", text(&out));
+}
+
 /// Numbers a person can mistype or a script can get wrong are refused with the reason, never a
 /// panic (`inf` and 1e300 seconds used to overflow a `Duration`).
 #[test]
