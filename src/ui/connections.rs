@@ -155,6 +155,13 @@ impl ConnectionsPanel {
 
 fn gateway_line(ui: &mut egui::Ui, core: &Core) {
     let s = &core.status;
+    if let Some(e) = &s.engine_error {
+        ui.colored_label(style::WARN, e).on_hover_text(format!(
+            "Voxboard recovered by itself ({} time(s)) and joined your channels again. \
+             Please report this: it is a bug.",
+            s.engine_restarts
+        ));
+    }
     if !core.engine_running() {
         ui.colored_label(style::WARN, "Not connected: add the bot token in Settings.");
     } else if let Some(e) = &s.gateway_error {

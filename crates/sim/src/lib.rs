@@ -238,6 +238,66 @@ impl Simulator {
         });
     }
 
+    /// A channel is created in a guild (CHANNEL_CREATE to every session).
+    pub fn create_channel(&self, guild_id: u64, channel: SimChannel) {
+        self.fault(
+            format!("create_channel guild={guild_id} channel={}", channel.id),
+            |st| {
+                let d = main_gw::channel_json(guild_id, &channel);
+                if let Some(g) = st.guilds_now.iter_mut().find(|g| g.id == guild_id) {
+                    g.channels.push(channel);
+                    st.dispatch_all("CHANNEL_CREATE", d);
+                }
+            },
+        );
+    }
+
+    /// A channel is deleted (CHANNEL_DELETE). A bot in it is disconnected as Discord does: its
+    /// voice socket closes with 4014 and its voice state goes to no channel.
+    pub fn delete_channel(&self, guild_id: u64, channel_id: u64) {
+        self.fault(
+            format!("delete_channel guild={guild_id} channel={channel_id}"),
+            |st| {
+                let Some(g) = st.guilds_now.iter_mut().find(|g| g.id == guild_id) else {
+                    return;
+                };
+                let Some(at) = g.channels.iter().position(|c| c.id == channel_id) else {
+                    return;
+                };
+                let channel = g.channels.remove(at);
+                st.dispatch_all("CHANNEL_DELETE", main_gw::channel_json(guild_id, &channel));
+                let in_it = st.guild(guild_id).grant.as_ref();
+                if in_it.is_some_and(|g| g.channel_id == channel_id) {
+                    faults::kick(st, guild_id, self.shared.config.bot_user_id);
+                }
+            },
+        );
+    }
+
+    /// The bot is invited to a new guild while running (GUILD_CREATE after READY).
+    pub fn invite_to_guild(&self, guild: SimGuild) {
+        self.fault(format!("invite_to_guild guild={}", guild.id), |st| {
+            st.dispatch_all("GUILD_CREATE", main_gw::guild_create(&guild));
+            st.guilds_now.push(guild);
+        });
+    }
+
+    /// The bot is removed from a guild (GUILD_DELETE without `unavailable`); its voice
+    /// connection there ends.
+    pub fn remove_from_guild(&self, guild_id: u64) {
+        self.fault(format!("remove_from_guild guild={guild_id}"), |st| {
+            st.guilds_now.retain(|g| g.id != guild_id);
+            if let Some(vid) = st.guild(guild_id).session {
+                st.end_voice(vid, 4014, "removed from the guild");
+            }
+            st.guild(guild_id).grant = None;
+            st.dispatch_all(
+                "GUILD_DELETE",
+                serde_json::json!({"id": guild_id.to_string()}),
+            );
+        });
+    }
+
     /// The guild's voice server accepts the next `connections` voice websockets and then stays
     /// silent on them (no Hello, nothing), as a hung voice server does.
     pub fn silence_voice_server(&self, guild_id: u64, connections: u32) {

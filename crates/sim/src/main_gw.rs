@@ -280,8 +280,8 @@ impl Conn {
         );
         st.main_current = Some(sid.clone());
         let uid = cfg.bot_user_id.to_string();
-        let guild_stubs: Vec<Value> = cfg
-            .guilds
+        let guild_stubs: Vec<Value> = st
+            .guilds_now
             .iter()
             .map(|g| json!({"id": g.id.to_string(), "unavailable": true}))
             .collect();
@@ -294,8 +294,14 @@ impl Conn {
             "application": {"id": uid, "flags": 0},
         });
         st.dispatch(&sid, "READY", ready);
-        for g in cfg.guilds.iter().filter(|g| !g.unavailable) {
-            st.dispatch(&sid, "GUILD_CREATE", guild_create(g));
+        let creates: Vec<Value> = st
+            .guilds_now
+            .iter()
+            .filter(|g| !g.unavailable)
+            .map(guild_create)
+            .collect();
+        for g in creates {
+            st.dispatch(&sid, "GUILD_CREATE", g);
         }
         self.session = Some(sid);
     }
@@ -392,10 +398,10 @@ impl Conn {
             channel_id,
             self_deaf,
         });
-        if shared.config.guild(guild_id).is_some_and(|g| g.unavailable) {
+        if st.guild_now(guild_id).is_some_and(|g| g.unavailable) {
             return; // a guild in an outage answers nothing
         }
-        let Some(guild) = shared.config.guild(guild_id) else {
+        let Some(guild) = st.guild_now(guild_id).cloned() else {
             // Discord sends nothing back for a guild the bot is not in.
             return st.violation(
                 Some(guild_id),
@@ -501,24 +507,23 @@ fn rejoin_same_channel(st: &mut State, shared: &Shared, sid: &str, guild_id: u64
     st.event(SimEvent::VoiceServerUpdate { guild_id, endpoint });
 }
 
-fn guild_create(g: &super::config::SimGuild) -> Value {
-    let channels: Vec<Value> = g
-        .channels
-        .iter()
-        .map(|c| {
-            let mut v = json!({"id": c.id.to_string(), "name": c.name, "type": c.kind.wire_type(),
-                               "guild_id": g.id.to_string(), "parent_id": null, "position": 0});
-            if c.kind.is_voice() {
-                v["bitrate"] = json!(c.bitrate);
-                v["user_limit"] = json!(c.user_limit);
-                v["rtc_region"] = Value::Null;
-            }
-            v
-        })
-        .collect();
+pub fn guild_create(g: &super::config::SimGuild) -> Value {
+    let channels: Vec<Value> = g.channels.iter().map(|c| channel_json(g.id, c)).collect();
     json!({"id": g.id.to_string(), "name": g.name, "unavailable": false, "member_count": 1,
            "channels": channels, "voice_states": [], "members": [], "stage_instances": [],
            "soundboard_sounds": []})
+}
+
+/// A channel object as Discord sends it in GUILD_CREATE and CHANNEL_CREATE/UPDATE/DELETE.
+pub fn channel_json(guild_id: u64, c: &super::config::SimChannel) -> Value {
+    let mut v = json!({"id": c.id.to_string(), "name": c.name, "type": c.kind.wire_type(),
+                       "guild_id": guild_id.to_string(), "parent_id": null, "position": 0});
+    if c.kind.is_voice() {
+        v["bitrate"] = json!(c.bitrate);
+        v["user_limit"] = json!(c.user_limit);
+        v["rtc_region"] = Value::Null;
+    }
+    v
 }
 
 fn voice_state(

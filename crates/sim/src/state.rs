@@ -188,6 +188,9 @@ pub struct State {
     /// Per voice server: how many of its next websocket connections are accepted and then
     /// never answered (no Hello), like a voice server that hangs.
     pub silent_connections: [u32; 2],
+    /// The bot's guilds and their channels as they are now: the configured ones, changed by
+    /// faults (a channel created or deleted, the bot invited to a guild or removed from one).
+    pub guilds_now: Vec<super::config::SimGuild>,
     next_id: u64,
 }
 
@@ -233,6 +236,18 @@ impl State {
         if let Some(c) = &s.conn {
             c.send(Ctl::Send(text));
         }
+    }
+
+    /// Sends a dispatch on every main session (guild and channel changes reach every shard).
+    pub fn dispatch_all(&mut self, t: &str, d: Value) {
+        let sessions: Vec<String> = self.main_sessions.keys().cloned().collect();
+        for sid in sessions {
+            self.dispatch(&sid, t, d.clone());
+        }
+    }
+
+    pub fn guild_now(&self, guild_id: u64) -> Option<&super::config::SimGuild> {
+        self.guilds_now.iter().find(|g| g.id == guild_id)
     }
 
     /// Sends a numbered voice message (buffered for a v8 resume).
@@ -325,12 +340,16 @@ impl Shared {
         voice_ports: [u16; 2],
         udp_ports: [u16; 2],
     ) -> Self {
+        let state = State {
+            guilds_now: config.guilds.clone(),
+            ..State::default()
+        };
         Shared {
             config,
             main_port,
             voice_ports,
             udp_ports,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
         }
     }
 

@@ -103,7 +103,13 @@ fn run_clock(mut core: EngineCore, rx: Receiver<EngineMsg>) {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        core.tick(tick_at);
+        // A panic in a tick is a bug; it must not end the engine. The supervisor rebuilds the
+        // world and rejoins; the status says what happened.
+        let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.tick(tick_at)));
+        if let Err(panic) = ticked {
+            let why = crate::discord::gateway::panic_text(&*panic);
+            core = super::supervisor::restart(core, &why, Instant::now());
+        }
         if shutting_down {
             return;
         }

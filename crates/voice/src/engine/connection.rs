@@ -171,6 +171,7 @@ pub fn ingest_commands(
                 }
                 _ => gateway.waiters.push(reply),
             },
+            Command::InjectPanic => panic!("injected by a test"),
             Command::Shutdown => {
                 for mut c in conns.iter_mut() {
                     c.link.close(1000);
@@ -188,7 +189,7 @@ pub fn ingest_commands(
 #[derive(Component)]
 pub struct LeaveWaiter(pub std::sync::mpsc::Sender<()>);
 
-fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> impl Bundle {
+pub(super) fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> impl Bundle {
     (
         VoiceConn {
             guild_id,
@@ -345,6 +346,31 @@ pub fn fail(c: &mut ConnItem, error: VoiceError) {
     c.transport.0 = None;
     c.waiters.resolve(Err(error.clone()));
     *c.phase = ConnPhase::Failed { error };
+}
+
+/// A connection that failed for good while the bot may still be in the channel (gave up,
+/// E2EE required, closed by the server) takes the bot out with op 4 `channel_id: null`, so it
+/// does not linger there silent. Not after a kick (already out) or a refused gateway.
+pub fn leave_after_failure(conns: Query<(&VoiceConn, Ref<ConnPhase>)>, net: Option<Res<Net>>) {
+    let Some(net) = net else { return };
+    for (conn, phase) in &conns {
+        let ConnPhase::Failed { error } = &*phase else {
+            continue;
+        };
+        let in_channel = !matches!(
+            error,
+            VoiceError::Kicked
+                | VoiceError::AuthenticationFailed
+                | VoiceError::GatewayRefused(_)
+                | VoiceError::ShutDown
+                | VoiceError::UnknownGuild(_)
+                | VoiceError::GuildUnavailable(_)
+                | VoiceError::NotAVoiceChannel { .. }
+        );
+        if phase.is_changed() && in_channel {
+            request_voice_state(&net, conn.guild_id, None, conn.self_mute, conn.self_deaf);
+        }
+    }
 }
 
 /// Exponential backoff with full jitter, capped at ~8 s.

@@ -129,6 +129,38 @@ fn on_gateway_event(
             gateway.guilds.insert(guild.id, guild);
             settle(gateway, conns);
         }
+        GatewayEvent::Channel { guild_id, channel } => {
+            if let Some(guild) = gateway.guilds.get_mut(&guild_id) {
+                match guild.channels.iter_mut().find(|c| c.id == channel.id) {
+                    Some(known) => *known = channel,
+                    None => guild.channels.push(channel),
+                }
+            }
+        }
+        GatewayEvent::ChannelDeleted {
+            guild_id,
+            channel_id,
+        } => {
+            if let Some(guild) = gateway.guilds.get_mut(&guild_id) {
+                guild.channels.retain(|c| c.id != channel_id);
+            }
+        }
+        GatewayEvent::GuildDeleted {
+            guild_id,
+            unavailable,
+        } => {
+            gateway.guilds.remove(&guild_id);
+            gateway.pending_guilds.remove(&guild_id);
+            if unavailable {
+                tracing::warn!("guild {guild_id} became unavailable (a Discord outage?)");
+                gateway.unavailable.insert(guild_id);
+            } else if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok())
+                && !c.phase.is_over()
+            {
+                // Removed from the guild: its voice connection is over too.
+                fail(&mut c, VoiceError::UnknownGuild(guild_id));
+            }
+        }
         GatewayEvent::Fatal(error) => {
             let error = match error {
                 GatewayError::AuthenticationFailed => VoiceError::AuthenticationFailed,

@@ -14,6 +14,7 @@ pub mod handle;
 pub mod mix;
 mod playback;
 pub mod status;
+mod supervisor;
 mod transmit;
 pub mod voice;
 
@@ -129,6 +130,9 @@ pub enum Command {
     /// Every connection failure from now on is sent here as `(guild_id, error)`.
     SubscribeErrors(Sender<(u64, VoiceError)>),
     Shutdown,
+    /// Makes the next tick panic, to prove the supervisor (for tests; harmless otherwise: the
+    /// engine restarts and rejoins).
+    InjectPanic,
 }
 
 /// What a play command does when the same board sound is already playing.
@@ -304,6 +308,7 @@ impl EngineCore {
                 transmit::transmit,
                 mix::advance_playbacks,
                 status::report_failures,
+                connection::leave_after_failure,
                 status::publish_status,
             )
                 .chain(),

@@ -52,6 +52,9 @@ pub struct Status {
     pub mic_level: f32,
     pub mic_present: bool,
     pub push_to_talk: bool,
+    /// How often the engine was rebuilt after an internal error, and the last one, in words.
+    pub engine_restarts: u32,
+    pub engine_error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +78,8 @@ pub struct PlayingStatus {
 pub struct StatusOut {
     tx: watch::Sender<Status>,
     ticks: u32,
+    engine_restarts: u32,
+    engine_error: Option<String>,
 }
 
 impl Default for StatusOut {
@@ -82,6 +87,8 @@ impl Default for StatusOut {
         Self {
             tx: watch::channel(Status::default()).0,
             ticks: 0,
+            engine_restarts: 0,
+            engine_error: None,
         }
     }
 }
@@ -89,6 +96,12 @@ impl Default for StatusOut {
 impl StatusOut {
     pub fn subscribe(&self) -> watch::Receiver<Status> {
         self.tx.subscribe()
+    }
+
+    /// The supervisor rebuilt the engine: count it and keep the reason for the status.
+    pub fn engine_restarted(&mut self, why: String) {
+        self.engine_restarts += 1;
+        self.engine_error = Some(why);
     }
 }
 
@@ -162,6 +175,8 @@ pub fn publish_status(
         mic_level: mic.level,
         mic_present: mic.is_present(),
         push_to_talk: mix.push_to_talk,
+        engine_restarts: out.engine_restarts,
+        engine_error: out.engine_error.clone(),
     };
     out.tx.send_if_modified(|current| {
         // Unchanged snapshots do not wake the UI (idle CPU near zero).

@@ -9,15 +9,22 @@ use voxboard_audio::analysis::rms;
 use voxboard_sim::{SimConfig, Simulator};
 use voxboard_voice::engine::{Command, PlayRequest, Target};
 
-/// Seconds of sound a guild's listener heard (frames louder than near-silence).
-fn heard_seconds(sim: &Simulator, guild_id: u64) -> f32 {
+/// What a guild's listener heard, without the near-silent 20 ms frames.
+fn loud_frames(sim: &Simulator, guild_id: u64) -> Vec<Vec<f32>> {
     let pcm = sim.heard(guild_id).pcm_mono();
-    let loud = pcm.chunks(960).filter(|f| rms(f) > 0.01).count();
-    loud as f32 * 0.02
+    pcm.chunks(960)
+        .filter(|f| rms(f) > 0.01)
+        .map(<[f32]>::to_vec)
+        .collect()
 }
 
-#[test]
-fn a_playback_and_a_board_sound_stop_early() {
+/// Seconds of sound a guild's listener heard.
+fn heard_seconds(sim: &Simulator, guild_id: u64) -> f32 {
+    loud_frames(sim, guild_id).len() as f32 * 0.02
+}
+
+/// A simulator with two guilds and an engine joined to both.
+fn two_guilds() -> (Simulator, voxboard_voice::engine::Voice) {
     let sim = Simulator::start(SimConfig::with_guilds(2)).unwrap();
     let voice = connect(&sim);
     for g in 0..2 {
@@ -25,6 +32,12 @@ fn a_playback_and_a_board_sound_stop_early() {
             .join_channel(guild(g), voice_channel(g), false, false)
             .unwrap();
     }
+    (sim, voice)
+}
+
+#[test]
+fn a_playback_and_a_board_sound_stop_early() {
+    let (sim, voice) = two_guilds();
     // A one-off playback into guild 0, stopped through its handle.
     let one_off = voice.play(
         sine_clip(440.0, 0.3, 5.0),
@@ -62,13 +75,7 @@ fn a_playback_and_a_board_sound_stop_early() {
 
 #[test]
 fn a_guild_gain_scales_that_guild_only() {
-    let sim = Simulator::start(SimConfig::with_guilds(2)).unwrap();
-    let voice = connect(&sim);
-    for g in 0..2 {
-        voice
-            .join_channel(guild(g), voice_channel(g), false, false)
-            .unwrap();
-    }
+    let (sim, voice) = two_guilds();
     voice.command(Command::SetGuildGain {
         guild_id: guild(1),
         gain: 0.5,
@@ -77,16 +84,7 @@ fn a_guild_gain_scales_that_guild_only() {
     assert!(playing.wait_timeout(Duration::from_secs(5)));
     wait_quiet(&voice);
     voice.close();
-    let level = |g| {
-        let pcm = sim.heard(guild(g)).pcm_mono();
-        let loud: Vec<f32> = pcm
-            .chunks(960)
-            .filter(|f| rms(f) > 0.01)
-            .flatten()
-            .copied()
-            .collect();
-        rms(&loud)
-    };
+    let level = |g| rms(&loud_frames(&sim, guild(g)).concat());
     let ratio = level(1) / level(0);
     assert!((0.45..0.55).contains(&ratio), "guild 1 / guild 0 = {ratio}");
     assert_no_violations(&sim);

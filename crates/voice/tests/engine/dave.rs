@@ -360,7 +360,20 @@ fn identify_without_dave_gets_e2ee_required() {
         .unwrap_err();
     assert_eq!(err, VoiceError::E2eeRequired);
     assert!(err.to_string().contains("E2EE required"));
-    std::thread::sleep(Duration::from_millis(500));
+    // The op 4 put the bot in the channel: giving up must take it out again, not leave a
+    // silent bot sitting there.
+    let left = sim.wait_for(Duration::from_secs(2), |ev| {
+        ev.iter().any(|e| {
+            matches!(
+                e,
+                SimEvent::VoiceStateRequest {
+                    channel_id: None,
+                    ..
+                }
+            )
+        })
+    });
+    assert!(left, "no op 4 with channel_id null after the failure");
     voice.close();
     assert_eq!(
         events(&sim, |e| matches!(e, SimEvent::VoiceIdentify { .. })),

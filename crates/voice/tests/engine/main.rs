@@ -3,6 +3,7 @@
 mod api;
 mod common;
 mod dave;
+mod lifecycle;
 mod mixer;
 mod recovery;
 mod voice_engine;

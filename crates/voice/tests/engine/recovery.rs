@@ -347,3 +347,50 @@ fn an_unavailable_guild_does_not_hold_up_the_others() {
     assert_three_tones(&sim, guild(0), 0.95, 1.05);
     assert_no_violations(&sim);
 }
+
+/// A bug that panics in a tick must not end the engine: it is rebuilt, says so in words, joins
+/// its channel again, and the next sound is heard.
+#[test]
+fn a_panic_in_the_engine_is_survived_reported_and_rejoined() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let cut = voice.play(sine_clip(330.0, 0.3, 4.0), Target::All, 1.0);
+    std::thread::sleep(Duration::from_millis(500));
+    voice.command(voxboard_voice::engine::Command::InjectPanic);
+    assert!(
+        cut.wait_timeout(Duration::from_secs(2)),
+        "a sound lost in the restart still ends for its caller"
+    );
+    let back = wait_status(&voice, Duration::from_secs(10), |s| {
+        s.engine_restarts == 1 && s.connections.first().is_some_and(|c| c.phase == "ready")
+    });
+    assert_eq!(back.engine_restarts, 1, "{back:?}");
+    let said = back.engine_error.clone().unwrap_or_default();
+    assert!(
+        said.contains("internal error") && said.contains("injected by a test"),
+        "{said}"
+    );
+    assert_eq!(back.connections[0].phase, "ready", "{back:?}");
+    let before = sim.heard(guild(0)).audio_frames();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    assert!(playing.wait_timeout(Duration::from_secs(10)));
+    wait_quiet(&voice);
+    voice.close();
+    assert!(
+        sim.heard(guild(0)).audio_frames() >= before + 140,
+        "the sound after the restart was heard"
+    );
+    let tones = heard_tones(&sim, guild(0));
+    let freqs: Vec<f32> = tones.iter().map(|t| t.0).collect();
+    assert!(freqs.ends_with(&TONES), "heard {tones:?}");
+    // The sound cut by the crash ended without its silence tail; nothing else may be wrong.
+    let other: Vec<_> = sim
+        .violations()
+        .into_iter()
+        .filter(|v| v.rule != "rtp.silence_tail")
+        .collect();
+    assert!(other.is_empty(), "{other:#?}");
+}

@@ -43,6 +43,20 @@ pub enum GatewayEvent {
         error: Option<String>,
     },
     Guild(Guild),
+    /// CHANNEL_CREATE or CHANNEL_UPDATE.
+    Channel {
+        guild_id: u64,
+        channel: Channel,
+    },
+    ChannelDeleted {
+        guild_id: u64,
+        channel_id: u64,
+    },
+    /// GUILD_DELETE: `unavailable` for an outage, else the bot left or was removed.
+    GuildDeleted {
+        guild_id: u64,
+        unavailable: bool,
+    },
     VoiceState(VoiceState),
     VoiceServer(VoiceServer),
     /// The gateway refused us for good (bad token, bad intents, ...). The task has ended.
@@ -80,9 +94,38 @@ pub struct GatewayConfig {
 
 /// Starts the main gateway task on the current tokio runtime.
 pub fn spawn(config: GatewayConfig, sink: EventSink) -> mpsc::UnboundedSender<GatewayCommand> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(config, sink, rx));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // Supervised: a panic in the task (a bug, or a payload we did not foresee) starts it
+        // again with a fresh session rather than leaving the engine without a gateway. The new
+        // READY makes the engine rejoin its voice channels.
+        loop {
+            let task = std::panic::AssertUnwindSafe(run(&config, &sink, &mut rx));
+            match futures_util::FutureExt::catch_unwind(task).await {
+                Ok(()) => return,
+                Err(panic) => {
+                    let error = format!("internal error, restarted: {}", panic_text(&*panic));
+                    tracing::error!("main gateway task: {error}");
+                    sink(GatewayEvent::Reconnecting {
+                        code: None,
+                        resume: false,
+                        error: Some(error),
+                    });
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
     tx
+}
+
+/// The message of a caught panic.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// Session state kept across connections, for Resume.
@@ -101,9 +144,9 @@ enum Ended {
 }
 
 async fn run(
-    config: GatewayConfig,
-    sink: EventSink,
-    mut commands: mpsc::UnboundedReceiver<GatewayCommand>,
+    config: &GatewayConfig,
+    sink: &EventSink,
+    commands: &mut mpsc::UnboundedReceiver<GatewayCommand>,
 ) {
     let mut session = Session::default();
     let mut budget = SendBudget::discord_default();
@@ -122,7 +165,7 @@ async fn run(
             Ok(socket) => {
                 let link = Link {
                     token: &config.token,
-                    sink: &sink,
+                    sink,
                 };
                 connection(
                     socket,
@@ -130,7 +173,7 @@ async fn run(
                     &mut session,
                     &mut budget,
                     &mut pending,
-                    &mut commands,
+                    commands,
                 )
                 .await
             }
@@ -346,6 +389,24 @@ fn on_dispatch(env: Envelope, session: &mut Session, sink: &EventSink) {
         Some("RESUMED") => GatewayEvent::Resumed,
         Some("GUILD_CREATE") => match parse_guild_create(&env.d) {
             Some(g) => GatewayEvent::Guild(g),
+            None => return,
+        },
+        Some("CHANNEL_CREATE" | "CHANNEL_UPDATE") => match parse_guild_channel(&env.d) {
+            Some((guild_id, channel)) => GatewayEvent::Channel { guild_id, channel },
+            None => return,
+        },
+        Some("CHANNEL_DELETE") => match parse_guild_channel(&env.d) {
+            Some((guild_id, channel)) => GatewayEvent::ChannelDeleted {
+                guild_id,
+                channel_id: channel.id,
+            },
+            None => return,
+        },
+        Some("GUILD_DELETE") => match parse_guild_delete(&env.d) {
+            Some((guild_id, unavailable)) => GatewayEvent::GuildDeleted {
+                guild_id,
+                unavailable,
+            },
             None => return,
         },
         Some("VOICE_STATE_UPDATE") => match parse_voice_state(&env.d) {

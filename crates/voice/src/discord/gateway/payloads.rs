@@ -146,22 +146,7 @@ pub fn parse_guild_create(d: &Value) -> Option<Guild> {
     let channels = d
         .get("channels")
         .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|c| {
-                    Some(Channel {
-                        id: snowflake(c.get("id")?)?,
-                        name: c
-                            .get("name")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                        kind: ChannelKind::from_type(c.get("type")?.as_u64()?),
-                        bitrate: c.get("bitrate").and_then(Value::as_u64).map(|b| b as u32),
-                    })
-                })
-                .collect()
-        })
+        .map(|list| list.iter().filter_map(parse_channel).collect())
         .unwrap_or_default();
     Some(Guild {
         id: snowflake(d.get("id")?)?,
@@ -172,6 +157,35 @@ pub fn parse_guild_create(d: &Value) -> Option<Guild> {
             .to_owned(),
         channels,
     })
+}
+
+/// A channel object (in GUILD_CREATE, or alone in CHANNEL_CREATE/UPDATE/DELETE).
+pub fn parse_channel(c: &Value) -> Option<Channel> {
+    Some(Channel {
+        id: snowflake(c.get("id")?)?,
+        name: c
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        kind: ChannelKind::from_type(c.get("type")?.as_u64()?),
+        bitrate: c
+            .get("bitrate")
+            .and_then(Value::as_u64)
+            .and_then(|b| u32::try_from(b).ok()),
+    })
+}
+
+/// CHANNEL_CREATE/UPDATE/DELETE: the guild and the channel (DMs have no guild and are skipped).
+pub fn parse_guild_channel(d: &Value) -> Option<(u64, Channel)> {
+    Some((snowflake(d.get("guild_id")?)?, parse_channel(d)?))
+}
+
+/// GUILD_DELETE: the guild, and whether it is only unavailable (an outage) rather than gone
+/// (the bot was removed).
+pub fn parse_guild_delete(d: &Value) -> Option<(u64, bool)> {
+    let unavailable = d.get("unavailable").and_then(Value::as_bool) == Some(true);
+    Some((snowflake(d.get("id")?)?, unavailable))
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -90,17 +90,34 @@ pub fn spawn(config: VoiceGatewayConfig, sink: EventSink) -> mpsc::UnboundedSend
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut last_seq = config.last_seq;
-        let (code, error) =
-            match ws::connect(&config.url, Duration::from_secs(10), &config.tls).await {
-                Ok(socket) => (run(socket, &config, &sink, rx, &mut last_seq).await, None),
-                Err(e) => {
-                    tracing::warn!(
-                        "voice gateway {}: cannot connect: {e:#}",
-                        config.credentials.guild_id
-                    );
-                    (None, Some(format!("{e:#}")))
+        let (code, error) = match ws::connect(&config.url, Duration::from_secs(10), &config.tls)
+            .await
+        {
+            Ok(socket) => {
+                // A panic in the task ends this socket like a dropped connection (the
+                // engine resumes), instead of leaving a session nobody heartbeats.
+                let task =
+                    std::panic::AssertUnwindSafe(run(socket, &config, &sink, rx, &mut last_seq));
+                match futures_util::FutureExt::catch_unwind(task).await {
+                    Ok(code) => (code, None),
+                    Err(panic) => {
+                        let text = crate::discord::gateway::panic_text(&*panic);
+                        tracing::error!(
+                            "voice gateway {}: internal error: {text}",
+                            config.credentials.guild_id
+                        );
+                        (None, Some(format!("internal error: {text}")))
+                    }
                 }
-            };
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "voice gateway {}: cannot connect: {e:#}",
+                    config.credentials.guild_id
+                );
+                (None, Some(format!("{e:#}")))
+            }
+        };
         sink(VoiceEvent::Closed {
             code,
             last_seq,
