@@ -441,7 +441,8 @@ impl Conn {
                 }
                 let grant = Grant {
                     main_session: sid.clone(),
-                    session_id: st.secret(random_hex()),
+                    // A voice state's session id is the gateway session's, as on Discord.
+                    session_id: sid.clone(),
                     token: st.secret(random_hex()),
                     channel_id: ch,
                     server,
@@ -457,7 +458,9 @@ impl Conn {
                     self_deaf,
                     chan.kind == ChannelKind::Stage,
                 );
-                st.dispatch(&sid, "VOICE_STATE_UPDATE", vsu);
+                // A voice state change is a guild event: every session of the bot sees it (so a
+                // second client with the same token taking the bot is visible to the first).
+                st.dispatch_all("VOICE_STATE_UPDATE", vsu);
                 st.event(SimEvent::VoiceStateUpdate {
                     guild_id,
                     channel_id: Some(ch),
@@ -472,9 +475,8 @@ impl Conn {
                     st.end_voice(vid, 4014, "left the voice channel");
                 }
                 let old = st.guild(guild_id).grant.take();
-                let vsid = old.map(|g| g.session_id).unwrap_or_else(random_hex);
-                st.dispatch(
-                    &sid,
+                let vsid = old.map_or_else(|| sid.clone(), |g| g.session_id);
+                st.dispatch_all(
                     "VOICE_STATE_UPDATE",
                     voice_state(guild_id, None, &uid, &vsid, self_mute, self_deaf, false),
                 );

@@ -360,6 +360,7 @@ pub fn leave_after_failure(conns: Query<(&VoiceConn, Ref<ConnPhase>)>, net: Opti
         let in_channel = !matches!(
             error,
             VoiceError::Kicked
+                | VoiceError::TakenOver
                 | VoiceError::AuthenticationFailed
                 | VoiceError::GatewayRefused(_)
                 | VoiceError::ShutDown

@@ -96,8 +96,11 @@ fn on_gateway_event(
 ) {
     match event {
         GatewayEvent::Ready {
-            user_id, guild_ids, ..
+            user_id,
+            session_id,
+            guild_ids,
         } => {
+            gateway.session_id = Some(session_id);
             if gateway.user_id.is_some() {
                 // A new main session (not a resume): Discord dropped our voice states with the
                 // old one, so every connection we still want joins again.
@@ -198,6 +201,16 @@ fn on_gateway_event(
                 },
                 Some(channel_id) => {
                     if matches!(*c.phase, ConnPhase::Leaving { .. }) || c.phase.is_over() {
+                        return;
+                    }
+                    if gateway
+                        .session_id
+                        .as_ref()
+                        .is_some_and(|ours| *ours != vs.session_id)
+                    {
+                        // Discord moved the bot's voice to another gateway session: someone
+                        // else runs this bot. Rejoining would only start a tug of war.
+                        fail(&mut c, VoiceError::TakenOver);
                         return;
                     }
                     c.conn.channel_id = channel_id;

@@ -51,6 +51,11 @@ pub enum VoiceError {
     UnknownGuild(u64),
     #[error("guild {0} is unavailable (a Discord outage); try again later")]
     GuildUnavailable(u64),
+    #[error(
+        "another client using this bot token joined voice in this guild (a second Voxboard, or \
+         `voxboard play`?); not rejoining, so the two do not fight over the bot"
+    )]
+    TakenOver,
     #[error("channel {channel} is not a voice channel of guild {guild}")]
     NotAVoiceChannel { guild: u64, channel: u64 },
     #[error("no voice server within {0:?} (is the channel full, or the bot missing CONNECT?)")]
@@ -251,6 +256,9 @@ pub const GUILD_WAIT: Duration = Duration::from_secs(2);
 #[derive(Resource, Default)]
 pub struct MainGatewayState {
     pub user_id: Option<u64>,
+    /// Our main gateway session: a voice state of our user with another session id is another
+    /// client using the same bot token.
+    pub session_id: Option<String>,
     pub guilds: HashMap<u64, Guild>,
     /// Guilds named in READY whose GUILD_CREATE has not arrived yet.
     pub pending_guilds: HashSet<u64>,

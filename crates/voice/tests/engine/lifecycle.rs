@@ -97,3 +97,38 @@ fn a_guild_the_bot_is_invited_to_while_running_can_be_joined_until_it_is_removed
     voice.close();
     assert_no_violations(&sim);
 }
+
+/// A second client with the same bot token (another Voxboard, `voxboard play` on another PC)
+/// joins voice in the same guild: Discord moves the bot's voice to it. The first says so and
+/// stays out; rejoining would start a tug of war over the bot.
+#[test]
+fn another_client_taking_the_bot_is_reported_and_not_fought() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let first = connect(&sim);
+    first
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let errors = first.errors();
+    let second = connect(&sim);
+    second
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let (g, error) = errors
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the first client learns it lost the bot");
+    assert_eq!((g, error.clone()), (guild(0), VoiceError::TakenOver));
+    assert!(error.to_string().contains("another client"), "{error}");
+    let playing = second.play(three_tone_clip().samples, Target::All, 1.0);
+    assert!(playing.wait_timeout(Duration::from_secs(10)));
+    wait_quiet(&second);
+    assert_three_tones(&sim, guild(0), 0.95, 1.05);
+    let op4s = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e, voxboard_sim::SimEvent::VoiceStateRequest { .. }))
+        .count();
+    assert_eq!(op4s, 2, "the first client must neither leave nor rejoin");
+    second.close();
+    first.close();
+    assert_no_violations(&sim);
+}
