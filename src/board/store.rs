@@ -3,13 +3,16 @@
 //! The file is `board.json` in the platform config dir (`VOXBOARD_CONFIG_DIR` overrides it;
 //! tests and the demo use a temp dir). Saves are atomic (temp file in the same dir, fsync,
 //! rename, fsync of the dir), so a crash mid-save leaves the old board or the new one, never a
-//! torn file. A file that cannot be parsed is moved aside to `board.json.bak` with its bytes
-//! untouched, and the app starts with an empty board and tells the user why. Saves run on
-//! their own thread so the UI never waits on the disk.
+//! torn file. A file that cannot be parsed is moved aside to `board.json.bak` (older ones to
+//! `.bak.1` and `.bak.2`) with its bytes untouched, and the app starts with an empty board and
+//! tells the user why. A file that exists but cannot be *read* (permissions, I/O) is never
+//! overwritten: the store turns read-only and says so. Saves run on their own thread so the UI
+//! never waits on the disk, and a failed save (disk full) is retried until it lands.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,7 +24,15 @@ pub const ENV_CONFIG_DIR: &str = "VOXBOARD_CONFIG_DIR";
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// Set when the file exists but could not be read: saving would replace a board we never
+    /// saw. Shared by every clone (the saver thread's too).
+    read_only: Arc<AtomicBool>,
 }
+
+/// How many damaged files are kept aside (`board.json.bak`, `.bak.1`, `.bak.2`).
+const BACKUPS: usize = 3;
+/// How often a failed save is tried again.
+const SAVE_RETRY: Duration = Duration::from_secs(5);
 
 /// What loading found.
 #[derive(Debug)]
@@ -33,7 +44,15 @@ pub struct Loaded {
 
 impl Store {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            read_only: Arc::default(),
+        }
+    }
+
+    /// Whether saving is refused because the file could not be read.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Relaxed)
     }
 
     /// `VOXBOARD_CONFIG_DIR`, else the platform config dir (e.g. `~/.config/voxboard`), else
@@ -72,11 +91,13 @@ impl Store {
                 };
             }
             Err(e) => {
+                self.read_only.store(true, Ordering::Relaxed);
                 return Loaded {
                     board: Board::default(),
                     notice: Some(format!(
-                        "Could not read your board ({}): {e}. Started with an empty board; \
-                         saving may fail too.",
+                        "Could not read your board ({}): {e}. Voxboard opened an empty board \
+                         read-only and will not touch the file; fix it (or its permissions) \
+                         and restart.",
                         path.display()
                     )),
                 };
@@ -97,6 +118,7 @@ impl Store {
             }
             Err(parse) => {
                 let bak = self.backup_path();
+                self.rotate_backups();
                 let kept = match std::fs::rename(&path, &bak) {
                     Ok(()) => format!("The damaged file was kept as {}.", bak.display()),
                     Err(e) => format!(
@@ -116,8 +138,26 @@ impl Store {
         }
     }
 
+    /// `board.json.bak` → `.bak.1` → `.bak.2`: the oldest of [`BACKUPS`] goes.
+    fn rotate_backups(&self) {
+        let name = |n: usize| match n {
+            0 => self.backup_path(),
+            n => self.dir.join(format!("{FILE_NAME}.bak.{n}")),
+        };
+        for n in (1..BACKUPS).rev() {
+            if name(n - 1).exists() {
+                let _ = std::fs::rename(name(n - 1), name(n));
+            }
+        }
+    }
+
     /// Writes the board atomically (temp file + fsync + rename + fsync of the dir).
     pub fn save(&self, board: &Board) -> std::io::Result<()> {
+        if self.is_read_only() {
+            return Err(std::io::Error::other(
+                "the board file could not be read, so it is left untouched (read-only)",
+            ));
+        }
         std::fs::create_dir_all(&self.dir)?;
         let json = serde_json::to_vec_pretty(board).map_err(std::io::Error::other)?;
         let mut tmp = tempfile::Builder::new()
@@ -193,13 +233,27 @@ fn save_loop(
     on_error: Option<Hook>,
 ) {
     let mut pending: Option<Box<Board>> = None;
-    while let Ok(msg) = rx.recv() {
+    loop {
+        // With a save still pending (it failed), wake to retry it; a newer board replaces it.
+        let msg = match pending {
+            Some(_) => match rx.recv_timeout(SAVE_RETRY) {
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
+            None => match rx.recv() {
+                Ok(msg) => Some(msg),
+                Err(_) => return,
+            },
+        };
         let mut flushes = Vec::new();
         let mut handle = |msg| match msg {
             SaveMsg::Save(b) => pending = Some(b),
             SaveMsg::Flush(done) => flushes.push(done),
         };
-        handle(msg);
+        if let Some(msg) = msg {
+            handle(msg);
+        }
         while let Ok(more) = rx.try_recv() {
             handle(more);
         }
@@ -213,6 +267,10 @@ fn save_loop(
             let failed = result.is_some();
             if let Some(msg) = &result {
                 tracing::error!("{msg}");
+                // Kept for the next try, unless trying again cannot help.
+                if !store.is_read_only() {
+                    pending = Some(board);
+                }
             }
             *error.lock().unwrap_or_else(PoisonError::into_inner) = result;
             if failed && let Some(hook) = &on_error {
@@ -254,5 +312,63 @@ mod tests {
         let loaded = Store::new(dir.path()).load();
         assert!(loaded.notice.is_none());
         assert_eq!(loaded.board.tabs.len(), 1);
+    }
+
+    /// A board file that exists but cannot be read is never replaced by an empty board.
+    #[test]
+    fn an_unreadable_board_is_opened_read_only_and_never_overwritten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        // A directory where the file should be: reading fails (EISDIR) even for root.
+        std::fs::create_dir(store.path()).unwrap();
+        std::fs::write(store.path().join("keep"), b"mine").unwrap();
+        let loaded = store.load();
+        let notice = loaded.notice.expect("the user is told");
+        assert!(notice.contains("read-only"), "{notice}");
+        assert!(store.is_read_only());
+        let err = store
+            .save(&loaded.board)
+            .expect_err("a read-only board is not saved");
+        assert!(err.to_string().contains("left untouched"), "{err}");
+        assert_eq!(std::fs::read(store.path().join("keep")).unwrap(), b"mine");
+    }
+
+    /// Damaged files are kept aside, the newest three of them.
+    #[test]
+    fn damaged_files_keep_three_generations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::new(dir.path());
+        for n in 0..4 {
+            std::fs::write(store.path(), format!("{{ broken {n}")).unwrap();
+            assert!(store.load().notice.is_some());
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("board.json.bak"), "{ broken 3");
+        assert_eq!(read("board.json.bak.1"), "{ broken 2");
+        assert_eq!(read("board.json.bak.2"), "{ broken 1");
+        assert!(!store.path().exists());
+    }
+
+    /// A save that fails (here: the config dir cannot be made) is tried again until it lands.
+    #[test]
+    fn a_failed_save_is_retried_until_it_lands() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocked = dir.path().join("config");
+        std::fs::write(&blocked, b"a file where the folder should be").unwrap();
+        let store = Store::new(&blocked);
+        let saver = Saver::spawn(store.clone(), None);
+        let mut board = Board::default();
+        board.add_sound(0, "x.wav".into());
+        saver.save(&board);
+        assert!(saver.flush(Duration::from_secs(5)));
+        assert!(saver.error().is_some(), "the first save cannot work");
+        std::fs::remove_file(&blocked).unwrap();
+        let deadline = std::time::Instant::now() + SAVE_RETRY * 3;
+        while !store.path().exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(store.load().board, board, "the retry saved the board");
+        assert!(saver.flush(Duration::from_secs(5)));
+        assert_eq!(saver.error(), None);
     }
 }
