@@ -25,6 +25,12 @@ use super::{CHANNELS, SAMPLE_RATE};
 /// one mistaken file from taking gigabytes (20 min of 48 kHz stereo f32 is about 460 MB).
 pub const MAX_CLIP_SECONDS: u64 = 20 * 60;
 
+/// The most a decode may buffer before conversion, in bytes of f32 samples at the file's own
+/// rate and channel count. Duration alone does not bound memory: a few hundred KB of 8-channel
+/// 384 kHz silence is 12 MB per second decoded. 20 minutes of 48 kHz stereo is 460 MB, so no
+/// clip the duration limit allows is refused for size unless it is wider or faster than that.
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
 /// A decoded sound, in Voxboard's format: 48 kHz stereo interleaved f32.
 #[derive(Clone, Debug)]
 pub struct Clip {
@@ -72,6 +78,11 @@ pub enum DecodeError {
     NoSamples { file: String },
     #[error("{file} is too long: more than {} minutes", MAX_CLIP_SECONDS / 60)]
     TooLong { file: String },
+    #[error(
+        "{file} is too large to load: {megabytes} MB decoded (at most {} MB)",
+        MAX_DECODED_BYTES / (1024 * 1024)
+    )]
+    TooLarge { file: String, megabytes: u64 },
 }
 
 impl DecodeError {
@@ -84,7 +95,8 @@ impl DecodeError {
             | Self::NoAudioTrack { file }
             | Self::Corrupt { file, .. }
             | Self::NoSamples { file }
-            | Self::TooLong { file } => file,
+            | Self::TooLong { file }
+            | Self::TooLarge { file, .. } => file,
         }
     }
 }
@@ -248,6 +260,17 @@ fn decode_track(
         .as_ref()
         .map(|c| c.count())
         .filter(|&c| c > 0);
+    let too_large = |bytes: u64| DecodeError::TooLarge {
+        file: file.to_owned(),
+        megabytes: bytes / (1024 * 1024),
+    };
+    // Where the container says how long it is, refuse a bomb before decoding any of it.
+    if let (Some(frames), Some(channels)) = (expected_frames, declared_channels) {
+        let bytes = frames.saturating_mul(channels as u64).saturating_mul(4);
+        if bytes > MAX_DECODED_BYTES {
+            return Err(too_large(bytes));
+        }
+    }
 
     let unsupported = |detail: String| DecodeError::Unsupported {
         file: file.to_owned(),
@@ -355,6 +378,10 @@ fn decode_track(
                     skipped += 1;
                     last_problem = Some("the sample format changes mid-stream".to_owned());
                     continue;
+                }
+                let bytes = (samples.len() + scratch.len()) as u64 * 4;
+                if bytes > MAX_DECODED_BYTES {
+                    return Err(too_large(bytes));
                 }
                 samples.extend_from_slice(&scratch);
                 frames_done += (scratch.len() / channels) as u64;

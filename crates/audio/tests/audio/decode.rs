@@ -323,3 +323,20 @@ fn absurd_sample_rates_are_unsupported_not_decoded() {
     assert!(matches!(e, DecodeError::Unsupported { .. }), "{e:?}");
     assert_error(e, &path, "sample rate 1000 Hz is not supported");
 }
+
+/// A decompression bomb: 146 KB of FLAC that is 45 s of 8-channel 384 kHz audio, 530 MB
+/// decoded. Its length is fine; its size is not. It is refused from its header, before any of
+/// it is decoded, with the reason in the error (and so on the sound's badge).
+#[test]
+fn a_decompression_bomb_is_refused_before_it_is_decoded() {
+    let path = fixture("bomb_8ch_384k_45s.flac");
+    assert!(std::fs::metadata(&path).unwrap().len() < 200_000);
+    let mut progressed = false;
+    let err = decode_file(&path, &mut |_| progressed = true).expect_err("too large to load");
+    assert!(
+        matches!(err, DecodeError::TooLarge { megabytes: 527, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("too large to load"), "{err}");
+    assert!(!progressed, "refused from the header, before decoding");
+}
