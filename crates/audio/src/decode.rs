@@ -149,7 +149,32 @@ struct Pcm {
     skipped: usize,
 }
 
+/// Decodes with the third-party demuxers and codecs walled off: a hostile file that makes one
+/// of them panic (fuzzing found a WAV header that overflows symphonia's block-align
+/// arithmetic) is a corrupt file for that button, not a dead decode thread.
 fn decode_source<'s>(
+    file: &str,
+    source: Box<dyn MediaSource + 's>,
+    ext: Option<&str>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<Clip, DecodeError> {
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_unguarded(file, source, ext, progress)
+    }));
+    decoded.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(DecodeError::Corrupt {
+            file: file.to_owned(),
+            detail: format!("the decoder gave up on it ({why})"),
+        })
+    })
+}
+
+fn decode_unguarded<'s>(
     file: &str,
     source: Box<dyn MediaSource + 's>,
     ext: Option<&str>,

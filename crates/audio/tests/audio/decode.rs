@@ -340,3 +340,13 @@ fn a_decompression_bomb_is_refused_before_it_is_decoded() {
     assert!(err.to_string().contains("too large to load"), "{err}");
     assert!(!progressed, "refused from the header, before decoding");
 }
+
+/// Found by fuzzing (`fuzz/corpus/audio_decode/finding-riff-block-align-overflow`): a WAV
+/// header whose block-align arithmetic overflows inside symphonia, which panics in debug
+/// builds. It must be a corrupt file, never a panic out of the decoder.
+#[test]
+fn a_wav_header_that_overflows_the_demuxer_is_corrupt_not_a_panic() {
+    let data = b"RIFF\xff\xff\xff\xffWAVEfmt \x10\x00\x00\x00\x01\x00\xad\xb7\x03\x00\x00\x00\x00\x00\x00\x00\x04\x00\x20\x00data\xff\xff\xff\xff";
+    let err = decode_bytes(data, "x.wav", &mut |_| {}).expect_err("not playable");
+    assert!(matches!(err, DecodeError::Corrupt { .. }), "{err:?}");
+}
