@@ -14,8 +14,11 @@ use voxboard_voice::discord::gateway::payloads as main_payloads;
 use voxboard_voice::discord::voice_gateway::payloads as voice_payloads;
 use voxboard_voice::discord::{heartbeat_interval, udp, ws};
 
+/// A fuzz target: arbitrary bytes in, nothing out, no panic.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("gateway_payloads", gateway_payloads),
     ("voice_payloads", voice_payloads),
     ("ip_discovery", ip_discovery),

@@ -235,7 +235,10 @@ impl TransportCipher {
                 let mut nonce = [0u8; 24];
                 let (sealed, counter) = match self.mode {
                     TransportMode::XSalsa20Poly1305 => {
-                        nonce[..12].copy_from_slice(&aad[..12.min(aad.len())]);
+                        // The nonce is the 12-byte RTP header; a shorter "header" is not RTP
+                        // (found by fuzzing: it used to panic here).
+                        let header = aad.get(..12).ok_or(CryptoError::TooShort)?;
+                        nonce[..12].copy_from_slice(header);
                         (rest, 0)
                     }
                     TransportMode::XSalsa20Poly1305Suffix => {
@@ -320,6 +323,16 @@ mod tests {
     use crate::discord::rtp::write_header;
 
     const KEY: [u8; 32] = [7; 32];
+
+    /// Found by fuzzing (`fuzz/corpus/transport_open/finding-xsalsa-short-header`): a packet
+    /// whose "RTP header" is shorter than the 12 bytes the legacy mode takes its nonce from.
+    #[test]
+    fn a_header_shorter_than_rtp_is_an_error_in_every_mode() {
+        for mode in TransportMode::PREFERENCE {
+            let cipher = TransportCipher::new(mode, &[7; 32]).unwrap();
+            assert!(cipher.open(&[0; 40], 6).is_err(), "{mode:?}");
+        }
+    }
 
     #[test]
     fn prefers_aes_gcm_then_xchacha_and_legacy_only_as_last_resort() {
