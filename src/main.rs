@@ -1,6 +1,6 @@
 //! `voxboard`: the desktop app by default (`--demo` plays into a built-in simulator, no token
 //! needed); `play` joins channels and plays files headless; `sim` runs the Discord simulator on
-//! loopback.
+//! loopback; `trigger`, `stop-all` and `ptt` control a running app through its control API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +36,21 @@ enum Cmd {
     Play(cli::play::PlayArgs),
     /// List audio input and output devices (ids for --input-device / --output-device).
     Devices,
+    /// Play a sound on the running app's board (by name, case-insensitive, or by id).
+    ///
+    /// Exits 3 when no app is running, 4 when no sound has that name, 5 when several do.
+    Trigger {
+        /// The sound's name or id.
+        #[arg(value_name = "NAME|ID")]
+        sound: String,
+    },
+    /// Stop every sound on the running app.
+    StopAll,
+    /// Hold (down) or release (up) push-to-talk on the running app.
+    Ptt {
+        #[arg(value_enum)]
+        state: Ptt,
+    },
     /// Run the Discord simulator on loopback and print its gateway URL and test token.
     Sim {
         /// How many guilds the simulator has (ids 100, 101, ...).
@@ -46,6 +61,12 @@ enum Cmd {
         #[arg(long, value_enum, default_value_t = Dave::Required)]
         dave: Dave,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Ptt {
+    Down,
+    Up,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,6 +98,18 @@ fn main() -> ExitCode {
             cli::init_logging();
             cli::sim::run(guilds, dave.into())
         }
+        Some(Cmd::Trigger { sound }) => {
+            cli::init_logging();
+            cli::control::trigger(&sound)
+        }
+        Some(Cmd::StopAll) => {
+            cli::init_logging();
+            cli::control::stop_all()
+        }
+        Some(Cmd::Ptt { state }) => {
+            cli::init_logging();
+            cli::control::push_to_talk(matches!(state, Ptt::Down))
+        }
         Some(Cmd::Devices) => {
             cli::init_logging();
             cli::devices::run()
@@ -105,7 +138,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // The control commands' own codes (not running, no such sound, ambiguous).
+            match e.downcast_ref::<cli::control::Exit>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::ApiKey;
 use voxboard_voice::engine::Retrigger;
 
 /// Bumped when the file format changes incompatibly.
@@ -138,6 +139,29 @@ pub struct Settings {
     /// Join deafened (the default): a soundboard never listens, and an undeafened bot makes
     /// Discord send it everyone's audio for nothing.
     pub deafen_bot: bool,
+    /// The local control API (Stream Deck, Companion, `voxboard trigger`).
+    pub api: ApiSettings,
+}
+
+/// The local control API: loopback only, behind a per-install key (`docs/control.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSettings {
+    pub enabled: bool,
+    /// The first port tried; when it is taken, the next few are (the runtime file says which).
+    pub port: u16,
+    /// Generated on first use (a board saved before the API existed gets one when loaded).
+    pub key: ApiKey,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: crate::api::DEFAULT_PORT,
+            key: ApiKey::generate(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -156,6 +180,7 @@ impl Default for Settings {
             connections: BTreeMap::new(),
             loudness_target_lufs: -16.0,
             deafen_bot: true,
+            api: ApiSettings::default(),
         }
     }
 }
@@ -273,6 +298,18 @@ mod tests {
         let old: Settings = serde_json::from_str(r#"{"master_volume": 0.5}"#).unwrap();
         assert!(old.deafen_bot);
         assert_eq!(old.master_volume, 0.5);
+    }
+
+    #[test]
+    fn an_old_board_gets_an_api_key_that_is_then_kept() {
+        let old: Board = serde_json::from_str(r#"{"settings": {"master_volume": 0.5}}"#).unwrap();
+        let key = &old.settings.api.key;
+        assert!(key.is_fresh(), "made now: the app must save it");
+        assert!(old.settings.api.enabled);
+        let saved = serde_json::to_string(&old).unwrap();
+        let again: Board = serde_json::from_str(&saved).unwrap();
+        assert_eq!(&again.settings.api.key, key);
+        assert!(!again.settings.api.key.is_fresh());
     }
 
     #[test]

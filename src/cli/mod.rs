@@ -1,5 +1,6 @@
 //! The command-line front ends of the engine.
 
+pub mod control;
 pub mod devices;
 pub mod play;
 pub mod sim;

@@ -16,6 +16,7 @@ use super::log::{LogBuffer, LogPanel};
 use super::settings_panel::{SettingsAction, SettingsPanel};
 use super::style;
 use super::token::TokenState;
+use crate::api::{ApiOptions, ApiServer};
 use crate::board::hotkeys::{Action, HotkeyEvent, Hotkeys};
 use crate::board::store::Store;
 use voxboard_audio::library::{LibraryConfig, SoundLibrary};
@@ -33,6 +34,8 @@ pub struct AppConfig {
     pub library: LibraryConfig,
     /// When the process started, for the first-frame measurement.
     pub started: Instant,
+    /// Run the control API (if the board's settings enable it); `None`: no API.
+    pub api: Option<ApiOptions>,
 }
 
 impl AppConfig {
@@ -47,6 +50,7 @@ impl AppConfig {
             log: LogBuffer::default(),
             library: LibraryConfig::default(),
             started: Instant::now(),
+            api: None,
         }
     }
 }
@@ -84,13 +88,30 @@ pub struct VoxApp {
     preloaded: bool,
     ptt_button: bool,
     ptt_key: bool,
+    api: Option<ApiServer>,
 }
 
 impl VoxApp {
     pub fn new(config: AppConfig) -> Self {
         let loaded = config.store.load();
         let library = SoundLibrary::new(config.library);
-        let core = Core::new(config.store, loaded.board, library, loaded.notice);
+        let mut core = Core::new(config.store, loaded.board, library, loaded.notice);
+        let api = config
+            .api
+            .filter(|_| core.board.settings.api.enabled)
+            .and_then(|options| {
+                match ApiServer::start(&options, &core.board.settings.api, core.waker()) {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        tracing::warn!(target: "voxboard::api", "control API not started: {e:#}");
+                        core.notices.push(Notice {
+                            text: format!("The control API could not start: {e:#}"),
+                            error: true,
+                        });
+                        None
+                    }
+                }
+            });
         Self {
             core,
             view: View::Board,
@@ -116,7 +137,18 @@ impl VoxApp {
             preloaded: false,
             ptt_button: false,
             ptt_key: false,
+            api,
         }
+    }
+
+    /// The control API's address, while it runs.
+    pub fn api_url(&self) -> Option<&str> {
+        self.api.as_ref().map(ApiServer::url)
+    }
+
+    /// Push-to-talk is held while the button, the hotkey or the control API holds it.
+    fn ptt_wanted(&self) -> bool {
+        self.ptt_button || self.ptt_key || self.core.ptt_remote
     }
 
     /// Everything that is not drawing: engine, token, decodes, hotkeys, dropped files.
@@ -161,13 +193,23 @@ impl VoxApp {
         }
         for ev in self.hotkeys.poll(ctx) {
             match ev {
-                HotkeyEvent::Pressed(Action::Sound(id)) => self.core.play(id),
+                HotkeyEvent::Pressed(Action::Sound(id)) => {
+                    self.core.play(id);
+                }
                 HotkeyEvent::Pressed(Action::StopAll) => self.core.stop_all(),
                 HotkeyEvent::Pressed(Action::PushToTalk) => self.ptt_key = true,
                 HotkeyEvent::Released(Action::PushToTalk) => self.ptt_key = false,
                 HotkeyEvent::Released(_) => {}
             }
         }
+        if let Some(api) = &self.api
+            && crate::api::answer_calls(api, &mut self.core)
+        {
+            ctx.request_repaint();
+        }
+        // Here as well as in the transport bar: `ui` is not called while the window is hidden,
+        // and a Stream Deck must hold push-to-talk for a minimised app too.
+        self.core.push_to_talk(self.ptt_wanted());
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -233,6 +275,10 @@ impl VoxApp {
     pub fn finish(&mut self) {
         if std::mem::replace(&mut self.finished, true) {
             return;
+        }
+        // First, so no request arrives while the app winds down and CLIs stop finding it.
+        if let Some(mut api) = self.api.take() {
+            api.stop();
         }
         self.core.stop_all();
         // Let the five silence frames go out so listeners hear a clean end.
@@ -372,7 +418,7 @@ impl VoxApp {
                 });
             }
         });
-        self.core.push_to_talk(self.ptt_button || self.ptt_key);
+        self.core.push_to_talk(self.ptt_wanted());
     }
 
     fn notices(&mut self, ui: &mut egui::Ui) {

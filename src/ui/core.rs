@@ -20,6 +20,21 @@ use voxboard_voice::engine::{
 /// How long a click waits for its sound to decode before giving up (and saying so).
 const PLAY_WAIT: Duration = Duration::from_secs(10);
 
+/// What a play request led to (the UI shows toasts; the control API answers with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayOutcome {
+    /// Sent to the engine.
+    Playing,
+    /// Decoding first; it plays once ready (or a toast says why not).
+    Loading,
+    /// No such sound on the board.
+    Unknown,
+    /// No engine runs (no token yet).
+    NotConnected,
+    /// The file cannot be decoded: why.
+    Failed(String),
+}
+
 /// A banner the user dismisses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notice {
@@ -49,6 +64,8 @@ pub struct Core {
     /// A short message at the bottom ("Not connected ...").
     pub toast: Option<(String, Instant)>,
     pub ptt_held: bool,
+    /// Push-to-talk held through the control API (the app ORs it with the button and hotkey).
+    pub ptt_remote: bool,
     ctx: Option<egui::Context>,
     /// The microphone and monitor, owned by a thread of their own.
     pub devices: super::audio_devices::AudioDevices,
@@ -86,13 +103,31 @@ impl Core {
                 .collect(),
             toast: None,
             ptt_held: false,
+            ptt_remote: false,
             ctx: None,
             devices,
             repaint,
             sent: Vec::new(),
         };
         core.sync_library();
+        if core.board.settings.api.key.is_fresh() && core.notices.is_empty() {
+            // A key made just now: keep it, or the one pasted into a Stream Deck stops working
+            // at the next start. Not after a failed load: a file that could not be read or moved
+            // aside must not be overwritten behind the user's back.
+            core.save();
+        }
         core
+    }
+
+    /// Asks for a frame (from any thread): how other threads get the UI thread to look at
+    /// their channels. Works before the window exists too (then the first frame looks anyway).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let hook = self.repaint.clone();
+        Arc::new(move || {
+            if let Some(ctx) = hook.get() {
+                ctx.request_repaint();
+            }
+        })
     }
 
     /// Hooks repaints to the library and engine once the context exists.
@@ -390,26 +425,27 @@ impl Core {
     // ---- playing ----
 
     /// Plays a board sound now if it is decoded; otherwise asks for it and plays it once ready.
-    pub fn play(&mut self, id: u64) {
+    pub fn play(&mut self, id: u64) -> PlayOutcome {
         let Some(lid) = self.lib_id(id) else {
-            return;
+            return PlayOutcome::Unknown;
         };
         if self.engine.is_none() {
             self.toast("Not connected to Discord: enter your bot token in Settings.");
-            return;
+            return PlayOutcome::NotConnected;
         }
         if let Some(samples) = self.library.get(lid) {
             self.send_play(id, samples);
-            return;
+            return PlayOutcome::Playing;
         }
         if let Some(SoundState::Failed { reason }) = self.library.state(lid) {
             self.toast(&format!("Cannot play: {reason}"));
-            return;
+            return PlayOutcome::Failed(reason);
         }
         self.library.request(lid);
         if !self.pending_play.iter().any(|(p, _)| *p == id) {
             self.pending_play.push((id, Instant::now()));
         }
+        PlayOutcome::Loading
     }
 
     /// Plays clicked sounds whose decode has finished. Returns whether any still waits.
@@ -486,6 +522,12 @@ impl Core {
         self.pending_play.iter().any(|(p, _)| *p == id)
     }
 
+    /// Stops every playback of one board sound (and a click on it still decoding).
+    pub fn stop_sound(&mut self, id: u64) {
+        self.pending_play.retain(|(p, _)| *p != id);
+        self.send(Command::StopSound { sound: id });
+    }
+
     pub fn stop_all(&mut self) {
         self.pending_play.clear();
         self.send(Command::StopAll);
@@ -519,6 +561,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Leave { .. } => "leave",
         Command::Play(_) => "play",
         Command::StopAll => "stop_all",
+        Command::StopSound { .. } => "stop_sound",
         Command::PushToTalk(_) => "push_to_talk",
         Command::SetMasterGain(_) => "master_gain",
         Command::SetMonitor { .. } => "monitor",

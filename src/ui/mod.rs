@@ -52,6 +52,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         log: opts.log,
         library: Default::default(),
         started: opts.started,
+        // The demo's board is new in a temp dir, so its key is a throwaway one.
+        api: Some(crate::api::ApiOptions::from_env()),
     };
     let native = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,

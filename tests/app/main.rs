@@ -1,5 +1,6 @@
 //! The app's tests: the `voxboard` binary as a user runs it, the egui app, sound devices.
 
+mod api;
 mod audio_devices;
 mod board_persistence;
 mod cli;

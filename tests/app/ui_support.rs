@@ -54,12 +54,17 @@ impl Env {
 
     /// The app as the binary builds it, minus keyring and global hotkeys.
     pub fn app(&self) -> VoxApp {
+        VoxApp::new(self.config())
+    }
+
+    /// What [`Env::app`] builds the app from (tests add to it, e.g. the control API).
+    pub fn config(&self) -> AppConfig {
         let token = if self.sim.is_some() {
             TokenState::demo(SimConfig::TEST_TOKEN)
         } else {
             TokenState::none()
         };
-        VoxApp::new(AppConfig::headless(self.store(), token))
+        AppConfig::headless(self.store(), token)
     }
 
     pub fn harness(&self) -> Harness<'static, VoxApp> {

@@ -1,0 +1,38 @@
+//! The local control API: Stream Deck, Bitfocus Companion, Touch Portal and `voxboard trigger`
+//! play sounds, stop them, hold push-to-talk and set the volume over HTTP on loopback
+//! (`docs/control.md` is the reference).
+//!
+//! Who does what:
+//!
+//! - [`server`] binds `127.0.0.1` (port 7337 or the next free one), runs axum on a small tokio
+//!   runtime of its own (thread `voxboard-api`) and writes the runtime file CLIs read;
+//! - [`guard`] turns requests away before they cost anything: rate limit (429), body size (413),
+//!   the bearer key (401);
+//! - [`routes`] maps endpoints to [`bridge::Request`]s, parsing and checking their bodies;
+//! - [`bridge`] carries each request to the UI thread and its answer back: the HTTP side never
+//!   touches the board or the engine, and the UI thread never waits on the network;
+//! - [`apply`] answers requests on the UI thread against the app's [`Core`](crate::ui::core::Core),
+//!   through the same methods a click uses, so the API plays exactly what the button would;
+//! - [`runtime_file`] says where the running app is (`voxboard-api.json`, mode 0600).
+//!
+//! The key ([`ApiKey`]) is random per install and lives in the board's settings.
+
+pub mod apply;
+pub mod bridge;
+pub mod error;
+pub mod guard;
+pub mod key;
+pub mod routes;
+pub mod runtime_file;
+pub mod server;
+
+pub use apply::answer_calls;
+pub use guard::RateLimit;
+pub use key::ApiKey;
+pub use server::{ApiOptions, ApiServer};
+
+/// The first port the API tries (the next few are tried when it is taken).
+pub const DEFAULT_PORT: u16 = 7337;
+
+/// Bodies larger than this are refused with 413: every request body here is a few bytes.
+pub const MAX_BODY: usize = 16 * 1024;
