@@ -60,9 +60,10 @@ pub fn restart(old: EngineCore, why: &str, now: Instant) -> EngineCore {
             conn.clone(),
             info.session_id.clone(),
             std::mem::take(&mut waiters.0),
+            link.generation,
         ));
     }
-    for (conn, session_id, waiters) in rejoin {
+    for (conn, session_id, waiters, generation) in rejoin {
         let guild_id = conn.guild_id;
         let entity = core.world.spawn(super::connection::new_connection(
             guild_id,
@@ -77,6 +78,10 @@ pub fn restart(old: EngineCore, why: &str, now: Instant) -> EngineCore {
             .expect("spawned with it")
             .session_id = session_id;
         e.get_mut::<JoinWaiters>().expect("spawned with it").0 = waiters;
+        // Past every generation of the old sockets, so their late events are ignored.
+        e.get_mut::<VoiceLink>()
+            .expect("spawned with it")
+            .generation = generation + 1;
         *e.get_mut::<ConnPhase>().expect("spawned with it") = ConnPhase::Reconnecting {
             attempt: 0,
             at: now,
