@@ -1,6 +1,10 @@
 //! `voxboard`: the desktop app by default (`--demo` plays into a built-in simulator, no token
 //! needed); `play` joins channels and plays files headless; `sim` runs the Discord simulator on
 //! loopback; `trigger`, `stop-all` and `ptt` control a running app through its control API.
+//!
+//! On Windows the exe is a GUI program (no console window opens beside the app); the subcommands,
+//! clap's help and errors attach to the console they were started from (`cli::attach_console`).
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,7 +92,16 @@ impl From<Dave> for voxboard_sim::DaveMode {
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            cli::attach_console();
+            e.exit()
+        }
+    };
+    if args.command.is_some() {
+        cli::attach_console();
+    }
     let result = match args.command {
         Some(Cmd::Play(play)) => {
             cli::init_logging();
@@ -120,6 +133,7 @@ fn main() -> ExitCode {
             let exit_after = match args.exit_after {
                 Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
                 Some(_) => {
+                    cli::attach_console();
                     eprintln!("error: --exit-after wants a positive number of seconds");
                     return ExitCode::from(2);
                 }
@@ -137,6 +151,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            cli::attach_console();
             eprintln!("error: {e:#}");
             // The control commands' own codes (not running, no such sound, ambiguous).
             match e.downcast_ref::<cli::control::Exit>() {
