@@ -15,19 +15,7 @@ use voxboard_sim::{SimConfig, Simulator, demo_config};
 
 /// Writes a mono 44.1 kHz sine of `freq` Hz lasting `secs`.
 pub fn write_tone(path: &Path, freq: f32, secs: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 44_100,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for i in 0..(44_100.0 * secs) as usize {
-        let t = i as f32 / 44_100.0;
-        let s = 0.5 * (2.0 * std::f32::consts::PI * freq * t).sin();
-        w.write_sample((s * 32767.0) as i16).expect("write sample");
-    }
-    w.finalize().expect("finalize wav");
+    voxboard_testkit::write_tones(path, &[(freq, secs)]);
 }
 
 pub struct Env {

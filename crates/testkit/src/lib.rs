@@ -10,6 +10,12 @@ pub const TONES: [f32; 3] = [440.0, 660.0, 880.0];
 
 /// Writes the three-tone test file: 1 s each of 440, 660 and 880 Hz, 44.1 kHz mono 16-bit.
 pub fn write_three_tones(path: &Path) {
+    write_tones(path, &TONES.map(|f| (f, 1.0)));
+}
+
+/// Writes sines of `(frequency Hz, seconds)` one after another at amplitude 0.5, as a 44.1 kHz
+/// mono 16-bit wav.
+pub fn write_tones(path: &Path, tones: &[(f32, f32)]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 44_100,
@@ -17,10 +23,10 @@ pub fn write_three_tones(path: &Path) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for f in TONES {
-        for i in 0..44_100 {
+    for &(freq, secs) in tones {
+        for i in 0..(44_100.0 * secs) as usize {
             let t = i as f32 / 44_100.0;
-            let s = 0.5 * (2.0 * std::f32::consts::PI * f * t).sin();
+            let s = 0.5 * (2.0 * std::f32::consts::PI * freq * t).sin();
             w.write_sample((s * 32767.0) as i16).expect("write sample");
         }
     }
