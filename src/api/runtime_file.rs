@@ -1,9 +1,9 @@
 //! `voxboard-api.json`: where a running app tells command-line tools its API's URL and key.
 //!
-//! It lives in `$XDG_RUNTIME_DIR` (private to the user, emptied at logout), else in the
-//! platform cache dir; `VOXBOARD_RUNTIME_DIR` overrides both (tests, several setups side by
-//! side). The file is created with mode 0600 and replaced atomically, and the app removes it
-//! on exit if it is still its own.
+//! It lives in the user's runtime dir ([`crate::paths::runtime_dir`]: `$XDG_RUNTIME_DIR` on
+//! Linux, `%LOCALAPPDATA%\Voxboard` on Windows); `VOXBOARD_RUNTIME_DIR` overrides it. The file
+//! is created readable by the user only and replaced atomically, and the app removes it on exit
+//! if it is still its own.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub const FILE_NAME: &str = "voxboard-api.json";
-pub const ENV_RUNTIME_DIR: &str = "VOXBOARD_RUNTIME_DIR";
+pub use crate::paths::ENV_RUNTIME_DIR;
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeInfo {
@@ -33,14 +33,10 @@ impl std::fmt::Debug for RuntimeInfo {
     }
 }
 
-/// The directory the file goes in (see the module docs); `None` where the platform has none.
+/// The directory the file goes in ([`crate::paths::runtime_dir`]); `None` where the platform
+/// has none.
 pub fn dir() -> Option<PathBuf> {
-    for var in [ENV_RUNTIME_DIR, "XDG_RUNTIME_DIR"] {
-        if let Some(d) = std::env::var_os(var).filter(|d| !d.is_empty()) {
-            return Some(PathBuf::from(d));
-        }
-    }
-    directories::ProjectDirs::from("", "", "voxboard").map(|p| p.cache_dir().to_path_buf())
+    crate::paths::runtime_dir()
 }
 
 pub fn path_in(dir: &Path) -> PathBuf {

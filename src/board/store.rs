@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::Board;
 
 pub const FILE_NAME: &str = "board.json";
-pub const ENV_CONFIG_DIR: &str = "VOXBOARD_CONFIG_DIR";
+pub use crate::paths::ENV_CONFIG_DIR;
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -31,6 +31,14 @@ pub struct Store {
 
 /// How many damaged files are kept aside (`board.json.bak`, `.bak.1`, `.bak.2`).
 const BACKUPS: usize = 3;
+
+/// The `n`th backup's file name, newest first: `board.json.bak`, `board.json.bak.1`, …
+fn backup_name(n: usize) -> String {
+    match n {
+        0 => format!("{FILE_NAME}.bak"),
+        n => format!("{FILE_NAME}.bak.{n}"),
+    }
+}
 /// How often a failed save is tried again.
 const SAVE_RETRY: Duration = Duration::from_secs(5);
 
@@ -55,16 +63,22 @@ impl Store {
         self.read_only.load(Ordering::Relaxed)
     }
 
-    /// `VOXBOARD_CONFIG_DIR`, else the platform config dir (e.g. `~/.config/voxboard`), else
-    /// `./voxboard-config` when the platform has no home directory.
+    /// `VOXBOARD_CONFIG_DIR`, else the platform's config dir ([`crate::paths::config_dir`]),
+    /// else `./voxboard-config` when the platform has no home directory.
     pub fn from_env() -> Self {
-        if let Some(dir) = std::env::var_os(ENV_CONFIG_DIR).filter(|d| !d.is_empty()) {
-            return Self::new(dir);
+        let Some(dir) = crate::paths::config_dir() else {
+            return Self::new("voxboard-config");
+        };
+        if cfg!(windows) && std::env::var_os(ENV_CONFIG_DIR).is_none() {
+            let names: Vec<String> = std::iter::once(FILE_NAME.to_string())
+                .chain((0..BACKUPS).map(backup_name))
+                .collect();
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            for moved in crate::paths::migrate_legacy_config(&dir, &names) {
+                tracing::info!("moved {} from the old config folder", moved.display());
+            }
         }
-        match directories::ProjectDirs::from("", "", "voxboard") {
-            Some(p) => Self::new(p.config_dir()),
-            None => Self::new("voxboard-config"),
-        }
+        Self::new(dir)
     }
 
     pub fn dir(&self) -> &Path {
@@ -76,7 +90,7 @@ impl Store {
     }
 
     pub fn backup_path(&self) -> PathBuf {
-        self.dir.join(format!("{FILE_NAME}.bak"))
+        self.dir.join(backup_name(0))
     }
 
     /// Reads the board; never fails: problems become a default board plus a notice.
@@ -140,13 +154,10 @@ impl Store {
 
     /// `board.json.bak` → `.bak.1` → `.bak.2`: the oldest of [`BACKUPS`] goes.
     fn rotate_backups(&self) {
-        let name = |n: usize| match n {
-            0 => self.backup_path(),
-            n => self.dir.join(format!("{FILE_NAME}.bak.{n}")),
-        };
+        let path = |n: usize| self.dir.join(backup_name(n));
         for n in (1..BACKUPS).rev() {
-            if name(n - 1).exists() {
-                let _ = std::fs::rename(name(n - 1), name(n));
+            if path(n - 1).exists() {
+                let _ = std::fs::rename(path(n - 1), path(n));
             }
         }
     }

@@ -52,13 +52,20 @@ fn assert_fails_with(out: &Output, needle: &str, secret: &str) {
 fn plays_and_reports_without_printing_the_token() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let f = fixture();
+    // A name as a streamer gives it: non-ASCII letters, an en dash, an emoji, spaces.
+    let tones = f.dir.path().join("Überraschung – 🎉.wav");
+    std::fs::rename(&f.tones, &tones).unwrap();
     let out = play(
         &sim,
         SimConfig::TEST_TOKEN,
-        &["--join", "100:1002", path(&f.tones)],
+        &["--join", "100:1002", path(&tones)],
     );
     let all = text(&out);
     assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("loaded ") && all.contains("Überraschung – 🎉.wav ("),
+        "{all}"
+    );
     assert!(
         all.contains("guild 100: ready (aead_aes256_gcm_rtpsize)"),
         "{all}"
