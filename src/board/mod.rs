@@ -124,6 +124,8 @@ pub enum Theme {
 pub struct Settings {
     /// Overrides Discord's gateway (e.g. a local simulator); `None` for Discord itself.
     pub gateway_url: Option<String>,
+    /// Overrides Discord's REST API base (the simulator's); `None` for Discord itself.
+    pub rest_url: Option<String>,
     pub input_device: Option<String>,
     pub output_device: Option<String>,
     pub monitor: bool,
@@ -168,6 +170,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             gateway_url: None,
+            rest_url: None,
             input_device: None,
             output_device: None,
             monitor: true,

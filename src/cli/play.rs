@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use voxboard_audio::decode::{Clip, decode_file};
 use voxboard_sim::{SimConfig, Simulator};
+use voxboard_voice::discord::rest::DISCORD_API;
 use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
 use voxboard_voice::engine::voice::ConnectError;
 use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig, VoiceError};
@@ -32,6 +33,10 @@ pub struct PlayArgs {
     /// Gateway URL. Plain ws:// is accepted only for a loopback address (the simulator).
     #[arg(long, default_value = DISCORD_GATEWAY)]
     gateway: String,
+    /// Discord's REST API base (a bot in a stage channel asks to speak through it). Plain
+    /// http:// is accepted only for a loopback address (the simulator).
+    #[arg(long = "api", value_name = "URL", default_value = DISCORD_API)]
+    api: String,
     /// A voice channel to join, as GUILD_ID:CHANNEL_ID. Repeat for several guilds.
     #[arg(long = "join", value_name = "GUILD_ID:CHANNEL_ID", required = true, value_parser = parse_join)]
     joins: Vec<(u64, u64)>,
@@ -40,7 +45,7 @@ pub struct PlayArgs {
     token_file: Option<PathBuf>,
     /// Play into a built-in Discord simulator instead (no token needed) and report what its
     /// listeners heard.
-    #[arg(long, conflicts_with_all = ["gateway", "token_file"])]
+    #[arg(long, conflicts_with_all = ["gateway", "api", "token_file"])]
     sim: bool,
     /// Seconds to wait for the gateway, and for each voice connection (1 to 3600).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -129,13 +134,18 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (gateway, token) = match &sim {
-        Some(s) => (s.gateway_url(), Token::new(SimConfig::TEST_TOKEN)),
-        None => (args.gateway.clone(), read_token(&args)?),
+    let (gateway, api, token) = match &sim {
+        Some(s) => (
+            s.gateway_url(),
+            s.rest_url(),
+            Token::new(SimConfig::TEST_TOKEN),
+        ),
+        None => (args.gateway.clone(), args.api.clone(), read_token(&args)?),
     };
 
     let mut config = VoiceConfig::new(token);
     config.gateway_url = gateway;
+    config.rest_url = api;
     config.settings.join_timeout = Duration::from_secs(args.join_timeout);
     config.connect_timeout = config.settings.join_timeout;
     let voice = Voice::connect(config).map_err(|e| match e {
@@ -248,22 +258,34 @@ fn wait_for_silence_tail(voice: &Voice) {
     }
 }
 
-/// Prints one line per phase change of each connection.
+/// Prints one line per phase change of each connection, and each change of its place on a
+/// stage.
 fn spawn_phase_printer(
     status: tokio::sync::watch::Receiver<Status>,
     running: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut last: HashMap<u64, &'static str> = HashMap::new();
+        let mut last: HashMap<u64, (&'static str, Option<String>)> = HashMap::new();
         while running.load(Ordering::Relaxed) {
             for c in &status.borrow().connections {
-                if last.insert(c.guild_id, c.phase) != Some(c.phase) {
+                let now = (c.phase, c.stage.clone());
+                let before = last.insert(c.guild_id, now.clone());
+                if before.as_ref().map(|b| b.0) != Some(c.phase) {
                     let extra = match (&c.reason, c.mode) {
                         (Some(r), _) => format!(": {r}"),
                         (None, Some(m)) if c.phase == "ready" => format!(" ({m})"),
                         _ => String::new(),
                     };
                     println!("guild {}: {}{extra}", c.guild_id, c.phase);
+                }
+                if before.and_then(|b| b.1) != now.1 {
+                    match &now.1 {
+                        Some(stage) => println!("guild {}: {stage}", c.guild_id),
+                        None if c.phase == "ready" => {
+                            println!("guild {}: stage: speaker", c.guild_id)
+                        }
+                        None => {}
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(10));

@@ -9,6 +9,7 @@ pub fn run(guilds: usize, dave: DaveMode) -> anyhow::Result<()> {
     config.dave = dave;
     let sim = Simulator::start(config)?;
     println!("gateway: {}", sim.gateway_url());
+    println!("api:     {}", sim.rest_url());
     println!(
         "token:   {} (a test token, valid only here)",
         SimConfig::TEST_TOKEN

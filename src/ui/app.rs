@@ -255,6 +255,9 @@ impl VoxApp {
             .gateway_url
             .clone()
             .unwrap_or_else(|| DISCORD_GATEWAY.to_owned());
+        if let Some(rest) = &self.core.board.settings.rest_url {
+            config.rest_url = rest.clone();
+        }
         self.core.start_engine(config);
     }
 

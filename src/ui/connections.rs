@@ -195,6 +195,10 @@ fn details(ui: &mut egui::Ui, c: &ConnStatus) {
             capitalise(reason),
         );
     }
+    if let Some(stage) = &c.stage {
+        ui.colored_label(style::WARN, capitalise(stage))
+            .on_hover_text("Discord forwards no audio from a stage's audience; nothing is sent.");
+    }
     egui::Grid::new(("conn-details", c.guild_id))
         .num_columns(2)
         .spacing(egui::vec2(10.0, 3.0))

@@ -31,6 +31,7 @@ impl Demo {
         let mut board = Board::default();
         board.tabs[0].name = "Demo".into();
         board.settings.gateway_url = Some(sim.gateway_url());
+        board.settings.rest_url = Some(sim.rest_url());
         for g in &sim.config().guilds {
             if let Some(c) = g.channels.iter().find(|c| c.kind == ChannelKind::Voice) {
                 board.settings.connections.insert(g.id, c.id);

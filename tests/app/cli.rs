@@ -192,6 +192,56 @@ fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
         .output()
         .unwrap();
     assert_fails_with(&out, "wss://", "never-printed");
+
+    // The REST API takes the token too: plain http only to this machine.
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &[
+            "--api",
+            "http://discord.example.com/api/v10",
+            "--join",
+            "100:1002",
+            path(&f.tones),
+        ],
+    );
+    assert_fails_with(&out, "https://", SimConfig::TEST_TOKEN);
+}
+
+/// A stage where the bot may not make itself a speaker: `play` raises the bot's hand, sends
+/// nothing, and fails after the join timeout saying why, instead of playing into the audience.
+#[test]
+fn a_stage_without_a_speaker_slot_fails_play_with_the_reason() {
+    let mut config = SimConfig::with_guilds(1);
+    config.guilds[0].channels.push(voxboard_sim::SimChannel {
+        id: 4242,
+        name: "Stage".into(),
+        kind: voxboard_sim::ChannelKind::Stage,
+        bitrate: 64_000,
+        user_limit: 0,
+    });
+    config.guilds[0].bot_permissions.mute_members = false;
+    let sim = Simulator::start(config).unwrap();
+    let f = fixture();
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &[
+            "--api",
+            &sim.rest_url(),
+            "--join",
+            "100:4242",
+            path(&f.tones),
+        ],
+    );
+    assert_fails_with(
+        &out,
+        "stage: suppressed — waiting for a speaker slot",
+        SimConfig::TEST_TOKEN,
+    );
+    assert!(text(&out).contains("Mute Members"), "{}", text(&out));
+    assert_eq!(sim.heard(100).audio_frames(), 0);
+    assert_no_violations(&sim);
 }
 
 /// A connection that fails for good mid-sound (a moderator disconnects the bot) loses audio:

@@ -70,6 +70,27 @@ pub struct SimGuild {
     /// A guild in an outage: READY lists it (as every guild, `unavailable: true`), but its
     /// GUILD_CREATE never comes and an op 4 for it goes unanswered.
     pub unavailable: bool,
+    /// What the bot's roles allow in the guild's stage channels.
+    pub bot_permissions: BotPermissions,
+}
+
+/// The bot's permissions that matter to a voice client (Connect and Speak are always given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BotPermissions {
+    /// MUTE_MEMBERS: needed to make itself a speaker in a stage (`suppress: false`).
+    pub mute_members: bool,
+    /// REQUEST_TO_SPEAK: needed to raise its hand in a stage (given to @everyone by default).
+    pub request_to_speak: bool,
+}
+
+impl Default for BotPermissions {
+    /// A bot invited as a stage moderator: it can make itself a speaker.
+    fn default() -> Self {
+        Self {
+            mute_members: true,
+            request_to_speak: true,
+        }
+    }
 }
 
 /// Everything the simulator is started with.
@@ -110,6 +131,7 @@ impl SimConfig {
                 id: 100 + i,
                 name: format!("Sim Guild {}", i + 1),
                 unavailable: false,
+                bot_permissions: BotPermissions::default(),
                 channels: vec![
                     SimChannel {
                         id: 1000 * (i + 1) + 1,

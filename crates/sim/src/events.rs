@@ -36,6 +36,14 @@ pub enum SimEvent {
         channel_id: Option<u64>,
         self_deaf: bool,
     },
+    /// PATCH /guilds/{guild}/voice-states/@me (a stage speaker request): what it asked for and
+    /// whether the bot's permissions allowed it (403 when not).
+    SpeakRequest {
+        guild_id: u64,
+        suppress: Option<bool>,
+        request_to_speak: bool,
+        allowed: bool,
+    },
     /// VOICE_STATE_UPDATE dispatched to the bot.
     VoiceStateUpdate {
         guild_id: u64,

@@ -45,6 +45,7 @@ mod events;
 mod faults;
 mod heard;
 mod main_gw;
+mod rest;
 mod rtp;
 mod state;
 mod udp;
@@ -59,7 +60,8 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 pub use config::{
-    ChannelKind, DaveMode, SelfSignedCert, SimChannel, SimConfig, SimGuild, demo_config,
+    BotPermissions, ChannelKind, DaveMode, SelfSignedCert, SimChannel, SimConfig, SimGuild,
+    demo_config,
 };
 pub use dave::ready_pair;
 pub use events::{SimEvent, Violation};
@@ -92,11 +94,13 @@ impl Simulator {
         let main = bind_tcp()?;
         let voice = [bind_tcp()?, bind_tcp()?];
         let udp = [bind_udp()?, bind_udp()?];
+        let rest = bind_tcp()?;
         let shared = Arc::new(Shared::new(
             config,
             main.local_addr()?.port(),
             [voice[0].local_addr()?.port(), voice[1].local_addr()?.port()],
             [udp[0].local_addr()?.port(), udp[1].local_addr()?.port()],
+            rest.local_addr()?.port(),
         ));
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -129,6 +133,10 @@ impl Simulator {
                                 tokio::net::UdpSocket::from_std(u)?,
                             ));
                         }
+                        tokio::spawn(rest::serve(
+                            sh.clone(),
+                            tokio::net::TcpListener::from_std(rest)?,
+                        ));
                         tokio::spawn(udp::silence_watch(sh.clone()));
                         tokio::spawn(dave::tick(sh.clone()));
                         Ok(())
@@ -155,6 +163,11 @@ impl Simulator {
     /// "ws://127.0.0.1:PORT" of the main gateway ("wss://…" with [`SimConfig::serve_tls`]).
     pub fn gateway_url(&self) -> String {
         self.shared.gateway_url()
+    }
+
+    /// "http://127.0.0.1:PORT/api/v10": the REST API's base, as `https://discord.com/api/v10`.
+    pub fn rest_url(&self) -> String {
+        format!("http://127.0.0.1:{}/api/v10", self.shared.rest_port)
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -343,6 +356,21 @@ impl Simulator {
                 faults::server_update(&mut st, &shared, guild_id, true);
             });
         }
+    }
+
+    /// A stage moderator makes the bot a speaker (`true`) or moves it back to the audience: a
+    /// VOICE_STATE_UPDATE with the new `suppress`. Nothing when the bot is in no channel.
+    pub fn set_stage_speaker(&self, guild_id: u64, speaker: bool) {
+        let shared = self.shared.clone();
+        self.fault(format!("stage_speaker guild={guild_id} {speaker}"), |st| {
+            let voice = st.guild(guild_id);
+            voice.suppressed = !speaker;
+            voice.suppressed_at = (!speaker).then(Instant::now);
+            if speaker {
+                voice.request_to_speak = None;
+            }
+            main_gw::dispatch_bot_voice_state(st, &shared, guild_id);
+        });
     }
 
     /// Voice close 4014, then VOICE_STATE_UPDATE with channel_id null.

@@ -449,6 +449,16 @@ impl Conn {
                     self_mute,
                     self_deaf,
                 };
+                // A stage is joined in the audience: Discord forwards none of the bot's audio
+                // until it is made a speaker (rest.rs). A move within the same stage keeps it.
+                let stage = chan.kind == ChannelKind::Stage;
+                let voice = st.guild(guild_id);
+                let same_channel = voice.grant.as_ref().is_some_and(|g| g.channel_id == ch);
+                if !same_channel {
+                    voice.suppressed = stage;
+                    voice.request_to_speak = None;
+                }
+                let (suppressed, hand) = (voice.suppressed, voice.request_to_speak.clone());
                 let vsu = voice_state(
                     guild_id,
                     Some(ch),
@@ -456,7 +466,8 @@ impl Conn {
                     &grant.session_id,
                     self_mute,
                     self_deaf,
-                    chan.kind == ChannelKind::Stage,
+                    suppressed,
+                    hand.as_deref(),
                 );
                 // A voice state change is a guild event: every session of the bot sees it (so a
                 // second client with the same token taking the bot is visible to the first).
@@ -474,11 +485,15 @@ impl Conn {
                 if let Some(vid) = st.guild(guild_id).session {
                     st.end_voice(vid, 4014, "left the voice channel");
                 }
-                let old = st.guild(guild_id).grant.take();
+                let voice = st.guild(guild_id);
+                let old = voice.grant.take();
+                (voice.suppressed, voice.request_to_speak) = (false, None);
                 let vsid = old.map_or_else(|| sid.clone(), |g| g.session_id);
                 st.dispatch_all(
                     "VOICE_STATE_UPDATE",
-                    voice_state(guild_id, None, &uid, &vsid, self_mute, self_deaf, false),
+                    voice_state(
+                        guild_id, None, &uid, &vsid, self_mute, self_deaf, false, None,
+                    ),
                 );
                 st.event(SimEvent::VoiceStateUpdate {
                     guild_id,
@@ -528,6 +543,7 @@ pub fn channel_json(guild_id: u64, c: &super::config::SimChannel) -> Value {
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn voice_state(
     guild_id: u64,
     channel_id: Option<u64>,
@@ -535,10 +551,35 @@ fn voice_state(
     session_id: &str,
     mute: bool,
     deaf: bool,
-    stage: bool,
+    suppress: bool,
+    request_to_speak: Option<&str>,
 ) -> Value {
     json!({"guild_id": guild_id.to_string(), "channel_id": channel_id.map(|c| c.to_string()),
            "user_id": uid, "session_id": session_id, "deaf": false, "mute": false,
-           "self_deaf": deaf, "self_mute": mute, "self_video": false, "suppress": stage,
-           "request_to_speak_timestamp": null})
+           "self_deaf": deaf, "self_mute": mute, "self_video": false, "suppress": suppress,
+           "request_to_speak_timestamp": request_to_speak})
+}
+
+/// The bot's voice state in a guild changed without an op 4 (a stage speaker request, a
+/// moderator): every session of the bot gets the new VOICE_STATE_UPDATE.
+pub fn dispatch_bot_voice_state(st: &mut State, shared: &Shared, guild_id: u64) {
+    let voice = st.guild(guild_id);
+    let Some(grant) = voice.grant.clone() else {
+        return;
+    };
+    let vsu = voice_state(
+        guild_id,
+        Some(grant.channel_id),
+        &shared.config.bot_user_id.to_string(),
+        &grant.session_id,
+        grant.self_mute,
+        grant.self_deaf,
+        voice.suppressed,
+        voice.request_to_speak.clone().as_deref(),
+    );
+    st.dispatch_all("VOICE_STATE_UPDATE", vsu);
+    st.event(SimEvent::VoiceStateUpdate {
+        guild_id,
+        channel_id: Some(grant.channel_id),
+    });
 }

@@ -90,6 +90,14 @@ pub struct GuildVoice {
     pub grant: Option<Grant>,
     /// The live voice session, if any.
     pub session: Option<u64>,
+    /// In a stage channel: the bot is in the audience (Discord forwards none of its audio)
+    /// until a PATCH of its voice state (or a moderator) makes it a speaker.
+    pub suppressed: bool,
+    /// When a moderator moved the bot back to the audience: audio already on its way then is
+    /// dropped without blame for a moment (the client cannot have known).
+    pub suppressed_at: Option<Instant>,
+    /// The bot's raised hand in a stage (`request_to_speak_timestamp`).
+    pub request_to_speak: Option<String>,
     pub udp_drop_every: u32,
     pub udp_drop_counter: u32,
     pub udp_delay: Duration,
@@ -330,6 +338,8 @@ pub struct Shared {
     /// Voice gateway ws ports, one per voice server (region A, region B).
     pub voice_ports: [u16; 2],
     pub udp_ports: [u16; 2],
+    /// The REST API's port (plain HTTP).
+    pub rest_port: u16,
     state: Mutex<State>,
 }
 
@@ -339,6 +349,7 @@ impl Shared {
         main_port: u16,
         voice_ports: [u16; 2],
         udp_ports: [u16; 2],
+        rest_port: u16,
     ) -> Self {
         let state = State {
             guilds_now: config.guilds.clone(),
@@ -349,6 +360,7 @@ impl Shared {
             main_port,
             voice_ports,
             udp_ports,
+            rest_port,
             state: Mutex::new(state),
         }
     }

@@ -27,6 +27,9 @@ const SPEAKING_GRACE: Duration = Duration::from_millis(200);
 /// How far a packet's arrival may trail the op 5 that stopped speaking and still count as sent
 /// before it (the UDP and websocket tasks are scheduled independently).
 const SPEAKING_RACE: Duration = Duration::from_millis(60);
+/// How long after a moderator moves the bot to a stage's audience its audio still in flight is
+/// dropped without blame (the VOICE_STATE_UPDATE telling it has to reach the client first).
+const SUPPRESS_GRACE: Duration = Duration::from_millis(300);
 const TS_STEP: u32 = FRAME_SAMPLES as u32;
 const FRAME_PERIOD: Duration = Duration::from_millis(20);
 /// Ended or expired voice sessions are dropped from memory after this long.
@@ -375,6 +378,24 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
             ),
         );
     };
+    let voice = st.guild(guild_id);
+    if voice.suppressed && !silence {
+        // A stage audience member: Discord forwards none of its audio.
+        let in_flight = voice
+            .suppressed_at
+            .is_some_and(|t| arrival.saturating_duration_since(t) < SUPPRESS_GRACE);
+        if in_flight {
+            return;
+        }
+        return st.violation(
+            g,
+            "rtp.suppressed",
+            format!(
+                "seq {}: audio while suppressed in a stage (not heard)",
+                hdr.seq
+            ),
+        );
+    }
     let frame = HeardFrame {
         at: arrival,
         ssrc: hdr.ssrc,

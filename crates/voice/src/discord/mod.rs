@@ -3,6 +3,7 @@
 pub mod close_codes;
 pub mod crypto;
 pub mod gateway;
+pub mod rest;
 pub mod rtp;
 pub mod udp;
 pub mod voice_gateway;

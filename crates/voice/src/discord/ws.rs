@@ -48,10 +48,11 @@ pub enum UrlError {
     #[error("'{0}' is not a valid URL")]
     Invalid(String),
     #[error(
-        "gateway URL must use wss:// (plain ws:// is allowed only for a loopback address): {0}"
+        "URL must use wss:// or https:// (plain ws:// or http:// is allowed only for a loopback \
+         address): {0}"
     )]
     InsecureRemote(String),
-    #[error("gateway URL must be ws:// or wss://: {0}")]
+    #[error("URL must be wss:// for a gateway, https:// for the REST API: {0}")]
     Scheme(String),
 }
 
@@ -126,7 +127,7 @@ impl TlsTrust {
         })
     }
 
-    fn client_config(&self) -> Arc<rustls::ClientConfig> {
+    pub(crate) fn client_config(&self) -> Arc<rustls::ClientConfig> {
         self.config
             .get_or_init(|| {
                 install_crypto_provider();

@@ -24,6 +24,7 @@ pub struct EngineThread {
 pub fn spawn_engine(
     settings: Settings,
     gateway_url: Url,
+    rest_url: Url,
     token: Token,
     tls: TlsTrust,
 ) -> std::io::Result<EngineThread> {
@@ -34,6 +35,7 @@ pub fn spawn_engine(
         .build()?;
     let (tx, rx) = std::sync::mpsc::channel();
     let to_engine = tx.clone();
+    let rest = crate::discord::rest::RestClient::new(rest_url, token.clone(), tls.clone());
     let gateway = {
         let _enter = runtime.enter();
         gateway::spawn(
@@ -53,6 +55,7 @@ pub fn spawn_engine(
         tls,
         to_engine: tx.clone(),
         gateway,
+        rest,
     };
     let core = EngineCore::new(settings, Some(net), Instant::now());
     let status = core.world.resource::<StatusOut>().subscribe();

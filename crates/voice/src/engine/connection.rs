@@ -33,6 +33,7 @@ pub struct Conn {
     pub queue: &'static mut OpusQueue,
     pub dave: &'static mut Dave,
     pub members: &'static mut CallMembers,
+    pub stage: &'static mut super::stage::Stage,
 }
 
 /// How long a leave may wait for Discord's confirmation before we call it done.
@@ -211,6 +212,7 @@ pub(super) fn new_connection(guild_id: u64, channel_id: u64, now: Instant) -> im
         Dave::default(),
         CallMembers::default(),
         GuildGain::default(),
+        super::stage::Stage::default(),
     )
 }
 
@@ -437,7 +439,18 @@ pub fn run_timers(
             && !c.waiters.0.is_empty()
             && c.dave.media_ready(&c.members, now)
         {
-            c.waiters.resolve(Ok(()));
+            if c.stage.may_speak() {
+                c.waiters.resolve(Ok(()));
+            } else if c
+                .stage
+                .waiting_since
+                .is_some_and(|t| now.duration_since(t) > settings.join_timeout)
+            {
+                // Still in a stage's audience: tell the waiter why; the bot stays, and speaks
+                // as soon as a moderator invites it.
+                let why = c.stage.describe().unwrap_or_default();
+                c.waiters.resolve(Err(VoiceError::StageSuppressed(why)));
+            }
         }
         match c.phase.clone() {
             ConnPhase::AwaitingServer { since }

@@ -12,6 +12,7 @@ use super::connection::{
 use super::{ConnIndex, Inbox, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError};
 use crate::discord::close_codes::{VoiceCloseAction, voice_close_action, voice_close_reason};
 use crate::discord::crypto::{TransportCipher, TransportMode};
+use crate::discord::gateway::payloads::ChannelKind;
 use crate::discord::gateway::{GatewayError, GatewayEvent};
 use crate::discord::rtp::RtpStream;
 use crate::discord::voice_gateway::payloads::select_protocol;
@@ -77,6 +78,15 @@ pub fn ingest_net_events(
                     continue;
                 }
                 on_discovered(result, &mut c, &settings, now);
+            }
+            NetEvent::Speak {
+                guild_id,
+                channel_id,
+                outcome,
+            } => {
+                if let Some(mut c) = index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
+                    super::stage::on_speak_outcome(&mut c.stage, guild_id, channel_id, outcome);
+                }
             }
         }
     }
@@ -214,6 +224,12 @@ fn on_gateway_event(
                         return;
                     }
                     c.conn.channel_id = channel_id;
+                    let is_stage = gateway.guilds.get(&vs.guild_id).is_some_and(|g| {
+                        g.channels
+                            .iter()
+                            .any(|ch| ch.id == channel_id && ch.kind == ChannelKind::Stage)
+                    });
+                    c.stage.on_voice_state(&vs, is_stage, now);
                     c.info.session_id = Some(vs.session_id);
                     maybe_connect(&mut c, net, settings, gateway.user_id, now);
                 }

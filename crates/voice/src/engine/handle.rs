@@ -26,7 +26,8 @@ impl EngineHandle {
     /// (authentication failed, ...) show up in [`status`](Self::status).
     pub fn start(config: VoiceConfig) -> Result<EngineHandle, ConnectError> {
         let url = ws::check_gateway_url(&config.gateway_url)?;
-        let engine = spawn_engine(config.settings, url, config.token, config.tls)?;
+        let rest_url = crate::discord::rest::check_rest_url(&config.rest_url)?;
+        let engine = spawn_engine(config.settings, url, rest_url, config.token, config.tls)?;
         Ok(EngineHandle {
             tx: engine.tx.clone(),
             status: engine.status.clone(),

@@ -13,6 +13,7 @@ mod gateway_events;
 pub mod handle;
 pub mod mix;
 mod playback;
+pub mod stage;
 pub mod status;
 mod supervisor;
 mod transmit;
@@ -70,6 +71,9 @@ pub enum VoiceError {
     Closed { code: u16, reason: &'static str },
     #[error("kicked from the voice channel")]
     Kicked,
+    /// In a stage, still in the audience when the join timed out: the line says why.
+    #[error("{0}")]
+    StageSuppressed(String),
     #[error("gave up after {0} reconnect attempts")]
     GaveUp(u32),
     #[error("the engine has shut down")]
@@ -197,6 +201,12 @@ pub enum NetEvent {
         generation: u32,
         result: Result<(std::net::UdpSocket, Discovered), String>,
     },
+    /// The answer to a stage speaker request.
+    Speak {
+        guild_id: u64,
+        channel_id: u64,
+        outcome: crate::discord::rest::SpeakOutcome,
+    },
 }
 
 pub enum EngineMsg {
@@ -224,6 +234,8 @@ pub struct Net {
     pub tls: crate::discord::ws::TlsTrust,
     pub to_engine: Sender<EngineMsg>,
     pub gateway: tokio::sync::mpsc::UnboundedSender<GatewayCommand>,
+    /// Discord's REST API (a stage speaker request).
+    pub rest: crate::discord::rest::RestClient,
 }
 
 #[derive(Resource, Clone)]
@@ -309,6 +321,7 @@ impl EngineCore {
                 connection::ingest_commands,
                 gateway_events::ingest_net_events,
                 gateway_events::settle_unavailable_guilds,
+                stage::ask_to_speak,
                 connection::run_timers,
                 mix::read_mic,
                 mix::mix_and_encode,
@@ -396,6 +409,7 @@ impl EngineCore {
                 dave::Dave::default(),
                 dave::CallMembers::default(),
                 GuildGain::default(),
+                stage::Stage::default(),
             ))
             .id();
         self.world

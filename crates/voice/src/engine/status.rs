@@ -33,6 +33,8 @@ pub struct ConnStatus {
     pub last_play_latency: Option<Duration>,
     /// Audio frames not sent because DAVE had no keys (never sent unencrypted).
     pub dave_dropped_frames: u64,
+    /// In a stage's audience: why the bot cannot speak yet ("stage: suppressed — …").
+    pub stage: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -109,6 +111,7 @@ impl StatusOut {
 /// something changed.
 const PUBLISH_EVERY: u32 = 5;
 
+#[allow(clippy::type_complexity)]
 pub fn publish_status(
     mut out: ResMut<StatusOut>,
     gateway: Res<MainGatewayState>,
@@ -120,6 +123,7 @@ pub fn publish_status(
         &Speaking,
         &ConnStats,
         &super::dave::Dave,
+        &super::stage::Stage,
     )>,
     playbacks: Query<&Playback>,
 ) {
@@ -130,7 +134,7 @@ pub fn publish_status(
     }
     let mut connections: Vec<ConnStatus> = conns
         .iter()
-        .map(|(conn, phase, speaking, stats, dave)| ConnStatus {
+        .map(|(conn, phase, speaking, stats, dave, stage)| ConnStatus {
             guild_id: conn.guild_id,
             channel_id: conn.channel_id,
             phase: phase.name(),
@@ -153,6 +157,7 @@ pub fn publish_status(
             dave: dave.status(),
             last_play_latency: stats.last_play_latency,
             dave_dropped_frames: dave.dropped_frames,
+            stage: stage.describe(),
         })
         .collect();
     connections.sort_by_key(|c| c.guild_id);

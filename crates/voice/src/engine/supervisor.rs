@@ -49,9 +49,10 @@ pub fn restart(old: EngineCore, why: &str, now: Instant) -> EngineCore {
         &VoiceSessionInfo,
         &mut VoiceLink,
         &mut JoinWaiters,
+        &super::stage::Stage,
     )>();
     let mut rejoin = Vec::new();
-    for (conn, phase, info, mut link, mut waiters) in wanted.iter_mut(&mut world) {
+    for (conn, phase, info, mut link, mut waiters, stage) in wanted.iter_mut(&mut world) {
         link.close(4000);
         if phase.is_over() || matches!(phase, ConnPhase::Leaving { .. }) {
             continue;
@@ -61,9 +62,10 @@ pub fn restart(old: EngineCore, why: &str, now: Instant) -> EngineCore {
             info.session_id.clone(),
             std::mem::take(&mut waiters.0),
             link.generation,
+            stage.clone(),
         ));
     }
-    for (conn, session_id, waiters, generation) in rejoin {
+    for (conn, session_id, waiters, generation, stage) in rejoin {
         let guild_id = conn.guild_id;
         let entity = core.world.spawn(super::connection::new_connection(
             guild_id,
@@ -78,6 +80,8 @@ pub fn restart(old: EngineCore, why: &str, now: Instant) -> EngineCore {
             .expect("spawned with it")
             .session_id = session_id;
         e.get_mut::<JoinWaiters>().expect("spawned with it").0 = waiters;
+        // So is the place on a stage: a rejoin of the same stage brings no new voice state.
+        *e.get_mut::<super::stage::Stage>().expect("spawned with it") = stage;
         // Past every generation of the old sockets, so their late events are ignored.
         e.get_mut::<VoiceLink>()
             .expect("spawned with it")

@@ -42,6 +42,7 @@ pub fn transmit(
         &mut OpusQueue,
         &mut Dave,
         &CallMembers,
+        &super::stage::Stage,
     )>,
 ) {
     let now = now.0;
@@ -57,6 +58,7 @@ pub fn transmit(
         mut queue,
         mut dave,
         members,
+        stage,
     ) in &mut conns
     {
         if !can_transmit(phase, &transport) {
@@ -65,13 +67,16 @@ pub fn transmit(
         let Some(udp) = transport.0.as_mut() else {
             continue;
         };
+        // In a stage's audience Discord forwards nothing: send no audio (a talk spurt that was
+        // going ends with its silence tail); written frames wait for a speaker slot.
+        let may_speak = stage.may_speak();
         // Written Opus frames wait for DAVE keys like sounds do, rather than being dropped.
-        let queued = if queue.0.is_empty() || dave.media_ready(members, now) {
+        let queued = if may_speak && (queue.0.is_empty() || dave.media_ready(members, now)) {
             queue.0.pop_front()
         } else {
             None
         };
-        let group = mixer.frame_for(entity);
+        let group = mixer.frame_for(entity).filter(|_| may_speak);
         let mixed = group.map(|g| &g.opus[..g.len]);
         let frame: &[u8] = match (&queued, mixed) {
             (Some(q), _) => q,

@@ -18,6 +18,8 @@ use crate::discord::ws::{self, DISCORD_GATEWAY, Token};
 pub struct VoiceConfig {
     /// Discord's production gateway by default; `ws://127.0.0.1:…` for the simulator.
     pub gateway_url: String,
+    /// Discord's REST API (`https://discord.com/api/v10`); the simulator's `http://127.0.0.1:…`.
+    pub rest_url: String,
     pub token: Token,
     pub settings: Settings,
     /// How long `connect` waits for READY and the guilds.
@@ -30,6 +32,7 @@ impl VoiceConfig {
     pub fn new(token: Token) -> Self {
         Self {
             gateway_url: DISCORD_GATEWAY.to_owned(),
+            rest_url: crate::discord::rest::DISCORD_API.to_owned(),
             token,
             settings: Settings::default(),
             connect_timeout: Duration::from_secs(20),

@@ -17,6 +17,7 @@ pub fn three_tone_clip() -> Clip {
 pub fn connect(sim: &Simulator) -> Voice {
     let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
     config.gateway_url = sim.gateway_url();
+    config.rest_url = sim.rest_url();
     Voice::connect(config).expect("connect to the simulator")
 }
 

@@ -69,6 +69,7 @@ fn a_guild_the_bot_is_invited_to_while_running_can_be_joined_until_it_is_removed
         name: "New friends".into(),
         channels: vec![voice_channel_named(7772, "Lounge")],
         unavailable: false,
+        bot_permissions: Default::default(),
     });
     let seen = wait_status(&voice, Duration::from_secs(3), |s| {
         has_channel(s, 777, 7772)

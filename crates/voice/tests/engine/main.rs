@@ -6,4 +6,5 @@ mod dave;
 mod lifecycle;
 mod mixer;
 mod recovery;
+mod stage;
 mod voice_engine;

@@ -194,6 +194,10 @@ pub struct VoiceState {
     pub user_id: u64,
     pub channel_id: Option<u64>,
     pub session_id: String,
+    /// In a stage: an audience member, whose audio Discord does not forward.
+    pub suppress: bool,
+    /// In a stage: the hand is raised (`request_to_speak_timestamp` is set).
+    pub hand_raised: bool,
 }
 
 pub fn parse_voice_state(d: &Value) -> Option<VoiceState> {
@@ -202,6 +206,10 @@ pub fn parse_voice_state(d: &Value) -> Option<VoiceState> {
         user_id: snowflake(d.get("user_id")?)?,
         channel_id: d.get("channel_id").and_then(snowflake),
         session_id: d.get("session_id")?.as_str()?.to_owned(),
+        suppress: d.get("suppress").and_then(Value::as_bool) == Some(true),
+        hand_raised: d
+            .get("request_to_speak_timestamp")
+            .is_some_and(Value::is_string),
     })
 }
 
