@@ -20,6 +20,8 @@ use super::Board;
 
 pub const FILE_NAME: &str = "board.json";
 pub use crate::paths::ENV_CONFIG_DIR;
+/// Held (an OS file lock) by the app that owns the board folder; see [`Store::claim`].
+pub const LOCK_FILE_NAME: &str = "voxboard.lock";
 
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -61,6 +63,27 @@ impl Store {
     /// Whether saving is refused because the file could not be read.
     pub fn is_read_only(&self) -> bool {
         self.read_only.load(Ordering::Relaxed)
+    }
+
+    /// Claims the board folder for this process, for as long as the returned file lives: two
+    /// apps on one board would overwrite each other's saves and fight over the bot. `Ok(None)`
+    /// when another process holds it (this store is then read-only); an I/O error (a read-only
+    /// folder) claims nothing and is not held against starting.
+    pub fn claim(&self) -> std::io::Result<Option<std::fs::File>> {
+        std::fs::create_dir_all(&self.dir)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(LOCK_FILE_NAME))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                self.read_only.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 
     /// `VOXBOARD_CONFIG_DIR`, else the platform's config dir ([`crate::paths::config_dir`]),

@@ -83,6 +83,10 @@ pub struct VoxApp {
     exit_at: Option<Instant>,
     exit_after: Option<Duration>,
     attached: bool,
+    /// The board folder's lock, held for the app's life ([`Store::claim`]).
+    _board_lock: Option<std::fs::File>,
+    /// Another app holds this board: read-only, no engine, no control API.
+    pub second_instance: bool,
     asked_for_token: bool,
     finished: bool,
     preloaded: bool,
@@ -93,12 +97,28 @@ pub struct VoxApp {
 
 impl VoxApp {
     pub fn new(config: AppConfig) -> Self {
+        let claim = config.store.claim();
+        let second_instance = matches!(claim, Ok(None));
+        if let Err(e) = &claim {
+            tracing::warn!("could not lock the board folder: {e}");
+        }
         let loaded = config.store.load();
         let library = SoundLibrary::new(config.library);
         let mut core = Core::new(config.store, loaded.board, library, loaded.notice);
+        if second_instance {
+            core.notices.push(Notice {
+                text: format!(
+                    "Voxboard is already running with this board ({}). This window is read-only \
+                     and does not connect to Discord, so the two do not fight over the bot or \
+                     the file: use the other one, or close it and start again.",
+                    core.store.dir().display()
+                ),
+                error: true,
+            });
+        }
         let api = config
             .api
-            .filter(|_| core.board.settings.api.enabled)
+            .filter(|_| core.board.settings.api.enabled && !second_instance)
             .and_then(|options| {
                 match ApiServer::start(&options, &core.board.settings.api, core.waker()) {
                     Ok(server) => Some(server),
@@ -132,6 +152,8 @@ impl VoxApp {
             exit_at: None,
             exit_after: config.exit_after,
             attached: false,
+            _board_lock: claim.ok().flatten(),
+            second_instance,
             asked_for_token: false,
             finished: false,
             preloaded: false,
@@ -243,7 +265,9 @@ impl VoxApp {
     }
 
     fn restart_engine(&mut self) {
-        let Some(token) = self.token.token() else {
+        // A second window on the same board never connects: the first one owns the bot.
+        let token = self.token.token().filter(|_| !self.second_instance);
+        let Some(token) = token else {
             self.core.retire_engine();
             return;
         };

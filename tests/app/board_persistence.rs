@@ -56,3 +56,55 @@ fn missing_sound_files_stay_on_the_board_and_are_flagged() {
     );
     assert_eq!(store.load().board.tabs[0].sounds.len(), 1);
 }
+
+/// Two apps on one board would overwrite each other's saves and fight over the bot: the second
+/// opens read-only, says so, and neither connects nor starts the control API.
+#[test]
+fn a_second_app_on_the_same_board_is_read_only_and_stays_offline() {
+    use crate::ui_support::{Env, step_until};
+    use std::time::Duration;
+    let env = Env::new(|_| voxboard::board::Board::default(), true);
+    let first = env.app();
+    assert!(first.core.flush_saves(Duration::from_secs(5)));
+    let before = std::fs::read(env.store().path()).unwrap();
+    let mut second = harness(env.app());
+    second.run_steps(2);
+    assert!(second.state().second_instance);
+    assert!(
+        second
+            .query_by_label_contains("already running with this board")
+            .is_some(),
+        "a visible notice"
+    );
+    assert!(
+        env.store().claim().unwrap().is_none(),
+        "the first still holds it"
+    );
+    assert!(
+        !second.state().core.engine_running(),
+        "the second connected"
+    );
+    second.state_mut().core.board.settings.monitor = !second.state().core.board.settings.monitor;
+    second.state_mut().core.save();
+    second.state().core.flush_saves(Duration::from_secs(1));
+    assert_eq!(
+        std::fs::read(env.store().path()).unwrap(),
+        before,
+        "the second wrote the board"
+    );
+
+    // The first one connects as usual; once it is gone, the board is free again.
+    let mut first = harness(first);
+    step_until(
+        &mut first,
+        Duration::from_secs(10),
+        "the first app connects",
+        |h| h.state().core.engine_running(),
+    );
+    drop(first);
+    drop(second);
+    assert!(
+        env.store().claim().unwrap().is_some(),
+        "the lock outlived both apps"
+    );
+}
