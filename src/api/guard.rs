@@ -18,6 +18,10 @@ use super::key::ApiKey;
 /// read it before they are configured.
 pub const PUBLIC_PATH: &str = "/openapi.json";
 
+/// The paths a browser opens by URL (an OBS browser source cannot send headers), where the
+/// key may come as `?key=KEY` instead. Nowhere else: keys in URLs end up in histories.
+pub const QUERY_KEY_PATHS: [&str; 2] = ["/events", "/overlay"];
+
 /// A token bucket: `per_second` requests on average, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
@@ -81,6 +85,20 @@ impl Guard {
     fn authorised(&self, headers: &HeaderMap) -> bool {
         bearer(headers).is_some_and(|k| self.key.matches(k))
     }
+
+    /// The bearer header, or on [`QUERY_KEY_PATHS`] a `key` query parameter.
+    fn admits(&self, request: &Request) -> bool {
+        let uri = request.uri();
+        self.authorised(request.headers())
+            || (QUERY_KEY_PATHS.contains(&uri.path())
+                && query_key(uri.query()).is_some_and(|k| self.key.matches(k)))
+    }
+}
+
+/// The `key` parameter of a query string. Keys are alphanumeric, so it is compared as sent
+/// (a percent-encoded key simply does not match).
+fn query_key(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix("key="))
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header (the scheme is case-insensitive).
@@ -108,7 +126,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     if declared_too_large(request.headers()) {
         return ApiError::too_large().into_response();
     }
-    if request.uri().path() != PUBLIC_PATH && !guard.authorised(request.headers()) {
+    if request.uri().path() != PUBLIC_PATH && !guard.admits(&request) {
         return ApiError::unauthorized().into_response();
     }
     next.run(request).await
@@ -135,6 +153,24 @@ mod tests {
         assert!(!g.authorised(&headers("Bearer nope")));
         assert!(!g.authorised(&headers("Bearer")));
         assert!(!g.authorised(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_query_key_counts_only_where_browsers_need_it() {
+        let key = ApiKey::generate();
+        let g = Guard::new(key.clone(), RateLimit::default());
+        let req = |uri: String| {
+            Request::builder()
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let k = key.expose();
+        assert!(g.admits(&req(format!("/overlay?key={k}"))));
+        assert!(g.admits(&req(format!("/events?x=1&key={k}"))));
+        assert!(!g.admits(&req(format!("/v1/status?key={k}"))));
+        assert!(!g.admits(&req("/events?key=nope".to_owned())));
+        assert!(!g.admits(&req("/events".to_owned())));
     }
 
     #[test]

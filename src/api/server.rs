@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 use super::bridge::{self, Call, Inbox};
+use super::events::EventHub;
 use super::guard::{Guard, RateLimit};
 use super::routes;
 use super::runtime_file::{self, RuntimeInfo};
@@ -45,6 +46,7 @@ pub struct ApiServer {
     url: String,
     /// Dropped on stop, which answers every waiting request 503 at once.
     inbox: Option<Inbox>,
+    events: EventHub,
     runtime_file: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -65,9 +67,11 @@ impl ApiServer {
             .set_nonblocking(true)
             .context("making the API's socket non-blocking")?;
         let (link, inbox) = bridge::link(wake);
+        let events = EventHub::default();
         let app = routes::router(
             link,
             Arc::new(Guard::new(settings.key.clone(), options.rate)),
+            events.clone(),
         );
         let (shutdown, stopped) = oneshot::channel::<()>();
         // One thread is plenty for a handful of requests a second from one machine.
@@ -112,6 +116,7 @@ impl ApiServer {
         Ok(Self {
             url,
             inbox: Some(inbox),
+            events,
             runtime_file,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -130,6 +135,12 @@ impl ApiServer {
     /// Up to `max` requests waiting for the UI thread.
     pub fn take_calls(&self, max: usize) -> Vec<Call> {
         self.inbox.as_ref().map(|i| i.take(max)).unwrap_or_default()
+    }
+
+    /// Publishes what changed in the app's status to `/events` clients (UI thread, every
+    /// frame; never waits).
+    pub fn publish_events(&self, core: &crate::ui::core::Core) {
+        self.events.publish_changes(core);
     }
 
     /// Stops serving: removes the runtime file, answers waiting requests 503, and waits up to

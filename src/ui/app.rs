@@ -210,6 +210,9 @@ impl VoxApp {
         // Here as well as in the transport bar: `ui` is not called while the window is hidden,
         // and a Stream Deck must hold push-to-talk for a minimised app too.
         self.core.push_to_talk(self.ptt_wanted());
+        if let Some(api) = &self.api {
+            api.publish_events(&self.core);
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files

@@ -4,5 +4,6 @@
 //! is made on another thread while the test steps the app (`support::ApiApp::stepping`).
 
 mod cli;
+mod events;
 mod http;
 mod support;

@@ -203,3 +203,75 @@ pub fn ids(list: &Value) -> Vec<u64> {
         .map(|a| a.iter().filter_map(|s| s["id"].as_u64()).collect())
         .unwrap_or_default()
 }
+
+/// A `/events` WebSocket client on a thread of its own: every message, parsed, in `rx`.
+pub struct EventClient {
+    pub rx: std::sync::mpsc::Receiver<Value>,
+}
+
+impl EventClient {
+    /// Connects with this Authorization header (or none); `Err(status)` when refused.
+    pub fn connect(app: &mut ApiApp, auth: Option<String>, path: &str) -> Result<Self, u16> {
+        Self::open(app, path, auth.map(|a| ("authorization", a)))
+    }
+
+    /// Connects as a browser page of `origin` would (key in the path's query).
+    pub fn connect_with_origin(app: &mut ApiApp, path: &str, origin: &str) -> Result<Self, u16> {
+        Self::open(app, path, Some(("origin", origin.to_owned())))
+    }
+
+    fn open(
+        app: &mut ApiApp,
+        path: &str,
+        header: Option<(&'static str, String)>,
+    ) -> Result<Self, u16> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::{Error, Message};
+
+        let url = format!("{}{path}", app.url.replacen("http://", "ws://", 1));
+        let (opened, result) = std::sync::mpsc::channel::<Result<(), u16>>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let mut request = url.into_client_request().expect("request");
+                if let Some((name, value)) = header {
+                    request
+                        .headers_mut()
+                        .insert(name, value.parse().expect("header value"));
+                }
+                let mut ws = match tokio_tungstenite::connect_async(request).await {
+                    Ok((ws, _)) => ws,
+                    Err(Error::Http(r)) => {
+                        let _ = opened.send(Err(r.status().as_u16()));
+                        return;
+                    }
+                    Err(e) => panic!("connecting to /events: {e}"),
+                };
+                let _ = opened.send(Ok(()));
+                while let Some(Ok(message)) = ws.next().await {
+                    if let Message::Text(text) = message {
+                        let event: Value = serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        });
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = result.try_recv() {
+                return r.map(|()| EventClient { rx });
+            }
+            assert!(Instant::now() < end, "timed out connecting to {path}");
+            app.h.step();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
