@@ -6,4 +6,5 @@
 mod cli;
 mod events;
 mod http;
+mod overlay;
 mod support;
