@@ -5,6 +5,7 @@
 
 mod cli;
 mod events;
+mod fuzz;
 mod http;
 mod overlay;
 mod support;

@@ -64,14 +64,26 @@ fn the_overlay_shows_the_sound_playing_in_headless_chromium() {
     let chime = app.h.state().core.board.tabs[0].sounds[1].id;
     let r = app.call("POST", &format!("/v1/sounds/{chime}/play"), None);
     assert!(r.status == 200 || r.status == 202, "{r:?}");
-    step_until(&mut app.h, Duration::from_secs(10), "the chime plays", |h| {
-        h.state().core.status.playing.iter().any(|p| p.sound == Some(chime))
-    });
+    step_until(
+        &mut app.h,
+        Duration::from_secs(10),
+        "the chime plays",
+        |h| {
+            h.state()
+                .core
+                .status
+                .playing
+                .iter()
+                .any(|p| p.sound == Some(chime))
+        },
+    );
 
     let url = format!("{}/overlay?key={}", app.url, app.key);
     let profile = tempfile::tempdir().expect("chromium profile");
     let (u, p) = (url.clone(), profile.path().to_owned());
-    let dom = app.stepping("chromium --dump-dom", move || chromium(&u, &p, "--dump-dom"));
+    let dom = app.stepping("chromium --dump-dom", move || {
+        chromium(&u, &p, "--dump-dom")
+    });
     assert!(
         dom.contains(r#"<div id="name">Chime</div>"#),
         "the overlay does not show the sound: {dom}"
@@ -109,7 +121,11 @@ fn the_overlay_page_needs_the_key_loads_nothing_else_and_allows_no_other_origin(
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
                 .collect();
-            (r.status().as_u16(), headers, r.body_mut().read_to_string().unwrap())
+            (
+                r.status().as_u16(),
+                headers,
+                r.body_mut().read_to_string().unwrap(),
+            )
         };
         assert_eq!(get("/overlay").0, 401);
         assert_eq!(get("/overlay?key=nope").0, 401);
@@ -126,11 +142,19 @@ fn the_overlay_page_needs_the_key_loads_nothing_else_and_allows_no_other_origin(
     assert_eq!(header("referrer-policy"), Some("no-referrer"));
     assert!(header("content-security-policy").is_some_and(|c| c.contains("default-src 'none'")));
     assert!(
-        headers.iter().all(|(k, _)| !k.starts_with("access-control-")),
+        headers
+            .iter()
+            .all(|(k, _)| !k.starts_with("access-control-")),
         "no CORS: {headers:?}"
     );
-    assert!(!body.contains(&app.key), "the key is not written into the page");
+    assert!(
+        !body.contains(&app.key),
+        "the key is not written into the page"
+    );
     for external in ["http:", "https:", "src=", "href=", "@import", "url("] {
-        assert!(!body.contains(external), "the page loads something: {external}");
+        assert!(
+            !body.contains(external),
+            "the page loads something: {external}"
+        );
     }
 }
