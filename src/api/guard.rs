@@ -3,7 +3,7 @@
 //! but a short, uncontended mutex, so a flood costs the UI thread and the engine nothing: the
 //! requests it turns away never leave the API's own thread.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -46,7 +46,8 @@ struct Bucket {
 }
 
 pub struct Guard {
-    key: ApiKey,
+    /// Replaced when the user asks Settings for a new key.
+    key: RwLock<ApiKey>,
     limit: RateLimit,
     bucket: Mutex<Bucket>,
 }
@@ -54,7 +55,7 @@ pub struct Guard {
 impl Guard {
     pub fn new(key: ApiKey, limit: RateLimit) -> Self {
         Self {
-            key,
+            key: RwLock::new(key),
             limit,
             bucket: Mutex::new(Bucket {
                 tokens: limit.burst,
@@ -82,8 +83,20 @@ impl Guard {
         Err(wait.clamp(1.0, 3600.0) as u64)
     }
 
+    /// From now on only `key` lets requests in (connected `/events` clients stay).
+    pub fn set_key(&self, key: ApiKey) {
+        *self.key.write().unwrap_or_else(PoisonError::into_inner) = key;
+    }
+
+    fn matches(&self, candidate: &str) -> bool {
+        self.key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .matches(candidate)
+    }
+
     fn authorised(&self, headers: &HeaderMap) -> bool {
-        bearer(headers).is_some_and(|k| self.key.matches(k))
+        bearer(headers).is_some_and(|k| self.matches(k))
     }
 
     /// The bearer header, or on [`QUERY_KEY_PATHS`] a `key` query parameter.
@@ -91,7 +104,7 @@ impl Guard {
         let uri = request.uri();
         self.authorised(request.headers())
             || (QUERY_KEY_PATHS.contains(&uri.path())
-                && query_key(uri.query()).is_some_and(|k| self.key.matches(k)))
+                && query_key(uri.query()).is_some_and(|k| self.matches(k)))
     }
 }
 

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::bridge::{self, Call, Inbox};
 use super::events::EventHub;
 use super::guard::{Guard, RateLimit};
+use super::key::ApiKey;
 use super::routes;
 use super::runtime_file::{self, RuntimeInfo};
 use crate::board::ApiSettings;
@@ -47,6 +48,7 @@ pub struct ApiServer {
     /// Dropped on stop, which answers every waiting request 503 at once.
     inbox: Option<Inbox>,
     events: EventHub,
+    guard: Arc<Guard>,
     runtime_file: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -68,11 +70,8 @@ impl ApiServer {
             .context("making the API's socket non-blocking")?;
         let (link, inbox) = bridge::link(wake);
         let events = EventHub::default();
-        let app = routes::router(
-            link,
-            Arc::new(Guard::new(settings.key.clone(), options.rate)),
-            events.clone(),
-        );
+        let guard = Arc::new(Guard::new(settings.key.clone(), options.rate));
+        let app = routes::router(link, guard.clone(), events.clone());
         let (shutdown, stopped) = oneshot::channel::<()>();
         // One thread is plenty for a handful of requests a second from one machine.
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -117,6 +116,7 @@ impl ApiServer {
             url,
             inbox: Some(inbox),
             events,
+            guard,
             runtime_file,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -141,6 +141,30 @@ impl ApiServer {
     /// frame; never waits).
     pub fn publish_events(&self, core: &crate::ui::core::Core) {
         self.events.publish_changes(core);
+    }
+
+    /// Lets only `key` in from now on, and rewrites the runtime file with it (on a thread of
+    /// its own: this is called from the UI thread, which does not wait on disks).
+    pub fn renew_key(&self, key: &ApiKey) {
+        self.guard.set_key(key.clone());
+        let Some(dir) = self.runtime_file.as_ref().and_then(|p| p.parent()) else {
+            return;
+        };
+        let (dir, info) = (
+            dir.to_owned(),
+            RuntimeInfo {
+                url: self.url.clone(),
+                key: key.expose().to_owned(),
+                pid: std::process::id(),
+            },
+        );
+        let _ = std::thread::Builder::new()
+            .name("voxboard-api-file".into())
+            .spawn(move || {
+                if let Err(e) = runtime_file::write(&dir, &info) {
+                    tracing::warn!(target: "voxboard::api", "the runtime file keeps the old key: {e:#}");
+                }
+            });
     }
 
     /// Stops serving: removes the runtime file, answers waiting requests 503, and waits up to

@@ -245,6 +245,18 @@ impl VoxApp {
         }
     }
 
+    /// A new random key, saved with the board and in force at once.
+    fn renew_api_key(&mut self) {
+        let key = crate::api::ApiKey::generate();
+        self.core.board.settings.api.key = key.clone();
+        self.core.save();
+        if let Some(api) = &self.api {
+            api.renew_key(&key);
+        }
+        self.core
+            .toast("New API key: paste it into your tools again");
+    }
+
     fn restart_engine(&mut self) {
         let Some(token) = self.token.token() else {
             self.core.retire_engine();
@@ -505,15 +517,18 @@ impl eframe::App for VoxApp {
                     let hk = &self.hotkeys;
                     let problem = |k: &str| hk.problem(k);
                     let availability = hk.availability().clone();
+                    let api_url = self.api.as_ref().map(ApiServer::url);
                     match self.settings.ui(
                         ui,
                         &mut self.core,
                         &mut self.token,
                         &availability,
                         &problem,
+                        api_url,
                     ) {
                         Some(SettingsAction::Reconnect) => self.restart_engine(),
                         Some(SettingsAction::Rebind) => self.hotkeys_dirty = true,
+                        Some(SettingsAction::RenewApiKey) => self.renew_api_key(),
                         None => {}
                     }
                 }

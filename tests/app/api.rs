@@ -8,4 +8,4 @@ mod events;
 mod fuzz;
 mod http;
 mod overlay;
-mod support;
+pub mod support;
