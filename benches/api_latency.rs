@@ -52,10 +52,12 @@ impl Rig {
         config.api = Some(ApiOptions {
             port: Some(0),
             runtime_dir: None,
+            instance: voxboard::api::runtime_file::Instance::App,
             rate: RateLimit {
                 per_second: 1e6,
                 burst: 1e6,
             },
+            ptt_hold: voxboard::api::PTT_HOLD,
         });
         let mut h = Harness::builder()
             .with_size(egui::vec2(1200.0, 760.0))

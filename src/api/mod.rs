@@ -39,5 +39,10 @@ pub use server::{ApiOptions, ApiServer};
 /// The first port the API tries (the next few are tried when it is taken).
 pub const DEFAULT_PORT: u16 = 7337;
 
+/// How long push-to-talk held over the API stays down without a renewal (another
+/// `down: true`): long enough for any press, short enough that a lost "up" does not leave the
+/// microphone open all evening.
+pub const PTT_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Bodies larger than this are refused with 413: every request body here is a few bytes.
 pub const MAX_BODY: usize = 16 * 1024;

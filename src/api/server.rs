@@ -29,7 +29,11 @@ pub struct ApiOptions {
     pub port: Option<u16>,
     /// Where to write `voxboard-api.json`; `None` writes none.
     pub runtime_dir: Option<PathBuf>,
+    /// The demo writes `voxboard-api-demo.json` instead.
+    pub instance: runtime_file::Instance,
     pub rate: RateLimit,
+    /// How long an API push-to-talk hold lasts without renewal ([`super::PTT_HOLD`]).
+    pub ptt_hold: Duration,
 }
 
 impl ApiOptions {
@@ -38,7 +42,9 @@ impl ApiOptions {
         Self {
             port: None,
             runtime_dir: runtime_file::dir(),
+            instance: runtime_file::Instance::App,
             rate: RateLimit::default(),
+            ptt_hold: super::PTT_HOLD,
         }
     }
 }
@@ -49,6 +55,8 @@ pub struct ApiServer {
     inbox: Option<Inbox>,
     events: EventHub,
     guard: Arc<Guard>,
+    instance: runtime_file::Instance,
+    pub(crate) ptt_hold: Duration,
     runtime_file: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -105,7 +113,7 @@ impl ApiServer {
                 pid: std::process::id(),
             };
             // Without the file the API still works for tools given the URL and key by hand.
-            runtime_file::write(dir, &info)
+            runtime_file::write(dir, options.instance, &info)
                 .inspect_err(|e| {
                     tracing::warn!(target: "voxboard::api", "no runtime file for the CLI: {e:#}")
                 })
@@ -117,6 +125,8 @@ impl ApiServer {
             inbox: Some(inbox),
             events,
             guard,
+            ptt_hold: options.ptt_hold,
+            instance: options.instance,
             runtime_file,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -150,8 +160,9 @@ impl ApiServer {
         let Some(dir) = self.runtime_file.as_ref().and_then(|p| p.parent()) else {
             return;
         };
-        let (dir, info) = (
+        let (dir, instance, info) = (
             dir.to_owned(),
+            self.instance,
             RuntimeInfo {
                 url: self.url.clone(),
                 key: key.expose().to_owned(),
@@ -161,7 +172,7 @@ impl ApiServer {
         let _ = std::thread::Builder::new()
             .name("voxboard-api-file".into())
             .spawn(move || {
-                if let Err(e) = runtime_file::write(&dir, &info) {
+                if let Err(e) = runtime_file::write(&dir, instance, &info) {
                     tracing::warn!(target: "voxboard::api", "the runtime file keeps the old key: {e:#}");
                 }
             });

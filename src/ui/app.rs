@@ -148,7 +148,7 @@ impl VoxApp {
 
     /// Push-to-talk is held while the button, the hotkey or the control API holds it.
     fn ptt_wanted(&self) -> bool {
-        self.ptt_button || self.ptt_key || self.core.ptt_remote
+        self.ptt_button || self.ptt_key || self.core.ptt_remote.is_some()
     }
 
     /// Everything that is not drawing: engine, token, decodes, hotkeys, dropped files.
@@ -206,6 +206,15 @@ impl VoxApp {
             && crate::api::answer_calls(api, &mut self.core)
         {
             ctx.request_repaint();
+        }
+        if let Some(until) = self.core.ptt_remote {
+            let now = Instant::now();
+            if now >= until {
+                tracing::info!(target: "voxboard::api", "push-to-talk held over the API ran out; released");
+                self.core.ptt_remote = None;
+            } else {
+                ctx.request_repaint_after(until - now);
+            }
         }
         // Here as well as in the transport bar: `ui` is not called while the window is hidden,
         // and a Stream Deck must hold push-to-talk for a minimised app too.

@@ -131,6 +131,9 @@ fn the_api_key_is_masked_copied_and_renewed() {
         &mut app.h,
         Duration::from_secs(10),
         "the runtime file has the new key",
-        |_| voxboard::api::runtime_file::read(&dir).is_ok_and(|i| i.key == new),
+        |_| {
+            voxboard::api::runtime_file::read(&dir, voxboard::api::runtime_file::Instance::App)
+                .is_ok_and(|i| i.key == new)
+        },
     );
 }

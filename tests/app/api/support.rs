@@ -33,15 +33,23 @@ pub struct Reply {
 impl ApiApp {
     /// The app of `env` with its API on a free port, its runtime file in a temp dir.
     pub fn start(env: Env, rate: RateLimit) -> ApiApp {
+        Self::start_with(env, rate, voxboard::api::PTT_HOLD)
+    }
+
+    /// … with push-to-talk holds over the API lasting `ptt_hold`.
+    pub fn start_with(env: Env, rate: RateLimit, ptt_hold: Duration) -> ApiApp {
         let runtime = tempfile::tempdir().expect("runtime dir");
         let mut config = env.config();
         config.api = Some(ApiOptions {
             port: Some(0),
             runtime_dir: Some(runtime.path().to_owned()),
+            instance: runtime_file::Instance::App,
             rate,
+            ptt_hold,
         });
         let h = harness(VoxApp::new(config));
-        let info = runtime_file::read(runtime.path()).expect("the app wrote its runtime file");
+        let info = runtime_file::read(runtime.path(), runtime_file::Instance::App)
+            .expect("the app wrote its runtime file");
         assert_eq!(Some(info.url.as_str()), h.state().api_url());
         assert!(info.url.starts_with("http://127.0.0.1:"), "{}", info.url);
         assert_eq!(info.key, h.state().core.board.settings.api.key.expose());
