@@ -188,12 +188,23 @@ impl EventHub {
             out.push(json!({"event": "push_to_talk", "down": status.push_to_talk}));
         }
 
-        for mut e in out {
-            s.seq += 1;
-            e["seq"] = json!(s.seq);
-            // No receivers is not an error: nobody is listening yet.
-            let _ = s.tx.send(Utf8Bytes::from(e.to_string()));
-        }
+        publish(&mut s, out);
+    }
+
+    /// Publishes events as they are (tests of the stream itself, without an app).
+    #[cfg(test)]
+    pub fn publish_raw(&self, events: Vec<Value>) {
+        publish(&mut self.lock(), events);
+    }
+}
+
+/// Numbers the events and sends them to every client's queue.
+fn publish(s: &mut Shared, events: Vec<Value>) {
+    for mut e in events {
+        s.seq += 1;
+        e["seq"] = json!(s.seq);
+        // No receivers is not an error: nobody is listening yet.
+        let _ = s.tx.send(Utf8Bytes::from(e.to_string()));
     }
 }
 

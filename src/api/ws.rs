@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -119,7 +120,7 @@ pub fn same_origin(h: &HeaderMap) -> bool {
 }
 
 /// Sends the snapshot, then every event, until the client leaves, lags or stalls.
-async fn serve(io: TokioIo<hyper::upgrade::Upgraded>, sub: Subscription, _slot: ClientSlot) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(io: S, sub: Subscription, _slot: ClientSlot) {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_INCOMING))
         .max_frame_size(Some(MAX_INCOMING));
@@ -155,17 +156,22 @@ async fn serve(io: TokioIo<hyper::upgrade::Upgraded>, sub: Subscription, _slot: 
     }
 }
 
-type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-
 /// Whether the message went out in time.
-async fn send(ws: &mut Socket, message: Message) -> bool {
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    message: Message,
+) -> bool {
     matches!(
         tokio::time::timeout(SEND_WAIT, ws.send(message)).await,
         Ok(Ok(()))
     )
 }
 
-async fn close(ws: &mut Socket, code: CloseCode, reason: &'static str) {
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    code: CloseCode,
+    reason: &'static str,
+) {
     let frame = CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -208,6 +214,48 @@ mod tests {
                 "{origin} on {host}"
             );
         }
+    }
+
+    /// A client that stops reading: its socket fills, the server's task stops taking events,
+    /// and once the ring has moved on by more than its size the client is closed with 4000,
+    /// while publishing never waited.
+    #[test]
+    fn a_client_that_falls_behind_is_closed_as_too_slow() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let hub = EventHub::default();
+            // A tiny pipe: a few events fill it.
+            let (server_io, client_io) = tokio::io::duplex(256);
+            let sub = hub.subscribe();
+            let slot = hub.admit().expect("a slot");
+            let server = tokio::spawn(serve(server_io, sub, slot));
+            let mut client = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+            let event = serde_json::json!({"event": "sound_progress", "progress": 0.5});
+            for _ in 0..super::super::events::QUEUE + 50 {
+                hub.publish_raw(vec![event.clone()]);
+                // Let the server's task run: it blocks on the full pipe, not on the hub.
+                tokio::task::yield_now().await;
+            }
+            let mut texts = 0;
+            let code = loop {
+                match client.next().await {
+                    Some(Ok(Message::Text(_))) => texts += 1,
+                    Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    other => panic!("the stream ended without a close: {other:?}"),
+                }
+            };
+            assert_eq!(code, Some(TOO_SLOW));
+            assert!(
+                texts < super::super::events::QUEUE,
+                "{texts} messages before the close"
+            );
+            server.await.unwrap();
+            assert_eq!(hub.clients.load(std::sync::atomic::Ordering::Acquire), 0);
+        });
     }
 
     #[test]
