@@ -2,6 +2,8 @@
 //! panels use: an API play is a click, an API stop-all is the Stop all button. Nothing here
 //! waits; the answers are built from the board and the newest engine status.
 
+use std::time::{Duration, Instant};
+
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -20,14 +22,14 @@ pub fn answer_calls(server: &ApiServer, core: &mut Core) -> bool {
     let calls = server.take_calls(PER_FRAME);
     let more = calls.len() == PER_FRAME;
     for call in calls {
-        let reply = answer(core, call.request.clone());
+        let reply = answer(core, call.request.clone(), server.ptt_hold);
         call.answer(reply);
     }
     more
 }
 
-/// One request's answer.
-pub fn answer(core: &mut Core, request: Request) -> Reply {
+/// One request's answer; an API push-to-talk hold lasts `ptt_hold` unless renewed.
+pub fn answer(core: &mut Core, request: Request, ptt_hold: Duration) -> Reply {
     match request {
         Request::Sounds => Ok(Answer::ok(sounds(core))),
         Request::PlayId(id) => play(core, id),
@@ -45,9 +47,14 @@ pub fn answer(core: &mut Core, request: Request) -> Reply {
             Ok(Answer::ok(json!({"stopped": "all"})))
         }
         Request::PushToTalk(down) => {
-            // The app ORs this with the button and the hotkey every frame (`VoxApp::tick`).
-            core.ptt_remote = down;
-            Ok(Answer::ok(json!({"push_to_talk": down})))
+            // The app ORs this with the button and the hotkey every frame, and lets go of it
+            // when the hold runs out (`VoxApp::tick`).
+            core.ptt_remote = down.then(|| Instant::now() + ptt_hold);
+            let mut body = json!({"push_to_talk": down});
+            if down {
+                body["release_after_s"] = json!(ptt_hold.as_secs_f64());
+            }
+            Ok(Answer::ok(body))
         }
         Request::MasterVolume(v) => {
             core.board.settings.master_volume = v;

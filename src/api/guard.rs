@@ -3,7 +3,7 @@
 //! but a short, uncontended mutex, so a flood costs the UI thread and the engine nothing: the
 //! requests it turns away never leave the API's own thread.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -17,6 +17,10 @@ use super::key::ApiKey;
 /// The one path served without the key: the API's description is not a secret, and tools
 /// read it before they are configured.
 pub const PUBLIC_PATH: &str = "/openapi.json";
+
+/// The paths a browser opens by URL (an OBS browser source cannot send headers), where the
+/// key may come as `?key=KEY` instead. Nowhere else: keys in URLs end up in histories.
+pub const QUERY_KEY_PATHS: [&str; 2] = ["/events", "/overlay"];
 
 /// A token bucket: `per_second` requests on average, up to `burst` at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -42,7 +46,8 @@ struct Bucket {
 }
 
 pub struct Guard {
-    key: ApiKey,
+    /// Replaced when the user asks Settings for a new key.
+    key: RwLock<ApiKey>,
     limit: RateLimit,
     bucket: Mutex<Bucket>,
 }
@@ -50,7 +55,7 @@ pub struct Guard {
 impl Guard {
     pub fn new(key: ApiKey, limit: RateLimit) -> Self {
         Self {
-            key,
+            key: RwLock::new(key),
             limit,
             bucket: Mutex::new(Bucket {
                 tokens: limit.burst,
@@ -78,9 +83,35 @@ impl Guard {
         Err(wait.clamp(1.0, 3600.0) as u64)
     }
 
-    fn authorised(&self, headers: &HeaderMap) -> bool {
-        bearer(headers).is_some_and(|k| self.key.matches(k))
+    /// From now on only `key` lets requests in (connected `/events` clients stay).
+    pub fn set_key(&self, key: ApiKey) {
+        *self.key.write().unwrap_or_else(PoisonError::into_inner) = key;
     }
+
+    fn matches(&self, candidate: &str) -> bool {
+        self.key
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .matches(candidate)
+    }
+
+    fn authorised(&self, headers: &HeaderMap) -> bool {
+        bearer(headers).is_some_and(|k| self.matches(k))
+    }
+
+    /// The bearer header, or on [`QUERY_KEY_PATHS`] a `key` query parameter.
+    fn admits(&self, request: &Request) -> bool {
+        let uri = request.uri();
+        self.authorised(request.headers())
+            || (QUERY_KEY_PATHS.contains(&uri.path())
+                && query_key(uri.query()).is_some_and(|k| self.matches(k)))
+    }
+}
+
+/// The `key` parameter of a query string. Keys are alphanumeric, so it is compared as sent
+/// (a percent-encoded key simply does not match).
+fn query_key(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|pair| pair.strip_prefix("key="))
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header (the scheme is case-insensitive).
@@ -108,7 +139,7 @@ pub async fn check(State(guard): State<Arc<Guard>>, request: Request, next: Next
     if declared_too_large(request.headers()) {
         return ApiError::too_large().into_response();
     }
-    if request.uri().path() != PUBLIC_PATH && !guard.authorised(request.headers()) {
+    if request.uri().path() != PUBLIC_PATH && !guard.admits(&request) {
         return ApiError::unauthorized().into_response();
     }
     next.run(request).await
@@ -135,6 +166,24 @@ mod tests {
         assert!(!g.authorised(&headers("Bearer nope")));
         assert!(!g.authorised(&headers("Bearer")));
         assert!(!g.authorised(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_query_key_counts_only_where_browsers_need_it() {
+        let key = ApiKey::generate();
+        let g = Guard::new(key.clone(), RateLimit::default());
+        let req = |uri: String| {
+            Request::builder()
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let k = key.expose();
+        assert!(g.admits(&req(format!("/overlay?key={k}"))));
+        assert!(g.admits(&req(format!("/events?x=1&key={k}"))));
+        assert!(!g.admits(&req(format!("/v1/status?key={k}"))));
+        assert!(!g.admits(&req("/events?key=nope".to_owned())));
+        assert!(!g.admits(&req("/events".to_owned())));
     }
 
     #[test]

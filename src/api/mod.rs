@@ -13,6 +13,8 @@
 //!   touches the board or the engine, and the UI thread never waits on the network;
 //! - [`apply`] answers requests on the UI thread against the app's [`Core`](crate::ui::core::Core),
 //!   through the same methods a click uses, so the API plays exactly what the button would;
+//! - [`events`] turns the engine's status into `/events` messages on the UI thread, and
+//!   [`ws`] streams them to each WebSocket client; [`overlay`] is the OBS page that shows them;
 //! - [`runtime_file`] says where the running app is (`voxboard-api.json`, mode 0600).
 //!
 //! The key ([`ApiKey`]) is random per install and lives in the board's settings.
@@ -20,11 +22,14 @@
 pub mod apply;
 pub mod bridge;
 pub mod error;
+pub mod events;
 pub mod guard;
 pub mod key;
+pub mod overlay;
 pub mod routes;
 pub mod runtime_file;
 pub mod server;
+pub mod ws;
 
 pub use apply::answer_calls;
 pub use guard::RateLimit;
@@ -33,6 +38,11 @@ pub use server::{ApiOptions, ApiServer};
 
 /// The first port the API tries (the next few are tried when it is taken).
 pub const DEFAULT_PORT: u16 = 7337;
+
+/// How long push-to-talk held over the API stays down without a renewal (another
+/// `down: true`): long enough for any press, short enough that a lost "up" does not leave the
+/// microphone open all evening.
+pub const PTT_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Bodies larger than this are refused with 413: every request body here is a few bytes.
 pub const MAX_BODY: usize = 16 * 1024;

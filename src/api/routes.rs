@@ -17,13 +17,20 @@ use serde::de::DeserializeOwned;
 
 use super::bridge::{AppLink, Reply, Request as AppRequest};
 use super::error::ApiError;
+use super::events::EventHub;
 use super::guard::{self, Guard};
+use super::{overlay, ws};
 
 /// The OpenAPI 3.0 description, served as is.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-pub fn router(link: AppLink, gate: Arc<Guard>) -> Router {
+pub fn router(link: AppLink, gate: Arc<Guard>, hub: EventHub) -> Router {
     Router::new()
+        .route(
+            "/events",
+            get(move |request: Request| ws::events(hub.clone(), request)),
+        )
+        .route("/overlay", get(overlay::page))
         .route("/v1/sounds", get(sounds))
         .route("/v1/sounds/{id}/play", post(play_id))
         .route("/v1/sounds/{id}/stop", post(stop_id))
@@ -167,9 +174,11 @@ mod tests {
             "/v1/volume",
             "/v1/status",
             "/openapi.json",
+            "/events",
+            "/overlay",
         ] {
             assert!(paths.contains(&p), "{p} is not documented");
         }
-        assert_eq!(paths.len(), 9, "undocumented or extra paths: {paths:?}");
+        assert_eq!(paths.len(), 11, "undocumented or extra paths: {paths:?}");
     }
 }

@@ -1,4 +1,6 @@
-//! `voxboard-api.json`: where a running app tells command-line tools its API's URL and key.
+//! `voxboard-api.json`: where a running app tells command-line tools its API's URL and key
+//! (`voxboard-api-demo.json` for `voxboard --demo`, so the demo and the real app can run at
+//! once without one hiding the other).
 //!
 //! It lives in the user's runtime dir ([`crate::paths::runtime_dir`]: `$XDG_RUNTIME_DIR` on
 //! Linux, `%LOCALAPPDATA%\Voxboard` on Windows); `VOXBOARD_RUNTIME_DIR` overrides it. The file
@@ -12,6 +14,23 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 pub const FILE_NAME: &str = "voxboard-api.json";
+pub const DEMO_FILE_NAME: &str = "voxboard-api-demo.json";
+
+/// Which app a runtime file describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instance {
+    App,
+    Demo,
+}
+
+impl Instance {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Instance::App => FILE_NAME,
+            Instance::Demo => DEMO_FILE_NAME,
+        }
+    }
+}
 pub use crate::paths::ENV_RUNTIME_DIR;
 
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -39,15 +58,15 @@ pub fn dir() -> Option<PathBuf> {
     crate::paths::runtime_dir()
 }
 
-pub fn path_in(dir: &Path) -> PathBuf {
-    dir.join(FILE_NAME)
+pub fn path_in(dir: &Path, instance: Instance) -> PathBuf {
+    dir.join(instance.file_name())
 }
 
 /// Writes the file atomically with mode 0600 (a temp file made by `tempfile`, which creates
 /// files readable by the owner only, renamed over the old one). Returns its path.
-pub fn write(dir: &Path, info: &RuntimeInfo) -> anyhow::Result<PathBuf> {
+pub fn write(dir: &Path, instance: Instance, info: &RuntimeInfo) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = path_in(dir);
+    let path = path_in(dir, instance);
     let mut tmp = tempfile::Builder::new()
         .prefix(".voxboard-api")
         .tempfile_in(dir)
@@ -81,8 +100,8 @@ impl std::fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-pub fn read(dir: &Path) -> Result<RuntimeInfo, ReadError> {
-    let path = path_in(dir);
+pub fn read(dir: &Path, instance: Instance) -> Result<RuntimeInfo, ReadError> {
+    let path = path_in(dir, instance);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -122,19 +141,29 @@ mod tests {
     #[test]
     fn written_private_read_back_and_removed_only_when_ours() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), &info("http://127.0.0.1:1")).unwrap();
+        let path = write(dir.path(), Instance::App, &info("http://127.0.0.1:1")).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert_eq!(read(dir.path()).unwrap(), info("http://127.0.0.1:1"));
-        assert!(!format!("{:?}", read(dir.path()).unwrap()).contains("k3y"));
-        write(dir.path(), &info("http://127.0.0.1:2")).unwrap();
+        assert_eq!(
+            read(dir.path(), Instance::App).unwrap(),
+            info("http://127.0.0.1:1")
+        );
+        assert!(!format!("{:?}", read(dir.path(), Instance::App).unwrap()).contains("k3y"));
+        assert!(matches!(
+            read(dir.path(), Instance::Demo),
+            Err(ReadError::Missing(_))
+        ));
+        write(dir.path(), Instance::App, &info("http://127.0.0.1:2")).unwrap();
         remove_if_ours(&path, "http://127.0.0.1:1");
         assert!(path.exists(), "another app's file stays");
         remove_if_ours(&path, "http://127.0.0.1:2");
-        assert!(matches!(read(dir.path()), Err(ReadError::Missing(_))));
+        assert!(matches!(
+            read(dir.path(), Instance::App),
+            Err(ReadError::Missing(_))
+        ));
     }
 }

@@ -11,7 +11,9 @@ use anyhow::Context;
 use tokio::sync::oneshot;
 
 use super::bridge::{self, Call, Inbox};
+use super::events::EventHub;
 use super::guard::{Guard, RateLimit};
+use super::key::ApiKey;
 use super::routes;
 use super::runtime_file::{self, RuntimeInfo};
 use crate::board::ApiSettings;
@@ -27,7 +29,11 @@ pub struct ApiOptions {
     pub port: Option<u16>,
     /// Where to write `voxboard-api.json`; `None` writes none.
     pub runtime_dir: Option<PathBuf>,
+    /// The demo writes `voxboard-api-demo.json` instead.
+    pub instance: runtime_file::Instance,
     pub rate: RateLimit,
+    /// How long an API push-to-talk hold lasts without renewal ([`super::PTT_HOLD`]).
+    pub ptt_hold: Duration,
 }
 
 impl ApiOptions {
@@ -36,7 +42,9 @@ impl ApiOptions {
         Self {
             port: None,
             runtime_dir: runtime_file::dir(),
+            instance: runtime_file::Instance::App,
             rate: RateLimit::default(),
+            ptt_hold: super::PTT_HOLD,
         }
     }
 }
@@ -45,6 +53,10 @@ pub struct ApiServer {
     url: String,
     /// Dropped on stop, which answers every waiting request 503 at once.
     inbox: Option<Inbox>,
+    events: EventHub,
+    guard: Arc<Guard>,
+    instance: runtime_file::Instance,
+    pub(crate) ptt_hold: Duration,
     runtime_file: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -65,10 +77,9 @@ impl ApiServer {
             .set_nonblocking(true)
             .context("making the API's socket non-blocking")?;
         let (link, inbox) = bridge::link(wake);
-        let app = routes::router(
-            link,
-            Arc::new(Guard::new(settings.key.clone(), options.rate)),
-        );
+        let events = EventHub::default();
+        let guard = Arc::new(Guard::new(settings.key.clone(), options.rate));
+        let app = routes::router(link, guard.clone(), events.clone());
         let (shutdown, stopped) = oneshot::channel::<()>();
         // One thread is plenty for a handful of requests a second from one machine.
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -102,7 +113,7 @@ impl ApiServer {
                 pid: std::process::id(),
             };
             // Without the file the API still works for tools given the URL and key by hand.
-            runtime_file::write(dir, &info)
+            runtime_file::write(dir, options.instance, &info)
                 .inspect_err(|e| {
                     tracing::warn!(target: "voxboard::api", "no runtime file for the CLI: {e:#}")
                 })
@@ -112,6 +123,10 @@ impl ApiServer {
         Ok(Self {
             url,
             inbox: Some(inbox),
+            events,
+            guard,
+            ptt_hold: options.ptt_hold,
+            instance: options.instance,
             runtime_file,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -130,6 +145,37 @@ impl ApiServer {
     /// Up to `max` requests waiting for the UI thread.
     pub fn take_calls(&self, max: usize) -> Vec<Call> {
         self.inbox.as_ref().map(|i| i.take(max)).unwrap_or_default()
+    }
+
+    /// Publishes what changed in the app's status to `/events` clients (UI thread, every
+    /// frame; never waits).
+    pub fn publish_events(&self, core: &crate::ui::core::Core) {
+        self.events.publish_changes(core);
+    }
+
+    /// Lets only `key` in from now on, and rewrites the runtime file with it (on a thread of
+    /// its own: this is called from the UI thread, which does not wait on disks).
+    pub fn renew_key(&self, key: &ApiKey) {
+        self.guard.set_key(key.clone());
+        let Some(dir) = self.runtime_file.as_ref().and_then(|p| p.parent()) else {
+            return;
+        };
+        let (dir, instance, info) = (
+            dir.to_owned(),
+            self.instance,
+            RuntimeInfo {
+                url: self.url.clone(),
+                key: key.expose().to_owned(),
+                pid: std::process::id(),
+            },
+        );
+        let _ = std::thread::Builder::new()
+            .name("voxboard-api-file".into())
+            .spawn(move || {
+                if let Err(e) = runtime_file::write(&dir, instance, &info) {
+                    tracing::warn!(target: "voxboard::api", "the runtime file keeps the old key: {e:#}");
+                }
+            });
     }
 
     /// Stops serving: removes the runtime file, answers waiting requests 503, and waits up to

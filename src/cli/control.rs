@@ -1,12 +1,14 @@
 //! `voxboard trigger`, `stop-all` and `ptt`: remote controls for a running app, through its
-//! control API. They find the app by its runtime file (`voxboard::api::runtime_file`) and exit
-//! with codes a Stream Deck action or a script can test (see [`Exit`]).
+//! control API. They find the app by its runtime file (`voxboard::api::runtime_file`): the real
+//! app's first, else the demo's, so a running app always wins over a demo left open beside it.
+//! They exit with codes a Stream Deck action or a script can test (see [`Exit`]).
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use voxboard::api::runtime_file::{self, ReadError, RuntimeInfo};
+use voxboard::api::runtime_file::{self, Instance, ReadError, RuntimeInfo};
 
 /// No app answers: no runtime file, or nothing listens at its address.
 pub const NOT_RUNNING: u8 = 3;
@@ -113,10 +115,17 @@ fn listed(list: &Value) -> Option<String> {
     (!items.is_empty()).then(|| items.join(", "))
 }
 
-/// The running app, as its runtime file describes it.
-struct App {
+/// An app a runtime file describes.
+struct Found {
     info: RuntimeInfo,
     file: PathBuf,
+}
+
+/// The running app: the real app's runtime file first, then the demo's.
+struct App {
+    found: Vec<Found>,
+    /// The one that answered (or is tried next).
+    chosen: Cell<usize>,
     agent: ureq::Agent,
 }
 
@@ -129,20 +138,28 @@ impl App {
                  it by; set VOXBOARD_RUNTIME_DIR)",
             ));
         };
-        let info = match runtime_file::read(&dir) {
-            Ok(info) => info,
-            Err(ReadError::Missing(path)) => {
-                return Err(exit(
-                    NOT_RUNNING,
-                    format!(
-                        "Voxboard is not running ({} does not exist; start the app or \
-                         `voxboard --demo`)",
-                        path.display()
-                    ),
-                ));
+        let mut found = Vec::new();
+        for instance in [Instance::App, Instance::Demo] {
+            match runtime_file::read(&dir, instance) {
+                Ok(info) => found.push(Found {
+                    info,
+                    file: runtime_file::path_in(&dir, instance),
+                }),
+                Err(ReadError::Missing(_)) => {}
+                Err(e) => return Err(anyhow::anyhow!("cannot find the running app: {e}")),
             }
-            Err(e) => return Err(anyhow::anyhow!("cannot find the running app: {e}")),
-        };
+        }
+        if found.is_empty() {
+            return Err(exit(
+                NOT_RUNNING,
+                format!(
+                    "Voxboard is not running ({} does not exist, nor {}; start the app or \
+                     `voxboard --demo`)",
+                    runtime_file::path_in(&dir, Instance::App).display(),
+                    runtime_file::DEMO_FILE_NAME,
+                ),
+            ));
+        }
         let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(5)))
             // Error statuses are answers here, with JSON bodies worth reading.
@@ -152,19 +169,44 @@ impl App {
             .max_redirects(0)
             .build();
         Ok(App {
-            info,
-            file: runtime_file::path_in(&dir),
+            found,
+            chosen: Cell::new(0),
             agent: config.into(),
         })
     }
 
-    /// POSTs to the API; returns the status and the JSON body (`null` if there is none).
+    fn chosen(&self) -> &Found {
+        &self.found[self.chosen.get()]
+    }
+
+    /// POSTs to the API; returns the status and the JSON body (`null` if there is none). When
+    /// nothing answers where a runtime file says (one left by a crash), the next file is tried.
     fn post(&self, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
-        let url = format!("{}{path}", self.info.url);
+        loop {
+            match self.post_to(self.chosen(), path, body.clone()) {
+                Err(e)
+                    if e.downcast_ref::<Exit>()
+                        .is_some_and(|x| x.code == NOT_RUNNING)
+                        && self.chosen.get() + 1 < self.found.len() =>
+                {
+                    self.chosen.set(self.chosen.get() + 1);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn post_to(
+        &self,
+        app: &Found,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", app.info.url);
         let request = self
             .agent
             .post(&url)
-            .header("Authorization", format!("Bearer {}", self.info.key));
+            .header("Authorization", format!("Bearer {}", app.info.key));
         let sent = match body {
             Some(b) => request
                 .header("Content-Type", "application/json")
@@ -179,8 +221,8 @@ impl App {
                     format!(
                         "Voxboard is not running (nothing answers at {}; {} is left from an \
                          earlier run)",
-                        self.info.url,
-                        self.file.display()
+                        app.info.url,
+                        app.file.display()
                     ),
                 ));
             }
@@ -189,7 +231,7 @@ impl App {
                     NOT_RUNNING,
                     format!(
                         "Voxboard is not running (nothing answers at {})",
-                        self.info.url
+                        app.info.url
                     ),
                 ));
             }
@@ -212,7 +254,7 @@ impl App {
         match status {
             401 => anyhow::anyhow!(
                 "Voxboard refused the key in {} ({message})",
-                self.file.display()
+                self.chosen().file.display()
             ),
             _ => anyhow::anyhow!("Voxboard answered {status}: {message}"),
         }

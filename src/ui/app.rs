@@ -170,7 +170,7 @@ impl VoxApp {
 
     /// Push-to-talk is held while the button, the hotkey or the control API holds it.
     fn ptt_wanted(&self) -> bool {
-        self.ptt_button || self.ptt_key || self.core.ptt_remote
+        self.ptt_button || self.ptt_key || self.core.ptt_remote.is_some()
     }
 
     /// Everything that is not drawing: engine, token, decodes, hotkeys, dropped files.
@@ -229,9 +229,21 @@ impl VoxApp {
         {
             ctx.request_repaint();
         }
+        if let Some(until) = self.core.ptt_remote {
+            let now = Instant::now();
+            if now >= until {
+                tracing::info!(target: "voxboard::api", "push-to-talk held over the API ran out; released");
+                self.core.ptt_remote = None;
+            } else {
+                ctx.request_repaint_after(until - now);
+            }
+        }
         // Here as well as in the transport bar: `ui` is not called while the window is hidden,
         // and a Stream Deck must hold push-to-talk for a minimised app too.
         self.core.push_to_talk(self.ptt_wanted());
+        if let Some(api) = &self.api {
+            api.publish_events(&self.core);
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -262,6 +274,18 @@ impl VoxApp {
                 ctx.request_repaint_after(at - now);
             }
         }
+    }
+
+    /// A new random key, saved with the board and in force at once.
+    fn renew_api_key(&mut self) {
+        let key = crate::api::ApiKey::generate();
+        self.core.board.settings.api.key = key.clone();
+        self.core.save();
+        if let Some(api) = &self.api {
+            api.renew_key(&key);
+        }
+        self.core
+            .toast("New API key: paste it into your tools again");
     }
 
     fn restart_engine(&mut self) {
@@ -529,15 +553,18 @@ impl eframe::App for VoxApp {
                     let hk = &self.hotkeys;
                     let problem = |k: &str| hk.problem(k);
                     let availability = hk.availability().clone();
+                    let api_url = self.api.as_ref().map(ApiServer::url);
                     match self.settings.ui(
                         ui,
                         &mut self.core,
                         &mut self.token,
                         &availability,
                         &problem,
+                        api_url,
                     ) {
                         Some(SettingsAction::Reconnect) => self.restart_engine(),
                         Some(SettingsAction::Rebind) => self.hotkeys_dirty = true,
+                        Some(SettingsAction::RenewApiKey) => self.renew_api_key(),
                         None => {}
                     }
                 }

@@ -64,8 +64,10 @@ pub struct Core {
     /// A short message at the bottom ("Not connected ...").
     pub toast: Option<(String, Instant)>,
     pub ptt_held: bool,
-    /// Push-to-talk held through the control API (the app ORs it with the button and hotkey).
-    pub ptt_remote: bool,
+    /// Push-to-talk held through the control API (the app ORs it with the button and hotkey)
+    /// until this moment, unless renewed: a controller that crashed or lost its "up" must not
+    /// leave the microphone open (`api::PTT_HOLD`).
+    pub ptt_remote: Option<Instant>,
     ctx: Option<egui::Context>,
     /// The microphone and monitor, owned by a thread of their own.
     pub devices: super::audio_devices::AudioDevices,
@@ -103,7 +105,7 @@ impl Core {
                 .collect(),
             toast: None,
             ptt_held: false,
-            ptt_remote: false,
+            ptt_remote: None,
             ctx: None,
             devices,
             repaint,

@@ -52,8 +52,16 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         log: opts.log,
         library: Default::default(),
         started: opts.started,
-        // The demo's board is new in a temp dir, so its key is a throwaway one.
-        api: Some(crate::api::ApiOptions::from_env()),
+        // The demo's board is new in a temp dir, so its key is a throwaway one; its runtime
+        // file is its own, so a real app running beside it stays the one CLIs find first.
+        api: Some(crate::api::ApiOptions {
+            instance: if opts.demo {
+                crate::api::runtime_file::Instance::Demo
+            } else {
+                crate::api::runtime_file::Instance::App
+            },
+            ..crate::api::ApiOptions::from_env()
+        }),
     };
     let native = eframe::NativeOptions {
         renderer: eframe::Renderer::Glow,

@@ -1,5 +1,5 @@
 //! Settings: the bot token (masked, kept in the keyring or in memory, never on disk), the
-//! gateway, audio devices, keys, theme and loudness target.
+//! gateway, audio devices, keys, the control API's key (masked), theme and loudness target.
 
 use egui::RichText;
 
@@ -13,6 +13,10 @@ use crate::board::hotkeys::{self, Availability};
 pub struct SettingsPanel {
     token_input: String,
     gateway_input: Option<String>,
+    /// The API key is shown in full until the panel is left or Hide is clicked.
+    show_key: bool,
+    /// "New key" was clicked once: the next click (on "Replace the key") renews it.
+    confirm_renew: bool,
 }
 
 /// What the settings panel asks the app to do.
@@ -21,6 +25,8 @@ pub enum SettingsAction {
     Reconnect,
     /// Keys changed: register the hotkeys again.
     Rebind,
+    /// Replace the control API's key with a new random one.
+    RenewApiKey,
 }
 
 impl SettingsPanel {
@@ -31,6 +37,7 @@ impl SettingsPanel {
         token: &mut TokenState,
         hotkeys: &Availability,
         problem: &dyn Fn(&str) -> Option<String>,
+        api_url: Option<&str>,
     ) -> Option<SettingsAction> {
         let mut action = None;
         egui::ScrollArea::vertical()
@@ -61,6 +68,11 @@ impl SettingsPanel {
                 section(ui, "Keys", |ui| {
                     if keys_ui(ui, core, hotkeys, problem) {
                         action = Some(SettingsAction::Rebind);
+                    }
+                });
+                section(ui, "Control API", |ui| {
+                    if self.api_ui(ui, core, api_url) {
+                        action = Some(SettingsAction::RenewApiKey);
                     }
                 });
                 section(ui, "Appearance", |ui| {
@@ -144,6 +156,72 @@ impl SettingsPanel {
         ui.weak("Leave empty for Discord. A local simulator uses ws://127.0.0.1:PORT.");
         apply
     }
+}
+
+impl SettingsPanel {
+    /// Where the API listens, and its key: masked, shown on request, copied, renewed (after a
+    /// confirmation: every tool set up with the old key stops working). Returns whether to
+    /// renew.
+    fn api_ui(&mut self, ui: &mut egui::Ui, core: &mut Core, api_url: Option<&str>) -> bool {
+        match api_url {
+            Some(url) => ui.colored_label(style::GOOD, format!("Listening on {url}")),
+            None => ui.colored_label(style::WARN, "Not running (see the log for why)."),
+        };
+        let key = core.board.settings.api.key.expose().to_owned();
+        let mut renew = false;
+        ui.horizontal(|ui| {
+            ui.add_sized([110.0, 20.0], egui::Label::new("API key"));
+            let shown = if self.show_key {
+                key.clone()
+            } else {
+                masked(&key)
+            };
+            ui.label(RichText::new(shown).monospace());
+        });
+        ui.horizontal(|ui| {
+            let toggle = if self.show_key { "Hide" } else { "Show" };
+            if ui.button(toggle).clicked() {
+                self.show_key = !self.show_key;
+            }
+            if ui
+                .button("Copy")
+                .on_hover_text("Copy the key to paste into Stream Deck, Companion or OBS")
+                .clicked()
+            {
+                ui.ctx().copy_text(key.clone());
+                core.toast("API key copied");
+            }
+            if self.confirm_renew {
+                if ui
+                    .button(RichText::new("Replace the key").color(style::BAD))
+                    .clicked()
+                {
+                    renew = true;
+                    self.confirm_renew = false;
+                }
+                if ui.button("Keep it").clicked() {
+                    self.confirm_renew = false;
+                }
+            } else if ui.button("New key").clicked() {
+                self.confirm_renew = true;
+            }
+        });
+        if self.confirm_renew {
+            ui.colored_label(
+                style::WARN,
+                "Every tool set up with the current key (buttons, overlays) stops working.",
+            );
+        }
+        ui.weak("Tools on this machine control Voxboard with this key (docs/control.md).");
+        renew
+    }
+}
+
+/// All but the last four characters hidden: enough to tell keys apart, not to use one.
+fn masked(key: &str) -> String {
+    let n = key.chars().count();
+    let tail: String = key.chars().skip(n.saturating_sub(4)).collect();
+    format!("{}{tail}", "•".repeat(12))
 }
 
 fn section(ui: &mut egui::Ui, title: &str, body: impl FnOnce(&mut egui::Ui)) {

@@ -4,5 +4,8 @@
 //! is made on another thread while the test steps the app (`support::ApiApp::stepping`).
 
 mod cli;
+mod events;
+mod fuzz;
 mod http;
-mod support;
+mod overlay;
+pub mod support;

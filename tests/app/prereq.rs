@@ -39,3 +39,6 @@ pub const PARECORD: (&str, &str) = ("parecord", "pulseaudio-utils");
 pub const XVFB: (&str, &str) = ("Xvfb", "xvfb");
 pub const XDOTOOL: (&str, &str) = ("xdotool", "xdotool");
 pub const IMPORT: (&str, &str) = ("import", "imagemagick");
+pub const CHROMIUM: (&str, &str) = ("chromium", "chromium");
+/// schemathesis runs from a venv that `scripts/api-fuzz` makes.
+pub const PYTHON_VENV: (&str, &str) = ("python3", "python3-venv");

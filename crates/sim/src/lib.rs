@@ -186,6 +186,20 @@ impl Simulator {
         }
     }
 
+    /// When the first audio (non-silence) frame heard in the guild at or after `since` arrived,
+    /// without copying what was heard (benchmarks poll this between plays).
+    pub fn first_audio_after(&self, guild_id: u64, since: Instant) -> Option<Instant> {
+        let st = self.shared.lock();
+        st.heard
+            .get(&guild_id)?
+            .iter()
+            .rev()
+            .take_while(|f| f.at >= since)
+            .filter(|f| !f.silence)
+            .last()
+            .map(|f| f.at)
+    }
+
     /// Every protocol breach so far, with a reason.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.clone()

@@ -98,7 +98,7 @@ fn stop_all_and_ptt_reach_the_app_and_a_closed_app_is_not_running() {
     assert!(app.h.state().core.sent.contains(&"stop_all"));
 
     // The app closes: its runtime file goes, and the CLI says no app runs.
-    let file = runtime_file::path_in(app.runtime.path());
+    let file = runtime_file::path_in(app.runtime.path(), runtime_file::Instance::App);
     assert!(file.is_file());
     app.h.state_mut().finish();
     assert!(!file.exists(), "the runtime file outlived the app");
@@ -120,7 +120,7 @@ fn a_runtime_file_left_by_a_dead_app_means_not_running() {
         key: "stale-key-71c2".into(),
         pid: 1,
     };
-    runtime_file::write(dir.path(), &info).expect("write");
+    runtime_file::write(dir.path(), runtime_file::Instance::App, &info).expect("write");
     let out = cli(dir.path(), &["stop-all".to_owned()]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(3), "{all}");
@@ -132,4 +132,45 @@ fn a_runtime_file_left_by_a_dead_app_means_not_running() {
     let empty = tempfile::tempdir().expect("tempdir");
     let out = cli(empty.path(), &["ptt".to_owned(), "down".to_owned()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+}
+
+#[test]
+fn the_cli_finds_the_demo_when_no_app_answers_and_the_app_first() {
+    let mut app = ApiApp::start(
+        crate::ui_support::Env::new(|_| voxboard::board::Board::default(), false),
+        voxboard::api::RateLimit::default(),
+    );
+    let live = runtime_file::read(app.runtime.path(), runtime_file::Instance::App).expect("file");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Only a demo runs (its file names the live app here).
+    runtime_file::write(dir.path(), runtime_file::Instance::Demo, &live).expect("write");
+    let d = dir.path().to_owned();
+    let out = app.stepping("stop-all", move || cli(&d, &["stop-all".to_owned()]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(app.h.state().core.sent.contains(&"stop_all"));
+
+    // A crashed app's file beside it: nothing answers there, so the demo is used.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let dead = runtime_file::RuntimeInfo {
+        url: format!("http://127.0.0.1:{port}"),
+        key: "dead-key-5e1f".into(),
+        pid: 1,
+    };
+    runtime_file::write(dir.path(), runtime_file::Instance::App, &dead).expect("write");
+    let d = dir.path().to_owned();
+    let out = app.stepping("ptt up", move || {
+        cli(&d, &["ptt".to_owned(), "up".to_owned()])
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains("dead-key-5e1f"));
+
+    // A live app and a demo whose file is stale: the app is asked first and answers.
+    runtime_file::write(dir.path(), runtime_file::Instance::App, &live).expect("write");
+    runtime_file::write(dir.path(), runtime_file::Instance::Demo, &dead).expect("write");
+    let d = dir.path().to_owned();
+    let out = app.stepping("stop-all", move || cli(&d, &["stop-all".to_owned()]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

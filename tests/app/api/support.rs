@@ -33,15 +33,23 @@ pub struct Reply {
 impl ApiApp {
     /// The app of `env` with its API on a free port, its runtime file in a temp dir.
     pub fn start(env: Env, rate: RateLimit) -> ApiApp {
+        Self::start_with(env, rate, voxboard::api::PTT_HOLD)
+    }
+
+    /// … with push-to-talk holds over the API lasting `ptt_hold`.
+    pub fn start_with(env: Env, rate: RateLimit, ptt_hold: Duration) -> ApiApp {
         let runtime = tempfile::tempdir().expect("runtime dir");
         let mut config = env.config();
         config.api = Some(ApiOptions {
             port: Some(0),
             runtime_dir: Some(runtime.path().to_owned()),
+            instance: runtime_file::Instance::App,
             rate,
+            ptt_hold,
         });
         let h = harness(VoxApp::new(config));
-        let info = runtime_file::read(runtime.path()).expect("the app wrote its runtime file");
+        let info = runtime_file::read(runtime.path(), runtime_file::Instance::App)
+            .expect("the app wrote its runtime file");
         assert_eq!(Some(info.url.as_str()), h.state().api_url());
         assert!(info.url.starts_with("http://127.0.0.1:"), "{}", info.url);
         assert_eq!(info.key, h.state().core.board.settings.api.key.expose());
@@ -202,4 +210,76 @@ pub fn ids(list: &Value) -> Vec<u64> {
     list.as_array()
         .map(|a| a.iter().filter_map(|s| s["id"].as_u64()).collect())
         .unwrap_or_default()
+}
+
+/// A `/events` WebSocket client on a thread of its own: every message, parsed, in `rx`.
+pub struct EventClient {
+    pub rx: std::sync::mpsc::Receiver<Value>,
+}
+
+impl EventClient {
+    /// Connects with this Authorization header (or none); `Err(status)` when refused.
+    pub fn connect(app: &mut ApiApp, auth: Option<String>, path: &str) -> Result<Self, u16> {
+        Self::open(app, path, auth.map(|a| ("authorization", a)))
+    }
+
+    /// Connects as a browser page of `origin` would (key in the path's query).
+    pub fn connect_with_origin(app: &mut ApiApp, path: &str, origin: &str) -> Result<Self, u16> {
+        Self::open(app, path, Some(("origin", origin.to_owned())))
+    }
+
+    fn open(
+        app: &mut ApiApp,
+        path: &str,
+        header: Option<(&'static str, String)>,
+    ) -> Result<Self, u16> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        use tokio_tungstenite::tungstenite::{Error, Message};
+
+        let url = format!("{}{path}", app.url.replacen("http://", "ws://", 1));
+        let (opened, result) = std::sync::mpsc::channel::<Result<(), u16>>();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let mut request = url.into_client_request().expect("request");
+                if let Some((name, value)) = header {
+                    request
+                        .headers_mut()
+                        .insert(name, value.parse().expect("header value"));
+                }
+                let mut ws = match tokio_tungstenite::connect_async(request).await {
+                    Ok((ws, _)) => ws,
+                    Err(Error::Http(r)) => {
+                        let _ = opened.send(Err(r.status().as_u16()));
+                        return;
+                    }
+                    Err(e) => panic!("connecting to /events: {e}"),
+                };
+                let _ = opened.send(Ok(()));
+                while let Some(Ok(message)) = ws.next().await {
+                    if let Message::Text(text) = message {
+                        let event: Value = serde_json::from_str(&text)
+                            .unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+                        if tx.send(event).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        });
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(r) = result.try_recv() {
+                return r.map(|()| EventClient { rx });
+            }
+            assert!(Instant::now() < end, "timed out connecting to {path}");
+            app.h.step();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
