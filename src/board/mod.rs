@@ -81,6 +81,8 @@ pub struct Sound {
     pub targets: Vec<u64>,
     /// Bring the clip to the board's loudness target.
     pub normalise: bool,
+    /// Sounds of one choke group stop each other: the newest wins (e.g. music beds).
+    pub choke_group: Option<u32>,
 }
 
 impl Default for Sound {
@@ -96,6 +98,7 @@ impl Default for Sound {
             looped: false,
             targets: Vec::new(),
             normalise: true,
+            choke_group: None,
         }
     }
 }

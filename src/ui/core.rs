@@ -493,6 +493,7 @@ impl Core {
         request.gain = sound.gain * self.normalisation(&sound);
         request.looped = sound.looped;
         request.retrigger = sound.retrigger;
+        request.choke = sound.choke_group;
         self.send(Command::Play(request));
     }
 

@@ -1,5 +1,5 @@
-//! The edit dialog of one sound: name, gain, hotkey, retrigger policy, loop, normalise,
-//! colour, target guilds. Edits a copy; "Save" writes it to the board and persists it.
+//! The edit dialog of one sound: name, gain, hotkey, retrigger policy, choke group, loop,
+//! normalise, colour, target guilds. Edits a copy; "Save" writes it to the board and persists it.
 
 use egui::{Color32, CornerRadius, Sense, Stroke, vec2};
 
@@ -135,6 +135,19 @@ impl EditDialog {
             .labelled_by(label.id);
         ui.end_row();
 
+        let label = ui.label("Choke group");
+        egui::ComboBox::from_id_salt("choke")
+            .selected_text(choke_name(d.choke_group))
+            .show_ui(ui, |ui| {
+                for g in std::iter::once(None).chain((1..=CHOKE_GROUPS).map(Some)) {
+                    ui.selectable_value(&mut d.choke_group, g, choke_name(g));
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text("Sounds of one group stop each other: the newest plays.");
+        ui.end_row();
+
         ui.label("Playback");
         ui.horizontal(|ui| {
             ui.checkbox(&mut d.looped, "Loop");
@@ -191,6 +204,16 @@ fn swatch(ui: &mut egui::Ui, current: &mut [u8; 3], colour: [u8; 3]) {
     }
     if r.clicked() {
         *current = colour;
+    }
+}
+
+/// Groups offered in the dialog (a board is free to hold any number).
+const CHOKE_GROUPS: u32 = 8;
+
+fn choke_name(group: Option<u32>) -> String {
+    match group {
+        None => "None".into(),
+        Some(g) => format!("Group {g}"),
     }
 }
 

@@ -6,6 +6,7 @@ mod board_persistence;
 mod cli;
 mod cli_audio;
 mod prereq;
+mod shaping;
 mod sink;
 mod ui_board;
 mod ui_connections;

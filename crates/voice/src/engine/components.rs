@@ -250,6 +250,8 @@ pub struct Playback {
     /// The board sound it plays, for retrigger policies and progress bars.
     pub sound: Option<u64>,
     pub cursor: voxboard_audio::mixer::Cursor,
+    /// Its choke group, if any (see `PlayRequest::choke`).
+    pub choke: Option<u32>,
     pub done: Option<Sender<()>>,
     /// When the play command was issued, for the click-to-first-packet latency.
     pub issued_at: Instant,

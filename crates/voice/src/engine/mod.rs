@@ -165,6 +165,11 @@ pub struct PlayRequest {
     pub gain: f32,
     pub looped: bool,
     pub retrigger: Retrigger,
+    /// A choke group: starting this sound stops every other playing sound of the same group
+    /// (newest wins, with the stop fade). `None` chokes nothing.
+    pub choke: Option<u32>,
+    /// Trim and fades (the samples stay as they are; the cursor plays a window of them).
+    pub shape: voxboard_audio::shaping::Shape,
     /// Signalled when the sound has finished (or was stopped).
     pub done: Option<Sender<()>>,
 }
@@ -179,6 +184,8 @@ impl PlayRequest {
             gain: 1.0,
             looped: false,
             retrigger: Retrigger::Overlap,
+            choke: None,
+            shape: Default::default(),
             done: None,
         }
     }

@@ -1,0 +1,104 @@
+//! Sound shaping as the simulator's listener hears it, through the real app core and engine:
+//! choke groups, trim and fades.
+
+use std::time::Duration;
+
+use egui_kittest::Harness;
+use voxboard::ui::VoxApp;
+use voxboard_audio::analysis::goertzel_power;
+use voxboard_sim::Simulator;
+
+use crate::ui_support::{Env, board_with, step_until};
+
+const RATE: u32 = 48_000;
+/// 100 ms: a whole number of periods of every tone used here, so Goertzel sees no leakage.
+const WINDOW: usize = 4_800;
+
+/// The app joined to guild 100 of its simulator, its sounds (440 Hz, 660 Hz, ...) not
+/// normalised so that levels at the listener are the files' own.
+fn ready_app(env: &Env) -> Harness<'static, VoxApp> {
+    let mut h = env.harness();
+    step_until(&mut h, Duration::from_secs(15), "guild 100 ready", |h| {
+        h.state()
+            .core
+            .status
+            .connections
+            .iter()
+            .any(|c| c.guild_id == 100 && c.phase == "ready")
+    });
+    h
+}
+
+fn board_env(names: &[&str], secs: f32, edit: impl Fn(&mut voxboard::board::Sound)) -> Env {
+    Env::new(
+        |dir| {
+            let mut b = board_with(dir, names, secs);
+            b.settings.connections.insert(100, 1002);
+            for s in b.tabs.iter_mut().flat_map(|t| t.sounds.iter_mut()) {
+                s.normalise = false;
+                edit(s);
+            }
+            b
+        },
+        true,
+    )
+}
+
+fn sound_ids(h: &Harness<'static, VoxApp>) -> Vec<u64> {
+    h.state().core.board.tabs[0]
+        .sounds
+        .iter()
+        .map(|s| s.id)
+        .collect()
+}
+
+/// Steps the app until nothing plays any more.
+fn until_silent(h: &mut Harness<'static, VoxApp>, ids: &[u64]) {
+    step_until(h, Duration::from_secs(20), "every sound ended", |h| {
+        ids.iter().all(|id| h.state().core.progress(*id).is_none())
+    });
+}
+
+/// Power of `freq` in each 100 ms window of what guild 100's listener heard.
+fn tone_power(sim: &Simulator, freq: f32) -> Vec<f32> {
+    sim.heard(100)
+        .pcm_mono()
+        .chunks_exact(WINDOW)
+        .map(|w| goertzel_power(w, RATE, freq))
+        .collect()
+}
+
+#[test]
+fn a_choke_group_stops_the_playing_sound_when_the_next_starts() {
+    let env = board_env(&["Bed A", "Bed B"], 3.0, |s| s.choke_group = Some(1));
+    let sim = env.sim.as_ref().expect("sim");
+    let mut h = ready_app(&env);
+    let ids = sound_ids(&h);
+    h.state_mut().core.play(ids[0]);
+    step_until(&mut h, Duration::from_secs(10), "a second of bed A", |_| {
+        sim.heard(100).audio_frames() >= 50
+    });
+    h.state_mut().core.play(ids[1]);
+    until_silent(&mut h, &ids);
+
+    // A sine of amplitude 0.5 reads 0.25.
+    let present = |p: &f32| *p > 0.01;
+    let a = tone_power(sim, 440.0);
+    let b = tone_power(sim, 660.0);
+    let b_starts = b.iter().position(present).expect("bed B was heard");
+    let a_windows = a.iter().filter(|p| present(p)).count();
+    let b_windows = b.iter().filter(|p| present(p)).count();
+    assert!(
+        (9..25).contains(&a_windows),
+        "bed A played {a_windows} windows: cut short, after its first second"
+    );
+    assert!(b_windows >= 29, "bed B played whole: {b_windows} windows");
+    // From the window after the one where B starts (it holds the 10 ms fade), A is gone.
+    for (i, (pa, pb)) in a.iter().zip(&b).enumerate().skip(b_starts + 1) {
+        assert!(
+            *pa < 1e-4,
+            "window {i}: bed A still sounds ({pa:.5}) under bed B ({pb:.5})"
+        );
+    }
+    voxboard_testkit::assert_no_violations(sim);
+}
