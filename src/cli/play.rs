@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use voxboard_audio::decode::{Clip, decode_file};
+use voxboard_audio::shaping::Shape;
 use voxboard_sim::{SimConfig, Simulator};
 use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
 use voxboard_voice::engine::voice::ConnectError;
-use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig, VoiceError};
+use voxboard_voice::engine::{PlayRequest, Status, Target, Voice, VoiceConfig, VoiceError};
 
 /// `play` only speaks: joining deafened spares Discord sending it everyone's audio.
 const DEAFENED: bool = true;
@@ -61,6 +62,18 @@ pub struct PlayArgs {
     /// day).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     duration: Option<f64>,
+    /// Start each file this many seconds in (trim; the file is not changed).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    start: Option<f64>,
+    /// Stop each file this many seconds from its beginning.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    end: Option<f64>,
+    /// Fade each file in over this many seconds after --start.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    fade_in: Option<f64>,
+    /// Fade each file out over this many seconds before --end.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    fade_out: Option<f64>,
     /// Sound files (wav, flac, ogg, opus, mp3), played one after another.
     #[arg(required_unless_present = "mic", value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -100,8 +113,16 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
         .map(|path| {
             let clip =
                 decode_file(path, &mut |_| {}).map_err(|e| anyhow::anyhow!("cannot play: {e}"))?;
+            let shape = args.shape();
+            let trimmed = if shape.is_identity() {
+                String::new()
+            } else {
+                let frames = shape.window(clip.samples.len()).len() / voxboard_audio::CHANNELS;
+                let secs = frames as f64 / f64::from(voxboard_audio::SAMPLE_RATE);
+                format!(", playing {secs:.2} s of it")
+            };
             println!(
-                "loaded {} ({:.2} s)",
+                "loaded {} ({:.2} s{trimmed})",
                 path.display(),
                 clip.duration().as_secs_f64()
             );
@@ -150,7 +171,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     let _devices = super::devices::attach(&voice, &args.mic_monitor());
 
     let started = Instant::now();
-    let result = join_and_play(&voice, &args.joins, &clips);
+    let result = join_and_play(&voice, &args.joins, &clips, &args.shape());
     if let Some(secs) = args.duration {
         let rest = Duration::from_secs_f64(secs).saturating_sub(started.elapsed());
         std::thread::sleep(rest);
@@ -185,6 +206,15 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
 }
 
 impl PlayArgs {
+    fn shape(&self) -> Shape {
+        Shape {
+            start: self.start.unwrap_or(0.0),
+            end: self.end,
+            fade_in: self.fade_in.unwrap_or(0.0),
+            fade_out: self.fade_out.unwrap_or(0.0),
+        }
+    }
+
     fn mic_monitor(&self) -> super::devices::DeviceChoice {
         super::devices::DeviceChoice {
             mic: self.mic.then(|| self.input_device.clone()),
@@ -199,6 +229,7 @@ fn join_and_play(
     voice: &Voice,
     joins: &[(u64, u64)],
     clips: &[Clip],
+    shape: &Shape,
 ) -> anyhow::Result<Receiver<(u64, VoiceError)>> {
     // Join every guild at once; the slowest decides.
     let results: Vec<_> = std::thread::scope(|s| {
@@ -218,7 +249,9 @@ fn join_and_play(
     let failures = voice.errors();
     for clip in clips {
         // One mix for all connections: encoded once, encrypted per connection.
-        voice.play(clip.samples.clone(), Target::All, 1.0).wait();
+        let mut request = PlayRequest::new(voice.next_id(), clip.samples.clone(), Target::All);
+        request.shape = *shape;
+        voice.play_request(request).wait();
     }
     Ok(failures)
 }

@@ -494,6 +494,7 @@ impl Core {
         request.looped = sound.looped;
         request.retrigger = sound.retrigger;
         request.choke = sound.choke_group;
+        request.shape = sound.shape();
         self.send(Command::Play(request));
     }
 

@@ -4,7 +4,7 @@
 use egui::{Color32, CornerRadius, Sense, Stroke, vec2};
 
 use super::core::Core;
-use super::style;
+use super::{style, trim_editor};
 use crate::board::hotkeys;
 use crate::board::{PALETTE, Sound};
 use voxboard_voice::engine::Retrigger;
@@ -41,6 +41,15 @@ impl EditDialog {
                 .num_columns(2)
                 .spacing(vec2(12.0, 10.0))
                 .show(ui, |ui| self.fields(ui, core, problem));
+            ui.add_space(10.0);
+            ui.label(egui::RichText::new("Trim and fades").strong());
+            let duration = match core.sound_state(self.draft.id) {
+                Some(voxboard_audio::library::SoundState::Ready { duration, .. }) => {
+                    Some(duration.as_secs_f64())
+                }
+                _ => None,
+            };
+            trim_editor::fields(ui, &mut self.draft, duration);
             ui.add_space(10.0);
             ui.separator();
             ui.horizontal(|ui| {

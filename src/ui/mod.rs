@@ -13,6 +13,7 @@ pub mod log;
 pub mod settings_panel;
 pub mod style;
 pub mod token;
+pub mod trim_editor;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use egui_kittest::Harness;
 use voxboard::ui::VoxApp;
-use voxboard_audio::analysis::goertzel_power;
+use voxboard_audio::analysis::{goertzel_power, rms};
 use voxboard_sim::Simulator;
 
 use crate::ui_support::{Env, board_with, step_until};
@@ -101,4 +101,82 @@ fn a_choke_group_stops_the_playing_sound_when_the_next_starts() {
         );
     }
     voxboard_testkit::assert_no_violations(sim);
+}
+
+/// What a 3 s tone trimmed to 0.5..1.5 s with 0.3 s fades must sound like at the listener:
+/// 1 s long, its first and last 20 ms far quieter than its middle.
+fn assert_trimmed_and_faded(sim: &Simulator) {
+    let frames = sim.heard(100).audio_frames();
+    assert!(
+        (49..=51).contains(&frames),
+        "heard {frames} frames of 20 ms, expected the 1 s window"
+    );
+    let pcm = sim.heard(100).pcm_mono();
+    let ms20 = RATE as usize / 50;
+    let first = rms(&pcm[..ms20]);
+    let middle = rms(&pcm[pcm.len() / 2 - ms20 / 2..][..ms20]);
+    let last = rms(&pcm[pcm.len() - ms20..]);
+    assert!(middle > 0.3, "the middle is at full level: rms {middle}");
+    assert!(
+        first < 0.1 * middle && last < 0.1 * middle,
+        "fades: first 20 ms rms {first}, middle {middle}, last {last}"
+    );
+    voxboard_testkit::assert_no_violations(sim);
+}
+
+const TRIM: [(&str, &str); 4] = [
+    ("--start", "0.5"),
+    ("--end", "1.5"),
+    ("--fade-in", "0.3"),
+    ("--fade-out", "0.3"),
+];
+
+#[test]
+fn a_trimmed_faded_sound_plays_its_window_through_its_fades() {
+    let env = board_env(&["Tone"], 3.0, |s| {
+        s.trim_start = 0.5;
+        s.trim_end = Some(1.5);
+        s.fade_in = 0.3;
+        s.fade_out = 0.3;
+    });
+    let mut h = ready_app(&env);
+    let ids = sound_ids(&h);
+    h.state_mut().core.play(ids[0]);
+    step_until(&mut h, Duration::from_secs(10), "it starts", |h| {
+        h.state().core.progress(ids[0]).is_some()
+    });
+    until_silent(&mut h, &ids);
+    assert_trimmed_and_faded(env.sim.as_ref().expect("sim"));
+}
+
+#[test]
+fn play_trims_and_fades_from_the_command_line() {
+    let sim = Simulator::start(voxboard_sim::SimConfig::with_guilds(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tone = dir.path().join("tone.wav");
+    crate::ui_support::write_tone(&tone, 440.0, 3.0);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join",
+            "100:1002",
+        ])
+        .args(TRIM.iter().flat_map(|(flag, v)| [*flag, *v]))
+        .arg(&tone)
+        .env("DISCORD_TOKEN", voxboard_sim::SimConfig::TEST_TOKEN)
+        .output()
+        .expect("run voxboard");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(3.00 s, playing 1.00 s of it)"),
+        "{stdout}"
+    );
+    assert_trimmed_and_faded(&sim);
 }

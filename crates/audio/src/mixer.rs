@@ -302,6 +302,36 @@ mod tests {
     }
 
     #[test]
+    fn a_shaped_cursor_plays_its_window_and_loops_within_it() {
+        // Each frame's value is its index: what plays shows where it came from.
+        let samples: Vec<f32> = (0..FRAME_LEN * 10).map(|i| (i / CHANNELS) as f32).collect();
+        let shape = Shape {
+            start: 0.02,
+            end: Some(0.06),
+            ..Shape::default()
+        };
+        let mut p = Cursor::shaped(Arc::from(samples), 1.0, false, &shape);
+        let mut heard = Vec::new();
+        loop {
+            let mut frame = vec![0.0; FRAME_LEN];
+            add_frame(&mut frame, &p, 1.0);
+            heard.extend(frame.iter().step_by(CHANNELS).copied());
+            if !advance(&mut p) {
+                break;
+            }
+        }
+        let expected: Vec<f32> = (960..2_880).map(|i| i as f32).collect();
+        assert_eq!(heard, expected, "exactly the frames 20..60 ms");
+
+        p.looped = true;
+        p.position = p.window.start;
+        for _ in 0..5 {
+            assert!(advance(&mut p));
+            assert!((p.window.start..p.window.end).contains(&p.position));
+        }
+    }
+
+    #[test]
     fn gate_opens_and_closes_without_clicks() {
         let mut gate = Gate::default();
         let mut buf = vec![1.0; FRAME_LEN];
