@@ -12,6 +12,8 @@ use voxboard_voice::engine::Retrigger;
 pub struct EditDialog {
     draft: Sound,
     path_text: String,
+    /// The preview playing on the monitor, if any (stopped when the dialog closes).
+    preview: Option<u64>,
 }
 
 pub enum Outcome {
@@ -24,6 +26,7 @@ impl EditDialog {
         Self {
             draft: sound.clone(),
             path_text: sound.path.display().to_string(),
+            preview: None,
         }
     }
 
@@ -43,13 +46,7 @@ impl EditDialog {
                 .show(ui, |ui| self.fields(ui, core, problem));
             ui.add_space(10.0);
             ui.label(egui::RichText::new("Trim and fades").strong());
-            let duration = match core.sound_state(self.draft.id) {
-                Some(voxboard_audio::library::SoundState::Ready { duration, .. }) => {
-                    Some(duration.as_secs_f64())
-                }
-                _ => None,
-            };
-            trim_editor::fields(ui, &mut self.draft, duration);
+            trim_editor::section(ui, &mut self.draft, core, &mut self.preview);
             ui.add_space(10.0);
             ui.separator();
             ui.horizontal(|ui| {
@@ -86,6 +83,11 @@ impl EditDialog {
         });
         if modal.should_close() {
             outcome = Outcome::Closed;
+        }
+        if matches!(outcome, Outcome::Closed)
+            && let Some(id) = self.preview.take()
+        {
+            core.stop_playback(id);
         }
         outcome
     }

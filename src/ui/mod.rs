@@ -14,6 +14,7 @@ pub mod settings_panel;
 pub mod style;
 pub mod token;
 pub mod trim_editor;
+pub mod waveform_view;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,13 +1,60 @@
-//! The edit dialog's trim and fades: the numbers, in seconds of the clip. The board keeps
-//! them; the file is never touched.
+//! The edit dialog's trim and fades: the waveform with its handles, the numbers (seconds of
+//! the clip) and a preview on the local monitor. The board keeps them; the file is never
+//! touched.
 
 use egui::vec2;
 
+use super::core::Core;
+use super::{style, waveform_view};
 use crate::board::Sound;
+use voxboard_audio::library::SoundState;
+
+/// The whole section for `d` (the dialog's draft). `preview` is the preview playing, if any.
+pub fn section(ui: &mut egui::Ui, d: &mut Sound, core: &mut Core, preview: &mut Option<u64>) {
+    let duration = match core.sound_state(d.id) {
+        Some(SoundState::Ready { duration, .. }) => Some(duration.as_secs_f64()),
+        _ => None,
+    };
+    let playhead = preview.and_then(|id| core.playback_progress(id));
+    match (core.waveform(d.id), core.sound_state(d.id)) {
+        (Some(w), _) => {
+            let secs = w.frames as f64 / f64::from(voxboard_audio::SAMPLE_RATE);
+            waveform_view::show(ui, d, &w, secs, playhead);
+        }
+        (None, Some(SoundState::Failed { reason })) => {
+            ui.colored_label(style::BAD, reason);
+        }
+        (None, _) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.weak("Reading the clip for its waveform…");
+            });
+        }
+    }
+    fields(ui, d, duration);
+    ui.horizontal(|ui| {
+        if playhead.is_some() {
+            if ui.button("■ Stop preview").clicked()
+                && let Some(id) = preview.take()
+            {
+                core.stop_playback(id);
+            }
+        } else if ui
+            .button("▶ Preview")
+            .on_hover_text("Plays the trimmed clip on your monitor output only.")
+            .clicked()
+        {
+            match core.preview(d) {
+                Ok(id) => *preview = Some(id),
+                Err(why) => core.toast(&why),
+            }
+        }
+    });
+}
 
 /// Shows start, end, fade-in and fade-out of `d`. `duration` (seconds) is the decoded clip's
 /// length, when known: it bounds the fields and stands for "to the end".
-pub fn fields(ui: &mut egui::Ui, d: &mut Sound, duration: Option<f64>) {
+fn fields(ui: &mut egui::Ui, d: &mut Sound, duration: Option<f64>) {
     let max = duration.unwrap_or(f64::MAX);
     egui::Grid::new("trim-grid")
         .num_columns(4)

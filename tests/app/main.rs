@@ -13,4 +13,5 @@ mod ui_connections;
 mod ui_e2e;
 mod ui_interactions;
 mod ui_settings;
+mod ui_shaping;
 mod ui_support;

@@ -23,3 +23,4 @@ pub mod monitor;
 pub mod opus;
 pub mod resample;
 pub mod shaping;
+pub mod waveform;

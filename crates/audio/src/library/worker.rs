@@ -8,6 +8,7 @@ use super::{ClipInfo, Shared, Slot, SoundId, State, bytes_of, duration_of};
 use crate::analysis;
 use crate::decode::decode_file;
 use crate::loudness;
+use crate::waveform::Waveform;
 
 /// Starts decode thread number `n`. It exits when the library's last handle is dropped.
 pub(super) fn spawn(shared: Arc<Shared>, n: usize) {
@@ -97,15 +98,17 @@ fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome
         decode_file(path, &mut progress).map(|clip| {
             let lufs = loudness::integrated_lufs(&clip.samples);
             let peak = analysis::peak(&clip.samples);
-            (clip.samples, lufs, peak)
+            let waveform = Arc::new(Waveform::compute(&clip.samples));
+            (clip.samples, lufs, peak, waveform)
         })
     }));
     match result {
-        Ok(Ok((samples, lufs, peak))) => Outcome::Clip {
+        Ok(Ok((samples, lufs, peak, waveform))) => Outcome::Clip {
             info: ClipInfo {
                 duration: duration_of(&samples),
                 lufs,
                 peak,
+                waveform,
             },
             samples,
         },

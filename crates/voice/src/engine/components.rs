@@ -232,6 +232,9 @@ impl JoinWaiters {
 pub enum Target {
     All,
     Guilds(Vec<u64>),
+    /// The local monitor only, no guild (the edit dialog's preview). It plays while a monitor
+    /// output is attached and ends at once without one.
+    Monitor,
 }
 
 impl Target {
@@ -239,6 +242,7 @@ impl Target {
         match self {
             Target::All => true,
             Target::Guilds(g) => g.contains(&guild_id),
+            Target::Monitor => false,
         }
     }
 }
