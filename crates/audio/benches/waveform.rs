@@ -2,7 +2,8 @@
 //! squeezing it to a dialog's width (every frame the dialog is drawn).
 //!
 //! `cargo bench -p voxboard-audio --bench waveform`. The clip is 1 hour of 48 kHz stereo (a
-//! sine with a slow swell; 1.4 GB of f32, made once before timing).
+//! sine with a slow swell; 1.4 GB of f32, made once before timing). As a smoke test under
+//! `cargo test --all-targets` (no `--bench` argument) it is 10 s, to keep CI quick.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -10,10 +11,17 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group};
 use voxboard_audio::waveform::Waveform;
 
-const SECONDS: usize = 3_600;
+/// An hour under `cargo bench`; 10 s when run once as a test.
+fn seconds() -> usize {
+    if std::env::args().any(|a| a == "--bench") {
+        3_600
+    } else {
+        10
+    }
+}
 
-fn hour_clip() -> Vec<f32> {
-    let frames = SECONDS * 48_000;
+fn clip(seconds: usize) -> Vec<f32> {
+    let frames = seconds * 48_000;
     let mut samples = Vec::with_capacity(frames * 2);
     for i in 0..frames {
         let t = i as f32 / 48_000.0;
@@ -25,12 +33,13 @@ fn hour_clip() -> Vec<f32> {
 }
 
 fn bench_waveform(c: &mut Criterion) {
-    let clip = hour_clip();
+    let seconds = seconds();
+    let clip = clip(seconds);
     let mut group = c.benchmark_group("waveform");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(10));
-    group.throughput(Throughput::Elements((SECONDS * 48_000) as u64));
-    group.bench_function("compute_1h_48k_stereo", |b| {
+    group.throughput(Throughput::Elements((seconds * 48_000) as u64));
+    group.bench_function(format!("compute_{seconds}s_48k_stereo"), |b| {
         b.iter(|| Waveform::compute(black_box(&clip)))
     });
     group.finish();
