@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::board::Board;
 use crate::board::store::{Saver, Store};
 use voxboard_audio::library::{SoundId, SoundLibrary, SoundState};
+use voxboard_audio::loudness::Measurement;
 use voxboard_audio::waveform::Waveform;
 use voxboard_voice::engine::{Command, EngineHandle, Status, VoiceConfig, VoiceError};
 
@@ -168,6 +169,11 @@ impl Core {
 
     pub fn sound_state(&self, id: u64) -> Option<SoundState> {
         self.library.state(self.lib_id(id)?)
+    }
+
+    /// The clip's measured loudness and true peak, once it has been decoded.
+    pub fn loudness(&self, id: u64) -> Option<Measurement> {
+        self.library.loudness(self.lib_id(id)?)
     }
 
     /// The clip's waveform once decoded; asks for the decode otherwise (the edit dialog calls

@@ -49,11 +49,33 @@ pub fn section(ui: &mut egui::Ui, d: &mut Sound, core: &mut Core, preview: &mut 
                 Err(why) => core.toast(&why),
             }
         }
+        ui.weak(loudness_text(core, d));
     });
 }
 
 /// Shows start, end, fade-in and fade-out of `d`. `duration` (seconds) is the decoded clip's
 /// length, when known: it bounds the fields and stands for "to the end".
+/// The clip's measured loudness and true peak, and what normalisation does to it.
+fn loudness_text(core: &Core, d: &Sound) -> String {
+    let Some(m) = core.loudness(d.id) else {
+        return "Loudness: not measured yet".into();
+    };
+    let Some(lufs) = m.lufs else {
+        return "Loudness: too short or silent to measure".into();
+    };
+    let mut text = format!("{lufs:.1} LUFS · true peak {:.1} dBTP", m.true_peak_db());
+    let target = core.board.settings.loudness_target_lufs;
+    if d.normalise
+        && let Some(g) = voxboard_audio::loudness::gain_to_target(lufs, m.true_peak, target)
+    {
+        text.push_str(&format!(
+            " · {:+.1} dB to {target:.0} LUFS",
+            20.0 * g.log10()
+        ));
+    }
+    text
+}
+
 fn fields(ui: &mut egui::Ui, d: &mut Sound, duration: Option<f64>) {
     let max = duration.unwrap_or(f64::MAX);
     egui::Grid::new("trim-grid")

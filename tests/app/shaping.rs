@@ -1,11 +1,12 @@
 //! Sound shaping as the simulator's listener hears it, through the real app core and engine:
-//! choke groups, trim and fades.
+//! choke groups, trim and fades, loudness normalisation (from the app and from `play`).
 
 use std::time::Duration;
 
 use egui_kittest::Harness;
 use voxboard::ui::VoxApp;
 use voxboard_audio::analysis::{goertzel_power, rms};
+use voxboard_audio::loudness::integrated_lufs;
 use voxboard_sim::Simulator;
 
 use crate::ui_support::{Env, board_with, step_until};
@@ -179,4 +180,131 @@ fn play_trims_and_fades_from_the_command_line() {
         "{stdout}"
     );
     assert_trimmed_and_faded(&sim);
+}
+
+/// Writes `secs` of a sine at `freq` Hz and peak `amp`, 48 kHz mono 16-bit.
+fn write_sine(path: &std::path::Path, freq: f32, amp: f32, secs: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create wav");
+    for i in 0..(secs * RATE as f32) as usize {
+        let s = amp * (i as f32 * freq * std::f32::consts::TAU / RATE as f32).sin();
+        w.write_sample((s * 32767.0) as i16).expect("write");
+    }
+    w.finalize().expect("finalize");
+}
+
+#[test]
+fn play_normalize_brings_clips_20_lu_apart_to_the_target() {
+    const TARGET: f64 = -20.0;
+    let sim = Simulator::start(voxboard_sim::SimConfig::with_guilds(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (loud, quiet) = (dir.path().join("loud.wav"), dir.path().join("quiet.wav"));
+    write_sine(&loud, 440.0, 0.5, 3.0);
+    write_sine(&quiet, 660.0, 0.05, 3.0);
+    let source: Vec<f64> = [&loud, &quiet]
+        .iter()
+        .map(|p| {
+            let clip = voxboard_audio::decode::decode_file(p, &mut |_| {}).unwrap();
+            integrated_lufs(&clip.samples).unwrap()
+        })
+        .collect();
+    assert!(
+        (source[0] - source[1] - 20.0).abs() < 0.5,
+        "the sources are 20 LU apart: {source:?}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join",
+            "100:1002",
+        ])
+        .args(["--normalize", &TARGET.to_string()])
+        .args([&loud, &quiet])
+        .env("DISCORD_TOKEN", voxboard_sim::SimConfig::TEST_TOKEN)
+        .output()
+        .expect("run voxboard");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("towards -20 LUFS"), "{stdout}");
+
+    // What the listener heard, clip by clip (150 frames of 20 ms each, in order).
+    let heard = heard_frames(&sim);
+    assert_eq!(heard.len(), 300, "both clips whole");
+    for (i, clip) in heard.chunks(150).enumerate() {
+        let lufs = integrated_lufs(&clip.concat()).expect("measurable");
+        println!(
+            "clip {i}: {:.2} LUFS at the source, {lufs:.2} at the listener",
+            source[i]
+        );
+        assert!(
+            (lufs - TARGET).abs() <= 1.0,
+            "clip {i} (source {:.1} LUFS) arrived at {lufs:.2} LUFS, target {TARGET}",
+            source[i]
+        );
+    }
+    voxboard_testkit::assert_no_violations(&sim);
+}
+
+/// Frames the listener heard, as 20 ms stereo PCM, in order.
+fn heard_frames(sim: &Simulator) -> Vec<Vec<f32>> {
+    sim.heard(100)
+        .frames
+        .iter()
+        .filter(|f| !f.silence)
+        .map(|f| f.pcm.clone())
+        .collect()
+}
+
+#[test]
+fn the_board_normalises_clips_20_lu_apart_to_its_target() {
+    const TARGET: f64 = -20.0;
+    let env = Env::new(
+        |dir| {
+            let mut b = voxboard::board::Board::default();
+            for (name, freq, amp) in [("loud", 440.0, 0.5), ("quiet", 660.0, 0.05)] {
+                let path = dir.join(format!("{name}.wav"));
+                write_sine(&path, freq, amp, 3.0);
+                b.add_sound(0, path);
+            }
+            b.settings.loudness_target_lufs = TARGET;
+            b.settings.connections.insert(100, 1002);
+            b
+        },
+        true,
+    );
+    let sim = env.sim.as_ref().expect("sim");
+    let mut h = ready_app(&env);
+    let ids = sound_ids(&h);
+    for (n, id) in ids.iter().enumerate() {
+        h.state_mut().core.play(*id);
+        step_until(
+            &mut h,
+            Duration::from_secs(10),
+            "the clip plays whole",
+            |_| heard_frames(sim).len() >= 150 * (n + 1),
+        );
+        until_silent(&mut h, &ids);
+    }
+    let heard = heard_frames(sim);
+    assert_eq!(heard.len(), 300, "both clips whole");
+    for (i, clip) in heard.chunks(150).enumerate() {
+        let lufs = integrated_lufs(&clip.concat()).expect("measurable");
+        println!("sound {i}: {lufs:.2} LUFS at the listener");
+        assert!(
+            (lufs - TARGET).abs() <= 1.0,
+            "sound {i} arrived at {lufs:.2} LUFS, target {TARGET}"
+        );
+    }
 }

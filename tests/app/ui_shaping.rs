@@ -1,10 +1,11 @@
-//! The edit dialog's waveform with egui_kittest: it appears once the clip is decoded, and
-//! dragging its handles edits the trim and fades that the board then saves.
+//! The edit dialog's waveform with egui_kittest: it appears once the clip is decoded with the
+//! clip's measured loudness beside it, and dragging its handles edits the trim and fades that
+//! the board then saves.
 
 use std::time::Duration;
 
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use voxboard::ui::VoxApp;
 
 use crate::ui_support::{Env, board_with, step_until};
@@ -37,6 +38,19 @@ fn dragging_the_waveform_handles_sets_the_stored_trim_and_fades() {
         h.query_by_label("Start marker").is_some()
     });
     assert!(h.state().core.waveform(id).is_some());
+    // The measured loudness: a 0.5 sine reads about -6.7 LUFS, its true peak -6 dBTP.
+    let node = h.get_by_label_contains("LUFS · true peak");
+    let label = node
+        .accesskit_node()
+        .label()
+        .or_else(|| node.value())
+        .unwrap_or_default();
+    let lufs: f64 = label
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no loudness in {label:?}"));
+    assert!((-7.5..=-6.0).contains(&lufs), "{label}");
 
     // The markers start at the clip's ends: 2 s across the waveform's width.
     let left = h.get_by_label("Start marker").rect().center().x;

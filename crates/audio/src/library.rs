@@ -122,8 +122,7 @@ impl fmt::Debug for SoundLibrary {
 #[derive(Clone, Debug)]
 struct ClipInfo {
     duration: Duration,
-    lufs: Option<f64>,
-    peak: f32,
+    loudness: loudness::Measurement,
     waveform: Arc<Waveform>,
 }
 
@@ -361,7 +360,7 @@ impl SoundLibrary {
             Slot::Ready { .. } => match &entry.info {
                 Some(info) => SoundState::Ready {
                     duration: info.duration,
-                    loudness_lufs: info.lufs,
+                    loudness_lufs: info.loudness.lufs,
                 },
                 None => SoundState::Unloaded,
             },
@@ -498,11 +497,15 @@ impl SoundLibrary {
     }
 
     /// Linear gain that brings the sound to `target_lufs` (boost capped at +12 dB and at
-    /// 0 dBFS peak); `None` until it has been decoded once, or if it is silent.
+    /// −1 dBTP true peak); `None` until it has been decoded once, or if it is silent.
     pub fn normalisation_gain(&self, id: SoundId, target_lufs: f64) -> Option<f32> {
-        let st = self.shared.lock();
-        let info = st.sounds.get(&id)?.info.as_ref()?;
-        loudness::gain_to_target(info.lufs?, info.peak, target_lufs)
+        let m = self.loudness(id)?;
+        loudness::gain_to_target(m.lufs?, m.true_peak, target_lufs)
+    }
+
+    /// The clip's loudness and true peak, once it has been decoded (kept after eviction).
+    pub fn loudness(&self, id: SoundId) -> Option<loudness::Measurement> {
+        Some(self.shared.lock().sounds.get(&id)?.info.as_ref()?.loudness)
     }
 
     /// The clip's waveform, once it has been decoded (kept after the samples are evicted).
