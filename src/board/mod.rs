@@ -90,6 +90,26 @@ pub struct Sound {
     pub trim_end: Option<f64>,
     pub fade_in: f64,
     pub fade_out: f64,
+    /// Play this sound into a guild when someone enters the bot's voice channel there.
+    pub entrance: Option<Entrance>,
+}
+
+/// Whose arrival in the bot's voice channel plays a sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entrance {
+    Anyone,
+    /// A Discord user id.
+    Member(u64),
+}
+
+impl Entrance {
+    pub fn matches(self, user_id: u64) -> bool {
+        match self {
+            Entrance::Anyone => true,
+            Entrance::Member(id) => id == user_id,
+        }
+    }
 }
 
 impl Sound {
@@ -122,6 +142,7 @@ impl Default for Sound {
             trim_end: None,
             fade_in: 0.0,
             fade_out: 0.0,
+            entrance: None,
         }
     }
 }
@@ -167,6 +188,9 @@ pub struct Settings {
     pub deafen_bot: bool,
     /// The local control API (Stream Deck, Companion, `voxboard trigger`).
     pub api: ApiSettings,
+    /// An entrance sound plays at most once per member and guild in this many seconds, so
+    /// someone hopping in and out does not spam the channel.
+    pub entrance_cooldown_secs: f64,
 }
 
 /// The local control API: loopback only, behind a per-install key (`docs/control.md`).
@@ -207,6 +231,7 @@ impl Default for Settings {
             loudness_target_lufs: -16.0,
             deafen_bot: true,
             api: ApiSettings::default(),
+            entrance_cooldown_secs: 60.0,
         }
     }
 }

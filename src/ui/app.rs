@@ -183,6 +183,7 @@ impl VoxApp {
         }
         self.core.refresh_status();
         let mut busy = self.core.poll_joins();
+        self.core.poll_entrances();
         busy |= self.core.poll_pending_plays();
         if busy {
             ctx.request_repaint_after(Duration::from_millis(100));

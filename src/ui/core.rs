@@ -8,6 +8,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+mod entrances;
 mod playing;
 
 use tokio::sync::watch;
@@ -57,8 +58,9 @@ pub struct Core {
     status_rx: Option<watch::Receiver<Status>>,
     /// The newest engine status (default while no engine runs).
     pub status: Status,
-    /// Clicked sounds still decoding, with the click time.
-    pending_play: Vec<(u64, Instant)>,
+    /// Sounds still decoding that were asked to play, with when they were asked and the guild
+    /// to play into instead of the sound's own targets, if one (entrance sounds).
+    pending_play: Vec<(u64, Instant, Option<u64>)>,
     joins: Vec<(u64, Receiver<Result<(), VoiceError>>)>,
     /// Why the last join of a guild was refused.
     pub join_errors: HashMap<u64, String>,
@@ -74,6 +76,7 @@ pub struct Core {
     repaint: Arc<std::sync::OnceLock<egui::Context>>,
     /// The kinds of the last 256 commands sent (for tests and diagnostics).
     pub sent: Vec<&'static str>,
+    entrances: entrances::Entrances,
 }
 
 impl Core {
@@ -110,6 +113,7 @@ impl Core {
             devices,
             repaint,
             sent: Vec::new(),
+            entrances: Default::default(),
         };
         core.sync_library();
         if core.board.settings.api.key.is_fresh() && core.notices.is_empty() {
@@ -305,6 +309,7 @@ impl Core {
                     spawn_status_waker(rx.clone(), ctx.clone());
                 }
                 self.status_rx = Some(rx);
+                self.entrances.subscribe(&handle, self.ctx.clone());
                 self.engine = Some(handle);
                 self.apply_mix_settings();
                 self.attach_devices();

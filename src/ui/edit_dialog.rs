@@ -1,17 +1,20 @@
-//! The edit dialog of one sound: name, gain, hotkey, retrigger policy, choke group, loop,
-//! normalise, colour, target guilds. Edits a copy; "Save" writes it to the board and persists it.
+//! The edit dialog of one sound: name, gain, hotkey, retrigger policy, choke group, entrance,
+//! loop, normalise, colour, target guilds, trim and fades. Edits a copy; "Save" writes it to
+//! the board and persists it.
 
 use egui::{Color32, CornerRadius, Sense, Stroke, vec2};
 
 use super::core::Core;
 use super::{style, trim_editor};
 use crate::board::hotkeys;
-use crate::board::{PALETTE, Sound};
+use crate::board::{Entrance, PALETTE, Sound};
 use voxboard_voice::engine::Retrigger;
 
 pub struct EditDialog {
     draft: Sound,
     path_text: String,
+    /// The entrance member's user id as typed.
+    member_text: String,
     /// The preview playing on the monitor, if any (stopped when the dialog closes).
     preview: Option<u64>,
 }
@@ -26,6 +29,10 @@ impl EditDialog {
         Self {
             draft: sound.clone(),
             path_text: sound.path.display().to_string(),
+            member_text: match sound.entrance {
+                Some(Entrance::Member(id)) => id.to_string(),
+                _ => String::new(),
+            },
             preview: None,
         }
     }
@@ -157,6 +164,44 @@ impl EditDialog {
             .response
             .labelled_by(label.id)
             .on_hover_text("Sounds of one group stop each other: the newest plays.");
+        ui.end_row();
+
+        let label = ui.label("Entrance");
+        ui.horizontal(|ui| {
+            let current = match d.entrance {
+                None => "Off",
+                Some(Entrance::Anyone) => "When anyone joins",
+                Some(Entrance::Member(_)) => "When this member joins:",
+            };
+            egui::ComboBox::from_id_salt("entrance")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut d.entrance, None, "Off");
+                    ui.selectable_value(
+                        &mut d.entrance,
+                        Some(Entrance::Anyone),
+                        "When anyone joins",
+                    );
+                    let member = Entrance::Member(self.member_text.trim().parse().unwrap_or(0));
+                    ui.selectable_value(&mut d.entrance, Some(member), "When this member joins:");
+                })
+                .response
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "Plays into a guild when someone enters the bot's voice channel there \
+                     (once per member per cooldown).",
+                );
+            if let Some(Entrance::Member(id)) = &mut d.entrance {
+                let field = ui.add(
+                    egui::TextEdit::singleline(&mut self.member_text)
+                        .hint_text("Discord user id")
+                        .desired_width(150.0),
+                );
+                if field.changed() {
+                    *id = self.member_text.trim().parse().unwrap_or(0);
+                }
+            }
+        });
         ui.end_row();
 
         ui.label("Playback");

@@ -5,6 +5,7 @@ mod audio_devices;
 mod board_persistence;
 mod cli;
 mod cli_audio;
+mod entrance;
 mod prereq;
 mod shaping;
 mod sink;

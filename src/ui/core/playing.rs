@@ -12,6 +12,15 @@ use voxboard_voice::engine::{Command, PlayRequest, Target};
 impl Core {
     /// Plays a board sound now if it is decoded; otherwise asks for it and plays it once ready.
     pub fn play(&mut self, id: u64) -> PlayOutcome {
+        self.start(id, None)
+    }
+
+    /// Plays a board sound into one guild only, whatever its own targets (entrance sounds).
+    pub fn play_into(&mut self, id: u64, guild_id: u64) -> PlayOutcome {
+        self.start(id, Some(guild_id))
+    }
+
+    fn start(&mut self, id: u64, into: Option<u64>) -> PlayOutcome {
         let Some(lid) = self.lib_id(id) else {
             return PlayOutcome::Unknown;
         };
@@ -20,7 +29,7 @@ impl Core {
             return PlayOutcome::NotConnected;
         }
         if let Some(samples) = self.library.get(lid) {
-            self.send_play(id, samples);
+            self.send_play(id, samples, into);
             return PlayOutcome::Playing;
         }
         if let Some(SoundState::Failed { reason }) = self.library.state(lid) {
@@ -28,8 +37,12 @@ impl Core {
             return PlayOutcome::Failed(reason);
         }
         self.library.request(lid);
-        if !self.pending_play.iter().any(|(p, _)| *p == id) {
-            self.pending_play.push((id, Instant::now()));
+        if !self
+            .pending_play
+            .iter()
+            .any(|(p, _, i)| *p == id && *i == into)
+        {
+            self.pending_play.push((id, Instant::now(), into));
         }
         PlayOutcome::Loading
     }
@@ -37,14 +50,14 @@ impl Core {
     /// Plays clicked sounds whose decode has finished. Returns whether any still waits.
     pub fn poll_pending_plays(&mut self) -> bool {
         let pending = std::mem::take(&mut self.pending_play);
-        for (id, at) in pending {
+        for (id, at, into) in pending {
             let Some(lid) = self.lib_id(id) else { continue };
             match self.library.state(lid) {
                 Some(SoundState::Ready { .. }) => match self.library.get(lid) {
-                    Some(samples) => self.send_play(id, samples),
+                    Some(samples) => self.send_play(id, samples, into),
                     None => {
                         self.library.request(lid);
-                        self.pending_play.push((id, at));
+                        self.pending_play.push((id, at, into));
                     }
                 },
                 Some(SoundState::Failed { reason }) => {
@@ -61,20 +74,21 @@ impl Core {
                 }
                 Some(SoundState::Unloaded) => {
                     self.library.request(lid);
-                    self.pending_play.push((id, at));
+                    self.pending_play.push((id, at, into));
                 }
-                Some(_) => self.pending_play.push((id, at)),
+                Some(_) => self.pending_play.push((id, at, into)),
             }
         }
         !self.pending_play.is_empty()
     }
 
-    fn send_play(&mut self, id: u64, samples: Arc<[f32]>) {
+    fn send_play(&mut self, id: u64, samples: Arc<[f32]>, into: Option<u64>) {
         let Some(sound) = self.board.sound(id).cloned() else {
             return;
         };
         let Some(engine) = &self.engine else { return };
-        let mut request = PlayRequest::new(engine.next_id(), samples, target_of(&sound));
+        let target = into.map_or_else(|| target_of(&sound), |g| Target::Guilds(vec![g]));
+        let mut request = PlayRequest::new(engine.next_id(), samples, target);
         request.sound = Some(id);
         request.gain = sound.gain * self.normalisation(&sound);
         request.looped = sound.looped;
@@ -147,12 +161,12 @@ impl Core {
     }
 
     pub fn is_waiting_to_play(&self, id: u64) -> bool {
-        self.pending_play.iter().any(|(p, _)| *p == id)
+        self.pending_play.iter().any(|(p, _, _)| *p == id)
     }
 
     /// Stops every playback of one board sound (and a click on it still decoding).
     pub fn stop_sound(&mut self, id: u64) {
-        self.pending_play.retain(|(p, _)| *p != id);
+        self.pending_play.retain(|(p, _, _)| *p != id);
         self.send(Command::StopSound { sound: id });
     }
 

@@ -11,6 +11,7 @@ mod connection;
 pub mod dave;
 mod gateway_events;
 pub mod handle;
+pub mod members;
 pub mod mix;
 mod playback;
 pub mod status;
@@ -134,6 +135,8 @@ pub enum Command {
     },
     /// Every connection failure from now on is sent here as `(guild_id, error)`.
     SubscribeErrors(Sender<(u64, VoiceError)>),
+    /// Members joining the voice channel the bot is in, from now on.
+    SubscribeMemberJoins(Sender<members::MemberJoin>),
     Shutdown,
     /// Makes the next tick panic, to prove the supervisor (for tests; harmless otherwise: the
     /// engine restarts and rejoins).
@@ -280,6 +283,8 @@ pub struct MainGatewayState {
     pub reconnects: u32,
     /// Why the last connection attempt failed, while reconnecting (cleared once connected).
     pub trouble: Option<String>,
+    /// Other members' voice channels, for entrance sounds.
+    pub members: members::MemberWatch,
 }
 
 /// Guild id → connection entity.
