@@ -13,6 +13,7 @@ mod ui_board;
 mod ui_connections;
 mod ui_e2e;
 mod ui_interactions;
+mod ui_routing;
 mod ui_settings;
 mod ui_shaping;
 mod ui_support;
