@@ -85,11 +85,19 @@ fn fields(ui: &mut egui::Ui, d: &mut Sound, duration: Option<f64>) {
             let l = ui.label("Start");
             seconds(ui, l, &mut d.trim_start, 0.0..=max);
             let l = ui.label("End");
-            let mut end = d.trim_end.unwrap_or(max.min(3_600.0 * 24.0));
-            if seconds(ui, l, &mut end, d.trim_start..=max).changed() {
-                // At (or past) the clip's end means "to the end": a replaced file still plays
-                // whole.
-                d.trim_end = (end < max).then_some(end);
+            match (d.trim_end, duration) {
+                // Untrimmed and not decoded yet: no length to show.
+                (None, None) => {
+                    ui.weak("the clip's end");
+                }
+                (end, _) => {
+                    let mut end = end.unwrap_or(max);
+                    if seconds(ui, l, &mut end, d.trim_start..=max).changed() {
+                        // At (or past) the clip's end means "to the end": a replaced file
+                        // still plays whole.
+                        d.trim_end = (end < max).then_some(end);
+                    }
+                }
             }
             ui.end_row();
 
