@@ -37,7 +37,7 @@ enum Cmd {
     ///
     /// The bot token is read from the DISCORD_TOKEN environment variable or from --token-file
     /// (never from the command line, which every user on the machine can read).
-    Play(cli::play::PlayArgs),
+    Play(Box<cli::play::PlayArgs>),
     /// List audio input and output devices (ids for --input-device / --output-device).
     Devices,
     /// Play a sound on the running app's board (by name, case-insensitive, or by id).
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Some(Cmd::Play(play)) => {
             cli::init_logging();
-            cli::play::run(play)
+            cli::play::run(*play)
         }
         Some(Cmd::Sim { guilds, dave }) => {
             cli::init_logging();

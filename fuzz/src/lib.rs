@@ -111,7 +111,7 @@ pub fn opus_decode(data: &[u8]) {
     let _ = decoder.decode(data, &mut out);
 }
 
-/// Arbitrary samples (NaN, infinities, odd lengths) through the mixer and the limiter: no panic,
+/// Arbitrary samples (NaN, infinities, odd lengths) and trim/fade values through the mixer and the limiter: no panic,
 /// and the limiter never lets a finite sample past full scale.
 pub fn mixer(data: &[u8]) {
     let samples: Vec<f32> = data
@@ -119,7 +119,15 @@ pub fn mixer(data: &[u8]) {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
     let gain = samples.first().copied().unwrap_or(1.0);
-    let mut cursor = Cursor::new(Arc::from(samples), gain, data.len() % 2 == 1);
+    // Trim and fades as a hand-edited board may hold them: any values at all.
+    let at = |i: usize| f64::from(samples.get(i).copied().unwrap_or(0.0));
+    let shape = voxboard_audio::shaping::Shape {
+        start: at(1),
+        end: data.len().is_multiple_of(3).then(|| at(2)),
+        fade_in: at(3),
+        fade_out: at(4),
+    };
+    let mut cursor = Cursor::shaped(Arc::from(samples), gain, data.len() % 2 == 1, &shape);
     let mut limiter = Limiter::default();
     for _ in 0..4 {
         let mut frame = vec![0.0; FRAME_LEN];

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiKey;
+use voxboard_audio::shaping::Shape;
 use voxboard_voice::engine::Retrigger;
 
 /// Bumped when the file format changes incompatibly.
@@ -81,6 +82,46 @@ pub struct Sound {
     pub targets: Vec<u64>,
     /// Bring the clip to the board's loudness target.
     pub normalise: bool,
+    /// Sounds of one choke group stop each other: the newest wins (e.g. music beds).
+    pub choke_group: Option<u32>,
+    /// Non-destructive trim and fades, in seconds of the clip (the file is never rewritten).
+    pub trim_start: f64,
+    /// `None` plays to the clip's end.
+    pub trim_end: Option<f64>,
+    pub fade_in: f64,
+    pub fade_out: f64,
+    /// Play this sound into a guild when someone enters the bot's voice channel there.
+    pub entrance: Option<Entrance>,
+}
+
+/// Whose arrival in the bot's voice channel plays a sound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Entrance {
+    Anyone,
+    /// A Discord user id.
+    Member(u64),
+}
+
+impl Entrance {
+    pub fn matches(self, user_id: u64) -> bool {
+        match self {
+            Entrance::Anyone => true,
+            Entrance::Member(id) => id == user_id,
+        }
+    }
+}
+
+impl Sound {
+    /// The trim and fades as the mixer takes them.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            start: self.trim_start,
+            end: self.trim_end,
+            fade_in: self.fade_in,
+            fade_out: self.fade_out,
+        }
+    }
 }
 
 impl Default for Sound {
@@ -96,6 +137,12 @@ impl Default for Sound {
             looped: false,
             targets: Vec::new(),
             normalise: true,
+            choke_group: None,
+            trim_start: 0.0,
+            trim_end: None,
+            fade_in: 0.0,
+            fade_out: 0.0,
+            entrance: None,
         }
     }
 }
@@ -143,6 +190,9 @@ pub struct Settings {
     pub deafen_bot: bool,
     /// The local control API (Stream Deck, Companion, `voxboard trigger`).
     pub api: ApiSettings,
+    /// An entrance sound plays at most once per member and guild in this many seconds, so
+    /// someone hopping in and out does not spam the channel.
+    pub entrance_cooldown_secs: f64,
 }
 
 /// The local control API: loopback only, behind a per-install key (`docs/control.md`).
@@ -184,6 +234,7 @@ impl Default for Settings {
             loudness_target_lufs: -16.0,
             deafen_bot: true,
             api: ApiSettings::default(),
+            entrance_cooldown_secs: 60.0,
         }
     }
 }
@@ -271,6 +322,12 @@ impl Board {
             } else {
                 1.0
             };
+            // Seconds: nothing negative or non-finite (the clip's length clamps the rest).
+            let secs = |v: f64| if v.is_finite() { v.max(0.0) } else { 0.0 };
+            sound.trim_start = secs(sound.trim_start);
+            sound.trim_end = sound.trim_end.filter(|v| v.is_finite()).map(secs);
+            sound.fade_in = secs(sound.fade_in);
+            sound.fade_out = secs(sound.fade_out);
         }
         self.next_id = self.next_id.max(next);
         let s = &mut self.settings;
@@ -316,6 +373,14 @@ mod tests {
     }
 
     #[test]
+    fn a_sound_saved_before_shaping_plays_whole_and_ungrouped() {
+        let old: Sound = serde_json::from_str(r#"{"id": 3, "name": "Horn", "gain": 0.5}"#).unwrap();
+        assert!(old.shape().is_identity());
+        assert_eq!(old.choke_group, None);
+        assert_eq!(old.gain, 0.5);
+    }
+
+    #[test]
     fn ids_are_stable_and_never_reused() {
         let mut b = Board::default();
         let a = b.add_sound(0, "a/air_horn.wav".into());
@@ -346,7 +411,11 @@ mod tests {
         b.add_sound(0, "b.wav".into());
         b.tabs[0].sounds[1].id = b.tabs[0].sounds[0].id;
         b.tabs[0].sounds[1].gain = f32::NAN;
+        b.tabs[0].sounds[1].trim_start = -2.0;
+        b.tabs[0].sounds[1].trim_end = Some(f64::NAN);
         b.sanitise();
+        assert_eq!(b.tabs[0].sounds[1].trim_start, 0.0);
+        assert_eq!(b.tabs[0].sounds[1].trim_end, None);
         assert_ne!(b.tabs[0].sounds[0].id, b.tabs[0].sounds[1].id);
         assert_eq!(b.tabs[0].sounds[1].gain, 1.0);
     }

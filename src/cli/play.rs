@@ -9,11 +9,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use voxboard_audio::decode::{Clip, decode_file};
+use voxboard_audio::loudness;
+use voxboard_audio::shaping::Shape;
 use voxboard_sim::{SimConfig, Simulator};
 use voxboard_voice::discord::rest::DISCORD_API;
 use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
 use voxboard_voice::engine::voice::ConnectError;
-use voxboard_voice::engine::{Status, Target, Voice, VoiceConfig, VoiceError};
+use voxboard_voice::engine::{PlayRequest, Status, Target, Voice, VoiceConfig, VoiceError};
 
 /// `play` only speaks: joining deafened spares Discord sending it everyone's audio.
 const DEAFENED: bool = true;
@@ -66,9 +68,34 @@ pub struct PlayArgs {
     /// day).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     duration: Option<f64>,
+    /// Start each file this many seconds in (trim; the file is not changed).
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    start: Option<f64>,
+    /// Stop each file this many seconds from its beginning.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    end: Option<f64>,
+    /// Fade each file in over this many seconds after --start.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    fade_in: Option<f64>,
+    /// Fade each file out over this many seconds before --end.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    fade_out: Option<f64>,
+    /// Bring each file to this integrated loudness (EBU R128, e.g. -16), boosting at most
+    /// +12 dB and never past -1 dBTP true peak.
+    #[arg(long, value_name = "LUFS", allow_hyphen_values = true, value_parser = parse_lufs)]
+    normalize: Option<f64>,
     /// Sound files (wav, flac, ogg, opus, mp3), played one after another.
     #[arg(required_unless_present = "mic", value_name = "FILE")]
     files: Vec<PathBuf>,
+}
+
+/// `--normalize`: a loudness target a person would ask for.
+fn parse_lufs(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(lufs) if (-70.0..=0.0).contains(&lufs) => Ok(lufs),
+        Ok(_) => Err("wants -70 to 0 LUFS".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn parse_join(s: &str) -> Result<(u64, u64), String> {
@@ -105,14 +132,25 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
         .map(|path| {
             let clip =
                 decode_file(path, &mut |_| {}).map_err(|e| anyhow::anyhow!("cannot play: {e}"))?;
+            let shape = args.shape();
+            let trimmed = if shape.is_identity() {
+                String::new()
+            } else {
+                let frames = shape.window(clip.samples.len()).len() / voxboard_audio::CHANNELS;
+                let secs = frames as f64 / f64::from(voxboard_audio::SAMPLE_RATE);
+                format!(", playing {secs:.2} s of it")
+            };
             println!(
-                "loaded {} ({:.2} s)",
+                "loaded {} ({:.2} s{trimmed})",
                 path.display(),
                 clip.duration().as_secs_f64()
             );
-            Ok(clip)
+            let gain = args
+                .normalize
+                .map_or(1.0, |target| normalise(&clip, target));
+            Ok((clip, gain))
         })
-        .collect::<anyhow::Result<Vec<Clip>>>()?;
+        .collect::<anyhow::Result<Vec<(Clip, f32)>>>()?;
 
     let sim = if args.sim {
         let mut config = SimConfig::with_guilds(args.joins.len().max(1));
@@ -160,7 +198,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
     let _devices = super::devices::attach(&voice, &args.mic_monitor());
 
     let started = Instant::now();
-    let result = join_and_play(&voice, &args.joins, &clips);
+    let result = join_and_play(&voice, &args.joins, &clips, &args.shape());
     if let Some(secs) = args.duration {
         let rest = Duration::from_secs_f64(secs).saturating_sub(started.elapsed());
         std::thread::sleep(rest);
@@ -195,6 +233,15 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
 }
 
 impl PlayArgs {
+    fn shape(&self) -> Shape {
+        Shape {
+            start: self.start.unwrap_or(0.0),
+            end: self.end,
+            fade_in: self.fade_in.unwrap_or(0.0),
+            fade_out: self.fade_out.unwrap_or(0.0),
+        }
+    }
+
     fn mic_monitor(&self) -> super::devices::DeviceChoice {
         super::devices::DeviceChoice {
             mic: self.mic.then(|| self.input_device.clone()),
@@ -208,7 +255,8 @@ impl PlayArgs {
 fn join_and_play(
     voice: &Voice,
     joins: &[(u64, u64)],
-    clips: &[Clip],
+    clips: &[(Clip, f32)],
+    shape: &Shape,
 ) -> anyhow::Result<Receiver<(u64, VoiceError)>> {
     // Join every guild at once; the slowest decides.
     let results: Vec<_> = std::thread::scope(|s| {
@@ -226,11 +274,32 @@ fn join_and_play(
     // From here on a connection that fails for good loses audio: say so and exit non-zero
     // rather than report success with part of the sound missing.
     let failures = voice.errors();
-    for clip in clips {
+    for (clip, gain) in clips {
         // One mix for all connections: encoded once, encrypted per connection.
-        voice.play(clip.samples.clone(), Target::All, 1.0).wait();
+        let mut request = PlayRequest::new(voice.next_id(), clip.samples.clone(), Target::All);
+        request.shape = *shape;
+        request.gain = *gain;
+        voice.play_request(request).wait();
     }
     Ok(failures)
+}
+
+/// Measures a clip and returns the gain that brings it to `target` LUFS, saying what it found.
+fn normalise(clip: &Clip, target: f64) -> f32 {
+    let Some(m) = loudness::measure(&clip.samples) else {
+        return 1.0;
+    };
+    let Some(lufs) = m.lufs else {
+        println!("  too short or silent to measure: played as it is");
+        return 1.0;
+    };
+    let gain = loudness::gain_to_target(lufs, m.true_peak, target).unwrap_or(1.0);
+    println!(
+        "  {lufs:.1} LUFS, true peak {:.1} dBTP: gain {:+.1} dB towards {target} LUFS",
+        m.true_peak_db(),
+        20.0 * gain.log10()
+    );
+    gain
 }
 
 /// Connection failures since the sounds started: each one lost audio.

@@ -58,6 +58,7 @@ impl AppConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     Board,
+    Routing,
     Settings,
     Log,
 }
@@ -70,6 +71,7 @@ pub struct VoxApp {
     connections: ConnectionsPanel,
     settings: SettingsPanel,
     log_panel: LogPanel,
+    routing: super::routing_panel::RoutingPanel,
     log: LogBuffer,
     pub token: TokenState,
     hotkeys: Hotkeys,
@@ -140,6 +142,7 @@ impl VoxApp {
             connections: ConnectionsPanel::default(),
             settings: SettingsPanel::default(),
             log_panel: LogPanel::new(config.log.clone()),
+            routing: Default::default(),
             log: config.log,
             token: config.token,
             hotkeys: Hotkeys::new(false, std::sync::Arc::new(|| {})),
@@ -205,6 +208,7 @@ impl VoxApp {
         }
         self.core.refresh_status();
         let mut busy = self.core.poll_joins();
+        self.core.poll_entrances();
         busy |= self.core.poll_pending_plays();
         if busy {
             ctx.request_repaint_after(Duration::from_millis(100));
@@ -371,6 +375,7 @@ impl VoxApp {
             ui.add_space(16.0);
             for (v, label) in [
                 (View::Board, "Board"),
+                (View::Routing, "Routing"),
                 (View::Settings, "Settings"),
                 (View::Log, "Log"),
             ] {
@@ -568,6 +573,7 @@ impl eframe::App for VoxApp {
                         None => {}
                     }
                 }
+                View::Routing => self.routing.ui(ui, &mut self.core),
                 View::Log => self.log_panel.ui(ui),
             }
         });

@@ -279,12 +279,14 @@ fn tile(
     });
 
     if ui.is_rect_visible(rect) {
+        let lufs = core.loudness(id).and_then(|m| m.lufs);
         paint_tile(
             ui,
             rect,
             &response,
             &sound,
             &state,
+            lufs,
             progress,
             waiting,
             problem.is_some(),
@@ -346,6 +348,7 @@ fn paint_tile(
     response: &egui::Response,
     sound: &crate::board::Sound,
     state: &Option<SoundState>,
+    lufs: Option<f64>,
     progress: Option<f32>,
     waiting: bool,
     broken: bool,
@@ -404,7 +407,11 @@ fn paint_tile(
 
     let info = match state {
         _ if waiting => "loading…".to_owned(),
-        Some(SoundState::Ready { duration, .. }) => style::duration(*duration),
+        // The measured loudness, so a streamer sees which clip is the quiet one.
+        Some(SoundState::Ready { duration, .. }) => match lufs {
+            Some(l) => format!("{} · {l:.0} LUFS", style::duration(*duration)),
+            None => style::duration(*duration),
+        },
         Some(SoundState::Decoding { progress }) => format!("loading {:.0}%", progress * 100.0),
         Some(SoundState::Failed { .. }) => "can't play".to_owned(),
         _ if broken => "missing".to_owned(),

@@ -8,14 +8,17 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+mod entrances;
+mod playing;
+
 use tokio::sync::watch;
 
+use crate::board::Board;
 use crate::board::store::{Saver, Store};
-use crate::board::{Board, Sound};
 use voxboard_audio::library::{SoundId, SoundLibrary, SoundState};
-use voxboard_voice::engine::{
-    Command, EngineHandle, PlayRequest, Status, Target, VoiceConfig, VoiceError,
-};
+use voxboard_audio::loudness::Measurement;
+use voxboard_audio::waveform::Waveform;
+use voxboard_voice::engine::{Command, EngineHandle, Status, VoiceConfig, VoiceError};
 
 /// How long a click waits for its sound to decode before giving up (and saying so).
 const PLAY_WAIT: Duration = Duration::from_secs(10);
@@ -55,8 +58,9 @@ pub struct Core {
     status_rx: Option<watch::Receiver<Status>>,
     /// The newest engine status (default while no engine runs).
     pub status: Status,
-    /// Clicked sounds still decoding, with the click time.
-    pending_play: Vec<(u64, Instant)>,
+    /// Sounds still decoding that were asked to play, with when they were asked and the guild
+    /// to play into instead of the sound's own targets, if one (entrance sounds).
+    pending_play: Vec<(u64, Instant, Option<u64>)>,
     joins: Vec<(u64, Receiver<Result<(), VoiceError>>)>,
     /// Why the last join of a guild was refused.
     pub join_errors: HashMap<u64, String>,
@@ -74,6 +78,7 @@ pub struct Core {
     repaint: Arc<std::sync::OnceLock<egui::Context>>,
     /// The kinds of the last 256 commands sent (for tests and diagnostics).
     pub sent: Vec<&'static str>,
+    entrances: entrances::Entrances,
 }
 
 impl Core {
@@ -110,6 +115,7 @@ impl Core {
             devices,
             repaint,
             sent: Vec::new(),
+            entrances: Default::default(),
         };
         core.sync_library();
         if core.board.settings.api.key.is_fresh() && core.notices.is_empty() {
@@ -169,6 +175,22 @@ impl Core {
 
     pub fn sound_state(&self, id: u64) -> Option<SoundState> {
         self.library.state(self.lib_id(id)?)
+    }
+
+    /// The clip's measured loudness and true peak, once it has been decoded.
+    pub fn loudness(&self, id: u64) -> Option<Measurement> {
+        self.library.loudness(self.lib_id(id)?)
+    }
+
+    /// The clip's waveform once decoded; asks for the decode otherwise (the edit dialog calls
+    /// this every frame: a decode already on its way is not queued twice).
+    pub fn waveform(&self, id: u64) -> Option<Arc<Waveform>> {
+        let lid = self.lib_id(id)?;
+        let waveform = self.library.waveform(lid);
+        if waveform.is_none() {
+            self.library.request(lid);
+        }
+        waveform
     }
 
     pub fn is_missing(&self, id: u64) -> bool {
@@ -289,6 +311,7 @@ impl Core {
                     spawn_status_waker(rx.clone(), ctx.clone());
                 }
                 self.status_rx = Some(rx);
+                self.entrances.subscribe(&handle, self.ctx.clone());
                 self.engine = Some(handle);
                 self.apply_mix_settings();
                 self.attach_devices();
@@ -422,138 +445,6 @@ impl Core {
             self.join_errors.insert(g, e);
         }
         !self.joins.is_empty()
-    }
-
-    // ---- playing ----
-
-    /// Plays a board sound now if it is decoded; otherwise asks for it and plays it once ready.
-    pub fn play(&mut self, id: u64) -> PlayOutcome {
-        let Some(lid) = self.lib_id(id) else {
-            return PlayOutcome::Unknown;
-        };
-        if self.engine.is_none() {
-            self.toast("Not connected to Discord: enter your bot token in Settings.");
-            return PlayOutcome::NotConnected;
-        }
-        if let Some(samples) = self.library.get(lid) {
-            self.send_play(id, samples);
-            return PlayOutcome::Playing;
-        }
-        if let Some(SoundState::Failed { reason }) = self.library.state(lid) {
-            self.toast(&format!("Cannot play: {reason}"));
-            return PlayOutcome::Failed(reason);
-        }
-        self.library.request(lid);
-        if !self.pending_play.iter().any(|(p, _)| *p == id) {
-            self.pending_play.push((id, Instant::now()));
-        }
-        PlayOutcome::Loading
-    }
-
-    /// Plays clicked sounds whose decode has finished. Returns whether any still waits.
-    pub fn poll_pending_plays(&mut self) -> bool {
-        let pending = std::mem::take(&mut self.pending_play);
-        for (id, at) in pending {
-            let Some(lid) = self.lib_id(id) else { continue };
-            match self.library.state(lid) {
-                Some(SoundState::Ready { .. }) => match self.library.get(lid) {
-                    Some(samples) => self.send_play(id, samples),
-                    None => {
-                        self.library.request(lid);
-                        self.pending_play.push((id, at));
-                    }
-                },
-                Some(SoundState::Failed { reason }) => {
-                    self.toast(&format!("Cannot play: {reason}"))
-                }
-                None => {}
-                Some(_) if at.elapsed() > PLAY_WAIT => {
-                    let name = self
-                        .board
-                        .sound(id)
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default();
-                    self.toast(&format!("{name} is still loading; try again in a moment."));
-                }
-                Some(SoundState::Unloaded) => {
-                    self.library.request(lid);
-                    self.pending_play.push((id, at));
-                }
-                Some(_) => self.pending_play.push((id, at)),
-            }
-        }
-        !self.pending_play.is_empty()
-    }
-
-    fn send_play(&mut self, id: u64, samples: Arc<[f32]>) {
-        let Some(sound) = self.board.sound(id).cloned() else {
-            return;
-        };
-        let Some(engine) = &self.engine else { return };
-        let mut request = PlayRequest::new(engine.next_id(), samples, target_of(&sound));
-        request.sound = Some(id);
-        request.gain = sound.gain * self.normalisation(&sound);
-        request.looped = sound.looped;
-        request.retrigger = sound.retrigger;
-        self.send(Command::Play(request));
-    }
-
-    fn normalisation(&self, sound: &Sound) -> f32 {
-        if !sound.normalise {
-            return 1.0;
-        }
-        self.lib_id(sound.id)
-            .and_then(|lid| {
-                self.library
-                    .normalisation_gain(lid, self.board.settings.loudness_target_lufs)
-            })
-            .unwrap_or(1.0)
-    }
-
-    /// Progress (0..=1) of the furthest playback of a board sound, if it plays.
-    pub fn progress(&self, id: u64) -> Option<f32> {
-        self.status
-            .playing
-            .iter()
-            .filter(|p| p.sound == Some(id))
-            .map(|p| p.progress)
-            .reduce(f32::max)
-    }
-
-    pub fn is_waiting_to_play(&self, id: u64) -> bool {
-        self.pending_play.iter().any(|(p, _)| *p == id)
-    }
-
-    /// Stops every playback of one board sound (and a click on it still decoding).
-    pub fn stop_sound(&mut self, id: u64) {
-        self.pending_play.retain(|(p, _)| *p != id);
-        self.send(Command::StopSound { sound: id });
-    }
-
-    pub fn stop_all(&mut self) {
-        self.pending_play.clear();
-        self.send(Command::StopAll);
-    }
-
-    pub fn push_to_talk(&mut self, held: bool) {
-        if self.ptt_held != held {
-            self.ptt_held = held;
-            self.send(Command::PushToTalk(held));
-        }
-    }
-
-    /// Queues background decodes for sounds likely to be clicked soon.
-    pub fn preload(&self, ids: &[u64]) {
-        let lids: Vec<SoundId> = ids.iter().filter_map(|id| self.lib_id(*id)).collect();
-        self.library.preload(&lids);
-    }
-}
-
-fn target_of(sound: &Sound) -> Target {
-    if sound.targets.is_empty() {
-        Target::All
-    } else {
-        Target::Guilds(sound.targets.clone())
     }
 }
 

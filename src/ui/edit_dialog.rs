@@ -1,17 +1,22 @@
-//! The edit dialog of one sound: name, gain, hotkey, retrigger policy, loop, normalise,
-//! colour, target guilds. Edits a copy; "Save" writes it to the board and persists it.
+//! The edit dialog of one sound: name, gain, hotkey, retrigger policy, choke group, entrance,
+//! loop, normalise, colour, target guilds, trim and fades. Edits a copy; "Save" writes it to
+//! the board and persists it.
 
 use egui::{Color32, CornerRadius, Sense, Stroke, vec2};
 
 use super::core::Core;
-use super::style;
+use super::{style, trim_editor};
 use crate::board::hotkeys;
-use crate::board::{PALETTE, Sound};
+use crate::board::{Entrance, PALETTE, Sound};
 use voxboard_voice::engine::Retrigger;
 
 pub struct EditDialog {
     draft: Sound,
     path_text: String,
+    /// The entrance member's user id as typed.
+    member_text: String,
+    /// The preview playing on the monitor, if any (stopped when the dialog closes).
+    preview: Option<u64>,
 }
 
 pub enum Outcome {
@@ -24,6 +29,11 @@ impl EditDialog {
         Self {
             draft: sound.clone(),
             path_text: sound.path.display().to_string(),
+            member_text: match sound.entrance {
+                Some(Entrance::Member(id)) => id.to_string(),
+                _ => String::new(),
+            },
+            preview: None,
         }
     }
 
@@ -41,6 +51,9 @@ impl EditDialog {
                 .num_columns(2)
                 .spacing(vec2(12.0, 10.0))
                 .show(ui, |ui| self.fields(ui, core, problem));
+            ui.add_space(10.0);
+            ui.label(egui::RichText::new("Trim and fades").strong());
+            trim_editor::section(ui, &mut self.draft, core, &mut self.preview);
             ui.add_space(10.0);
             ui.separator();
             ui.horizontal(|ui| {
@@ -77,6 +90,11 @@ impl EditDialog {
         });
         if modal.should_close() {
             outcome = Outcome::Closed;
+        }
+        if matches!(outcome, Outcome::Closed)
+            && let Some(id) = self.preview.take()
+        {
+            core.stop_playback(id);
         }
         outcome
     }
@@ -135,6 +153,57 @@ impl EditDialog {
             .labelled_by(label.id);
         ui.end_row();
 
+        let label = ui.label("Choke group");
+        egui::ComboBox::from_id_salt("choke")
+            .selected_text(choke_name(d.choke_group))
+            .show_ui(ui, |ui| {
+                for g in std::iter::once(None).chain((1..=CHOKE_GROUPS).map(Some)) {
+                    ui.selectable_value(&mut d.choke_group, g, choke_name(g));
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text("Sounds of one group stop each other: the newest plays.");
+        ui.end_row();
+
+        let label = ui.label("Entrance");
+        ui.horizontal(|ui| {
+            let current = match d.entrance {
+                None => "Off",
+                Some(Entrance::Anyone) => "When anyone joins",
+                Some(Entrance::Member(_)) => "When this member joins:",
+            };
+            egui::ComboBox::from_id_salt("entrance")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut d.entrance, None, "Off");
+                    ui.selectable_value(
+                        &mut d.entrance,
+                        Some(Entrance::Anyone),
+                        "When anyone joins",
+                    );
+                    let member = Entrance::Member(self.member_text.trim().parse().unwrap_or(0));
+                    ui.selectable_value(&mut d.entrance, Some(member), "When this member joins:");
+                })
+                .response
+                .labelled_by(label.id)
+                .on_hover_text(
+                    "Plays into a guild when someone enters the bot's voice channel there \
+                     (once per member per cooldown).",
+                );
+            if let Some(Entrance::Member(id)) = &mut d.entrance {
+                let field = ui.add(
+                    egui::TextEdit::singleline(&mut self.member_text)
+                        .hint_text("Discord user id")
+                        .desired_width(150.0),
+                );
+                if field.changed() {
+                    *id = self.member_text.trim().parse().unwrap_or(0);
+                }
+            }
+        });
+        ui.end_row();
+
         ui.label("Playback");
         ui.horizontal(|ui| {
             ui.checkbox(&mut d.looped, "Loop");
@@ -191,6 +260,16 @@ fn swatch(ui: &mut egui::Ui, current: &mut [u8; 3], colour: [u8; 3]) {
     }
     if r.clicked() {
         *current = colour;
+    }
+}
+
+/// Groups offered in the dialog (a board is free to hold any number).
+const CHOKE_GROUPS: u32 = 8;
+
+fn choke_name(group: Option<u32>) -> String {
+    match group {
+        None => "None".into(),
+        Some(g) => format!("Group {g}"),
     }
 }
 

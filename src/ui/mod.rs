@@ -10,9 +10,12 @@ pub mod core;
 pub mod demo;
 pub mod edit_dialog;
 pub mod log;
+pub mod routing_panel;
 pub mod settings_panel;
 pub mod style;
 pub mod token;
+pub mod trim_editor;
+pub mod waveform_view;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

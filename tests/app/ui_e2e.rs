@@ -1,6 +1,7 @@
 //! End to end, as a person: `scripts/e2e-gui` runs the demo app in a real window under Xvfb,
-//! clicks a sound with xdotool, screenshots the window to `target/screenshots/main.png` and
-//! checks that the simulated listeners heard it.
+//! clicks a sound with xdotool, screenshots the window to `target/screenshots/main.png` (and the
+//! edit dialog with its waveform to `edit-dialog.png`) and checks that the simulated listeners
+//! heard it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +31,10 @@ fn the_demo_window_plays_a_clicked_sound() {
     eprintln!("{stderr}");
     assert!(out.status.success(), "scripts/e2e-gui failed");
     assert!(dir.join("main.png").is_file(), "no screenshot written");
+    assert!(
+        dir.join("edit-dialog.png").is_file(),
+        "no screenshot of the edit dialog written"
+    );
     assert!(!stdout.contains(voxboard_sim::SimConfig::TEST_TOKEN));
 }
 

@@ -22,3 +22,5 @@ pub mod mixer;
 pub mod monitor;
 pub mod opus;
 pub mod resample;
+pub mod shaping;
+pub mod waveform;

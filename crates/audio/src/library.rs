@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::CHANNELS;
 use super::loudness;
+use super::waveform::Waveform;
 
 /// Identifies one sound in a [`SoundLibrary`]. Ids are never reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -116,12 +117,13 @@ impl fmt::Debug for SoundLibrary {
     }
 }
 
-/// What the library knows about a decoded clip; survives eviction (for normalisation).
-#[derive(Clone, Copy, Debug)]
+/// What the library knows about a decoded clip; survives eviction (for normalisation and the
+/// edit dialog's waveform, which then needs no new decode).
+#[derive(Clone, Debug)]
 struct ClipInfo {
     duration: Duration,
-    lufs: Option<f64>,
-    peak: f32,
+    loudness: loudness::Measurement,
+    waveform: Arc<Waveform>,
 }
 
 enum Slot {
@@ -355,10 +357,10 @@ impl SoundLibrary {
             Slot::Idle => SoundState::Unloaded,
             Slot::Queued => SoundState::Decoding { progress: 0.0 },
             Slot::Decoding(p) => SoundState::Decoding { progress: *p },
-            Slot::Ready { .. } => match entry.info {
+            Slot::Ready { .. } => match &entry.info {
                 Some(info) => SoundState::Ready {
                     duration: info.duration,
-                    loudness_lufs: info.lufs,
+                    loudness_lufs: info.loudness.lufs,
                 },
                 None => SoundState::Unloaded,
             },
@@ -495,10 +497,21 @@ impl SoundLibrary {
     }
 
     /// Linear gain that brings the sound to `target_lufs` (boost capped at +12 dB and at
-    /// 0 dBFS peak); `None` until it has been decoded once, or if it is silent.
+    /// −1 dBTP true peak); `None` until it has been decoded once, or if it is silent.
     pub fn normalisation_gain(&self, id: SoundId, target_lufs: f64) -> Option<f32> {
-        let info = self.shared.lock().sounds.get(&id)?.info?;
-        loudness::gain_to_target(info.lufs?, info.peak, target_lufs)
+        let m = self.loudness(id)?;
+        loudness::gain_to_target(m.lufs?, m.true_peak, target_lufs)
+    }
+
+    /// The clip's loudness and true peak, once it has been decoded (kept after eviction).
+    pub fn loudness(&self, id: SoundId) -> Option<loudness::Measurement> {
+        Some(self.shared.lock().sounds.get(&id)?.info.as_ref()?.loudness)
+    }
+
+    /// The clip's waveform, once it has been decoded (kept after the samples are evicted).
+    pub fn waveform(&self, id: SoundId) -> Option<Arc<Waveform>> {
+        let st = self.shared.lock();
+        Some(Arc::clone(&st.sounds.get(&id)?.info.as_ref()?.waveform))
     }
 
     /// Sets the function called when a sound's state changes (replacing any previous one).

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::shaping::{Shape, Window};
 use crate::{CHANNELS, FRAME_LEN, SAMPLE_RATE};
 
 /// A read position in a sound: what the mixer needs to play it.
@@ -10,6 +11,9 @@ use crate::{CHANNELS, FRAME_LEN, SAMPLE_RATE};
 pub struct Cursor {
     /// 48 kHz stereo interleaved, shared with the sound library (never copied).
     pub samples: Arc<[f32]>,
+    /// The trimmed, faded part of `samples` that plays.
+    pub window: Window,
+    /// Inside `window`, on a frame boundary.
     pub position: usize,
     pub gain: f32,
     pub looped: bool,
@@ -19,9 +23,16 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn new(samples: Arc<[f32]>, gain: f32, looped: bool) -> Self {
+        Self::shaped(samples, gain, looped, &Shape::default())
+    }
+
+    /// A cursor playing only the trim window of `samples`, through its fades.
+    pub fn shaped(samples: Arc<[f32]>, gain: f32, looped: bool, shape: &Shape) -> Self {
+        let window = shape.window(samples.len());
         Self {
             samples,
-            position: 0,
+            window,
+            position: window.start,
             gain,
             looped,
             fade_out: None,
@@ -35,16 +46,10 @@ impl Cursor {
 
     /// How far through the sound, 0..=1 (for progress bars).
     pub fn progress(&self) -> f32 {
-        match self.len() {
+        match self.window.len() {
             0 => 1.0,
-            len => (self.position as f32 / len as f32).min(1.0),
+            len => ((self.position - self.window.start) as f32 / len as f32).min(1.0),
         }
-    }
-
-    /// The samples that make whole stereo frames: an odd-length buffer from an API caller
-    /// plays without its last half-frame instead of reading past the end.
-    fn len(&self) -> usize {
-        self.samples.len() / CHANNELS * CHANNELS
     }
 }
 
@@ -54,20 +59,21 @@ pub const FADE_FRAMES: u32 = SAMPLE_RATE / 100; // 10 ms
 /// Adds one 20 ms frame of `p` into `out` (interleaved stereo), scaled by `gain`, honouring
 /// looping and a stop fade. Reads only; [`advance`] moves the sound on.
 pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
-    let len = p.len();
-    if len == 0 {
+    let w = p.window;
+    if w.is_empty() {
         return;
     }
     let gain = gain * p.gain;
     let mut pos = p.position;
     let mut fade = p.fade_out;
     for frame in out.chunks_exact_mut(CHANNELS) {
-        if pos >= len {
+        if pos >= w.end {
             if !p.looped {
                 break;
             }
-            pos = 0;
+            pos = w.start;
         }
+        let gain = gain * w.envelope(pos);
         let g = match fade {
             Some(0) => break,
             Some(left) => {
@@ -85,7 +91,7 @@ pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
 
 /// Moves a sound on by one frame. Returns `false` when it has ended.
 pub fn advance(p: &mut Cursor) -> bool {
-    let len = p.len();
+    let w = p.window;
     if let Some(left) = p.fade_out {
         let step = (FRAME_LEN / CHANNELS) as u32;
         if left <= step {
@@ -94,9 +100,9 @@ pub fn advance(p: &mut Cursor) -> bool {
         p.fade_out = Some(left - step);
     }
     p.position += FRAME_LEN;
-    if p.position >= len {
-        if p.looped && len > 0 {
-            p.position %= len;
+    if p.position >= w.end {
+        if p.looped && !w.is_empty() {
+            p.position = w.start + (p.position - w.start) % w.len();
         } else {
             return false;
         }
@@ -293,6 +299,36 @@ mod tests {
         let mut q = playback(vec![0.1; FRAME_LEN * 2], false);
         assert!(advance(&mut q));
         assert!(!advance(&mut q));
+    }
+
+    #[test]
+    fn a_shaped_cursor_plays_its_window_and_loops_within_it() {
+        // Each frame's value is its index: what plays shows where it came from.
+        let samples: Vec<f32> = (0..FRAME_LEN * 10).map(|i| (i / CHANNELS) as f32).collect();
+        let shape = Shape {
+            start: 0.02,
+            end: Some(0.06),
+            ..Shape::default()
+        };
+        let mut p = Cursor::shaped(Arc::from(samples), 1.0, false, &shape);
+        let mut heard = Vec::new();
+        loop {
+            let mut frame = vec![0.0; FRAME_LEN];
+            add_frame(&mut frame, &p, 1.0);
+            heard.extend(frame.iter().step_by(CHANNELS).copied());
+            if !advance(&mut p) {
+                break;
+            }
+        }
+        let expected: Vec<f32> = (960..2_880).map(|i| i as f32).collect();
+        assert_eq!(heard, expected, "exactly the frames 20..60 ms");
+
+        p.looped = true;
+        p.position = p.window.start;
+        for _ in 0..5 {
+            assert!(advance(&mut p));
+            assert!((p.window.start..p.window.end).contains(&p.position));
+        }
     }
 
     #[test]

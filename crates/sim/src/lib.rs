@@ -395,6 +395,20 @@ impl Simulator {
         });
     }
 
+    /// A virtual member (not the bot) joins a voice channel (`Some`) or leaves (`None`): the
+    /// VOICE_STATE_UPDATE Discord sends every session on the main gateway when a person does.
+    /// The member does not enter the voice call itself (no media, no DAVE).
+    pub fn member_voice_state(&self, guild_id: u64, user_id: u64, channel_id: Option<u64>) {
+        let what = format!("member_voice_state guild={guild_id} user={user_id} {channel_id:?}");
+        self.fault(what, |st| {
+            let uid = user_id.to_string();
+            let session = format!("member-{user_id}");
+            let vs =
+                main_gw::voice_state(guild_id, channel_id, &uid, &session, false, false, false, None);
+            st.dispatch_all("VOICE_STATE_UPDATE", vs);
+        });
+    }
+
     /// Main gateway op 7 Reconnect.
     pub fn main_reconnect(&self) {
         self.fault("main_reconnect".into(), |st| {

@@ -544,7 +544,7 @@ pub fn channel_json(guild_id: u64, c: &super::config::SimChannel) -> Value {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn voice_state(
+pub(crate) fn voice_state(
     guild_id: u64,
     channel_id: Option<u64>,
     uid: &str,

@@ -8,6 +8,7 @@ use super::{ClipInfo, Shared, Slot, SoundId, State, bytes_of, duration_of};
 use crate::analysis;
 use crate::decode::decode_file;
 use crate::loudness;
+use crate::waveform::Waveform;
 
 /// Starts decode thread number `n`. It exits when the library's last handle is dropped.
 pub(super) fn spawn(shared: Arc<Shared>, n: usize) {
@@ -95,17 +96,21 @@ fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome
     // so that a bad file costs one sound and never a decode thread.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decode_file(path, &mut progress).map(|clip| {
-            let lufs = loudness::integrated_lufs(&clip.samples);
-            let peak = analysis::peak(&clip.samples);
-            (clip.samples, lufs, peak)
+            // The meter cannot fail for 48 kHz stereo; were it to, the clip plays un-normalised.
+            let loudness = loudness::measure(&clip.samples).unwrap_or(loudness::Measurement {
+                lufs: None,
+                true_peak: analysis::peak(&clip.samples),
+            });
+            let waveform = Arc::new(Waveform::compute(&clip.samples));
+            (clip.samples, loudness, waveform)
         })
     }));
     match result {
-        Ok(Ok((samples, lufs, peak))) => Outcome::Clip {
+        Ok(Ok((samples, loudness, waveform))) => Outcome::Clip {
             info: ClipInfo {
                 duration: duration_of(&samples),
-                lufs,
-                peak,
+                loudness,
+                waveform,
             },
             samples,
         },

@@ -232,6 +232,9 @@ impl JoinWaiters {
 pub enum Target {
     All,
     Guilds(Vec<u64>),
+    /// The local monitor only, no guild (the edit dialog's preview). It plays while a monitor
+    /// output is attached and ends at once without one.
+    Monitor,
 }
 
 impl Target {
@@ -239,6 +242,7 @@ impl Target {
         match self {
             Target::All => true,
             Target::Guilds(g) => g.contains(&guild_id),
+            Target::Monitor => false,
         }
     }
 }
@@ -250,6 +254,8 @@ pub struct Playback {
     /// The board sound it plays, for retrigger policies and progress bars.
     pub sound: Option<u64>,
     pub cursor: voxboard_audio::mixer::Cursor,
+    /// Its choke group, if any (see `PlayRequest::choke`).
+    pub choke: Option<u32>,
     pub done: Option<Sender<()>>,
     /// When the play command was issued, for the click-to-first-packet latency.
     pub issued_at: Instant,

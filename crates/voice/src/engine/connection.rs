@@ -163,6 +163,7 @@ pub fn ingest_commands(
             | Command::SetMic(_)
             | Command::SetMonitorSink(_) => {}
             Command::SubscribeErrors(tx) => error_subscribers.0.push(tx),
+            Command::SubscribeMemberJoins(tx) => gateway.members.subscribe(tx),
             Command::AwaitGateway { reply } => match (&gateway.fatal, gateway.user_id) {
                 (Some(e), _) => {
                     let _ = reply.send(Err(e.clone()));

@@ -139,6 +139,7 @@ fn on_gateway_event(
                 tracing::info!("guild {} is available again", guild.id);
             }
             gateway.last_guild_event = Some(now);
+            gateway.members.seed(guild.id, &guild.voice_states);
             gateway.guilds.insert(guild.id, guild);
             settle(gateway, conns);
         }
@@ -191,6 +192,16 @@ fn on_gateway_event(
         }
         GatewayEvent::VoiceState(vs) => {
             if Some(vs.user_id) != gateway.user_id {
+                let bot_channel = index
+                    .0
+                    .get(&vs.guild_id)
+                    .and_then(|e| conns.get(*e).ok())
+                    .filter(|c| !c.phase.is_over())
+                    .map(|c| c.conn.channel_id);
+                let (guild, user, channel) = (vs.guild_id, vs.user_id, vs.channel_id);
+                gateway
+                    .members
+                    .on_voice_state(guild, user, channel, bot_channel);
                 return;
             }
             let Some(mut c) = index

@@ -382,11 +382,13 @@ pub fn advance_playbacks(
     mut commands: Commands,
     mut playbacks: Query<(Entity, &mut Playback, &Target)>,
     mut conns: Query<(&VoiceConn, &ConnPhase, &Transport, &mut Dave, &CallMembers)>,
+    monitor: Res<MonitorOutput>,
     now: Res<Now>,
 ) {
     for (entity, mut p, target) in &mut playbacks {
-        let mut targeted = false;
-        let mut audible = false;
+        let local = matches!(target, Target::Monitor) && monitor.sink.is_some();
+        let mut targeted = local;
+        let mut audible = local;
         for (conn, phase, transport, mut dave, members) in &mut conns {
             if target.includes(conn.guild_id) && !phase.is_over() {
                 targeted = true;

@@ -11,6 +11,7 @@ mod connection;
 pub mod dave;
 mod gateway_events;
 pub mod handle;
+pub mod members;
 pub mod mix;
 mod playback;
 pub mod stage;
@@ -138,6 +139,8 @@ pub enum Command {
     },
     /// Every connection failure from now on is sent here as `(guild_id, error)`.
     SubscribeErrors(Sender<(u64, VoiceError)>),
+    /// Members joining the voice channel the bot is in, from now on.
+    SubscribeMemberJoins(Sender<members::MemberJoin>),
     Shutdown,
     /// Makes the next tick panic, to prove the supervisor (for tests; harmless otherwise: the
     /// engine restarts and rejoins).
@@ -169,6 +172,11 @@ pub struct PlayRequest {
     pub gain: f32,
     pub looped: bool,
     pub retrigger: Retrigger,
+    /// A choke group: starting this sound stops every other playing sound of the same group
+    /// (newest wins, with the stop fade). `None` chokes nothing.
+    pub choke: Option<u32>,
+    /// Trim and fades (the samples stay as they are; the cursor plays a window of them).
+    pub shape: voxboard_audio::shaping::Shape,
     /// Signalled when the sound has finished (or was stopped).
     pub done: Option<Sender<()>>,
 }
@@ -183,6 +191,8 @@ impl PlayRequest {
             gain: 1.0,
             looped: false,
             retrigger: Retrigger::Overlap,
+            choke: None,
+            shape: Default::default(),
             done: None,
         }
     }
@@ -285,6 +295,8 @@ pub struct MainGatewayState {
     pub reconnects: u32,
     /// Why the last connection attempt failed, while reconnecting (cleared once connected).
     pub trouble: Option<String>,
+    /// Other members' voice channels, for entrance sounds.
+    pub members: members::MemberWatch,
 }
 
 /// Guild id → connection entity.

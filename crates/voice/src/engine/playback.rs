@@ -81,6 +81,8 @@ fn play(
         gain,
         looped,
         retrigger,
+        choke,
+        shape,
         done,
     } = request;
     if let Some(sound) = sound {
@@ -100,11 +102,19 @@ fn play(
             }
         }
     }
+    if let Some(group) = choke {
+        // Newest wins: the others of its group fade out as it starts.
+        playbacks
+            .iter_mut()
+            .filter(|(_, p)| p.choke == Some(group))
+            .for_each(|(_, mut p)| p.cursor.stop());
+    }
     commands.spawn((
         Playback {
             id,
             sound,
-            cursor: Cursor::new(samples, sanitize_gain(gain), looped),
+            cursor: Cursor::shaped(samples, sanitize_gain(gain), looped, &shape),
+            choke,
             done,
             issued_at: Instant::now(),
             first_sent: false,

@@ -42,7 +42,7 @@ struct Rig {
     core: EngineCore,
     now: Instant,
     capture: Capture,
-    _sink: UdpSocket,
+    sink: UdpSocket,
 }
 
 impl Rig {
@@ -62,7 +62,7 @@ impl Rig {
             core,
             now,
             capture,
-            _sink: sink,
+            sink,
         }
     }
 
@@ -228,4 +228,32 @@ fn push_to_talk_gates_the_microphone_with_ramps() {
         "closes with a ramp"
     );
     assert!(f[1].iter().all(|s| *s == 0.0));
+}
+
+/// The edit dialog's preview: a trimmed clip on the local monitor only. The monitor hears the
+/// window (and nothing before it); no packet goes to the connection.
+#[test]
+fn a_monitor_only_preview_plays_its_window_locally_and_sends_nothing() {
+    let ramp: Arc<[f32]> = (0..10)
+        .flat_map(|i| vec![0.01 * (i + 1) as f32; FRAME_LEN])
+        .collect();
+    let mut rig = Rig::new();
+    let mut r = PlayRequest::new(1, ramp, Target::Monitor);
+    r.shape = voxboard_audio::shaping::Shape {
+        start: 0.06,
+        end: Some(0.12),
+        ..Default::default()
+    };
+    rig.send(Command::Play(r));
+    let levels = first(&rig.ticks(5));
+    let expected = [0.04, 0.05, 0.06, 0.0, 0.0];
+    for (got, want) in levels.iter().zip(expected) {
+        assert!((got - want).abs() < 1e-6, "monitor heard {levels:?}");
+    }
+    rig.sink.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1500];
+    assert!(
+        rig.sink.recv(&mut buf).is_err(),
+        "a preview must not reach Discord"
+    );
 }

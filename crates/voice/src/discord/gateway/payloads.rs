@@ -137,6 +137,8 @@ pub struct Guild {
     pub id: u64,
     pub name: String,
     pub channels: Vec<Channel>,
+    /// Who is in which voice channel as the guild arrives: (user id, channel id).
+    pub voice_states: Vec<(u64, u64)>,
 }
 
 pub fn parse_guild_create(d: &Value) -> Option<Guild> {
@@ -148,6 +150,21 @@ pub fn parse_guild_create(d: &Value) -> Option<Guild> {
         .and_then(Value::as_array)
         .map(|list| list.iter().filter_map(parse_channel).collect())
         .unwrap_or_default();
+    // GUILD_CREATE's voice states carry no guild_id: the guild is the event's.
+    let voice_states = d
+        .get("voice_states")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| {
+                    Some((
+                        snowflake(v.get("user_id")?)?,
+                        snowflake(v.get("channel_id")?)?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Some(Guild {
         id: snowflake(d.get("id")?)?,
         name: d
@@ -156,6 +173,7 @@ pub fn parse_guild_create(d: &Value) -> Option<Guild> {
             .unwrap_or("")
             .to_owned(),
         channels,
+        voice_states,
     })
 }
 
