@@ -12,6 +12,8 @@ use super::connections::ConnectionsPanel;
 use super::core::{Core, Notice};
 use super::demo::Demo;
 use super::edit_dialog::{EditDialog, Outcome};
+
+mod gateway_banner;
 use super::log::{LogBuffer, LogPanel};
 use super::settings_panel::{SettingsAction, SettingsPanel};
 use super::style;
@@ -19,6 +21,7 @@ use super::token::TokenState;
 use crate::api::{ApiOptions, ApiServer};
 use crate::board::hotkeys::{Action, HotkeyEvent, Hotkeys};
 use crate::board::store::Store;
+use crate::board::trust::TrustedGateways;
 use voxboard_audio::library::{LibraryConfig, SoundLibrary};
 use voxboard_voice::discord::ws::DISCORD_GATEWAY;
 use voxboard_voice::engine::VoiceConfig;
@@ -89,11 +92,16 @@ pub struct VoxApp {
     ptt_button: bool,
     ptt_key: bool,
     api: Option<ApiServer>,
+    /// Gateway URLs the user allowed to get the token (`board::trust`).
+    trusted: TrustedGateways,
+    /// A board's gateway URL waiting for the user's yes before the token is sent there.
+    pub unconfirmed_gateway: Option<String>,
 }
 
 impl VoxApp {
     pub fn new(config: AppConfig) -> Self {
         let loaded = config.store.load();
+        let trusted = TrustedGateways::load(config.store.dir());
         let library = SoundLibrary::new(config.library);
         let mut core = Core::new(config.store, loaded.board, library, loaded.notice);
         let api = config
@@ -138,6 +146,8 @@ impl VoxApp {
             ptt_button: false,
             ptt_key: false,
             api,
+            trusted,
+            unconfirmed_gateway: None,
         }
     }
 
@@ -243,18 +253,26 @@ impl VoxApp {
     }
 
     fn restart_engine(&mut self) {
-        let Some(token) = self.token.token() else {
+        if self.token.token().is_none() {
             self.core.retire_engine();
             return;
-        };
-        let mut config = VoiceConfig::new(voxboard_voice::discord::ws::Token::new(token.expose()));
-        config.gateway_url = self
+        }
+        let url = self
             .core
             .board
             .settings
             .gateway_url
             .clone()
             .unwrap_or_else(|| DISCORD_GATEWAY.to_owned());
+        if !self.gateway_confirmed(&url) {
+            return;
+        }
+        self.unconfirmed_gateway = None;
+        let Some(token) = self.token.token() else {
+            return;
+        };
+        let mut config = VoiceConfig::new(voxboard_voice::discord::ws::Token::new(token.expose()));
+        config.gateway_url = url;
         self.core.start_engine(config);
     }
 
@@ -489,6 +507,7 @@ impl eframe::App for VoxApp {
             .fill(ui.visuals().window_fill)
             .inner_margin(egui::Margin::same(14));
         egui::CentralPanel::default().frame(central).show(ui, |ui| {
+            self.gateway_confirmation(ui);
             self.notices(ui);
             match self.view {
                 View::Board => {
@@ -509,7 +528,13 @@ impl eframe::App for VoxApp {
                         &availability,
                         &problem,
                     ) {
-                        Some(SettingsAction::Reconnect) => self.restart_engine(),
+                        Some(SettingsAction::Reconnect) => {
+                            // Typed in and applied by the user: that is the confirmation.
+                            if let Some(url) = &self.core.board.settings.gateway_url {
+                                self.trusted.allow(url);
+                            }
+                            self.restart_engine();
+                        }
                         Some(SettingsAction::Rebind) => self.hotkeys_dirty = true,
                         None => {}
                     }

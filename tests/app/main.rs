@@ -10,6 +10,7 @@ mod sink;
 mod ui_board;
 mod ui_connections;
 mod ui_e2e;
+mod ui_gateway_trust;
 mod ui_interactions;
 mod ui_settings;
 mod ui_support;
