@@ -29,7 +29,8 @@ fn parse_duration(text: &str) -> Result<f64, String> {
 
 #[derive(clap::Args)]
 pub struct PlayArgs {
-    /// Gateway URL. Plain ws:// is accepted only for a loopback address (the simulator).
+    /// Gateway URL. Plain ws:// is accepted only for a loopback address (the simulator). Taken
+    /// from here only, never from a board file (a shared board must not choose where the token goes).
     #[arg(long, default_value = DISCORD_GATEWAY)]
     gateway: String,
     /// A voice channel to join, as GUILD_ID:CHANNEL_ID. Repeat for several guilds.
