@@ -18,6 +18,7 @@
 //! end. The figures after the first sound are printed too.
 
 mod faults;
+mod heap;
 mod proc_stats;
 mod sim_child;
 mod watch;
@@ -50,6 +51,9 @@ const WARM_UP: Duration = Duration::from_secs(60);
 const GROWTH_CHECKED_FROM_MINUTES: f64 = 10.0;
 
 static PANICS: AtomicU64 = AtomicU64::new(0);
+
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -202,7 +206,7 @@ fn run(minutes: f64, seed: u64) -> anyhow::Result<Report> {
             next_progress += Duration::from_secs(60);
             let now = proc_stats::read();
             println!(
-                "soak: {:>5.1} min  sounds {}  whole {}  cut {}  lost {}  faults {}  stuck {}  rss {} kB  threads {}",
+                "soak: {:>5.1} min  sounds {}  whole {}  cut {}  lost {}  faults {}  stuck {}  rss {} kB  heap {} kB  threads {}",
                 began.elapsed().as_secs_f64() / 60.0,
                 report.sounds,
                 report.whole,
@@ -211,6 +215,7 @@ fn run(minutes: f64, seed: u64) -> anyhow::Result<Report> {
                 report.faults.iter().sum::<u64>(),
                 watch.stuck,
                 now.rss_kb,
+                now.heap_kb,
                 now.threads
             );
         }
@@ -281,8 +286,14 @@ impl Report {
             self.engine_restarts
         );
         println!(
-            "  after the first sound: RSS {} kB, threads {}",
-            self.first.rss_kb, self.first.threads
+            "  after the first sound: RSS {} kB, heap {} kB, threads {}",
+            self.first.rss_kb, self.first.heap_kb, self.first.threads
+        );
+        println!(
+            "  live heap: {} kB → {} kB ({:+.1} %)",
+            self.start.heap_kb,
+            self.end.heap_kb,
+            growth(self.start.heap_kb, self.end.heap_kb) * 100.0
         );
         println!(
             "  RSS: {} kB → {} kB ({:+.1} %), peak {} kB; threads: {} → {} ({:+.1} %)",

@@ -1,10 +1,12 @@
-//! RSS and thread count of this process, from /proc/self/status (Linux).
+//! RSS and thread count of this process, from /proc/self/status (Linux), and its live heap.
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
     pub rss_kb: u64,
     pub peak_rss_kb: u64,
     pub threads: u64,
+    /// Live heap (`heap.rs`), which allocator caching does not blur.
+    pub heap_kb: u64,
 }
 
 pub fn read() -> Stats {
@@ -20,5 +22,6 @@ pub fn read() -> Stats {
         rss_kb: field("VmRSS:"),
         peak_rss_kb: field("VmHWM:"),
         threads: field("Threads:"),
+        heap_kb: crate::heap::live_kb(),
     }
 }
