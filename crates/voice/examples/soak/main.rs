@@ -13,9 +13,12 @@
 //! `SOAK_FAULT_EVERY=SECONDS` injects faults more often than every 30 s (to try every kind fast).
 //!
 //! It fails (exit 1) on any panic, any lost sound, any sound that never finished, any connection
-//! not ready for longer than `watch::STUCK_BOUND`, and on runs of 10 minutes or more, RSS or
-//! thread count grown by more than 5 % from the start (one minute in, after the warm-up) to the
-//! end. The figures after the first sound are printed too.
+//! not ready for longer than `watch::STUCK_BOUND`, and on runs of 10 minutes or more, anonymous
+//! RSS or thread count grown by more than 5 % from the start (one minute in, after the warm-up)
+//! to the end. Anonymous RSS (heap, stacks) is what a leak grows; the whole RSS is printed too,
+//! but most of it is the binary's code, paged in as each kind of fault first runs its recovery
+//! path (about 13 → 15 MB of a 19 MB RSS in a debug build), which is not a leak. The live heap
+//! (counted by `heap.rs`) is printed as a second witness. The figures after the first sound too.
 
 mod faults;
 mod heap;
@@ -206,7 +209,7 @@ fn run(minutes: f64, seed: u64) -> anyhow::Result<Report> {
             next_progress += Duration::from_secs(60);
             let now = proc_stats::read();
             println!(
-                "soak: {:>5.1} min  sounds {}  whole {}  cut {}  lost {}  faults {}  stuck {}  rss {} kB  heap {} kB  threads {}",
+                "soak: {:>5.1} min  sounds {}  whole {}  cut {}  lost {}  faults {}  stuck {}  rss {} kB (anon {} kB)  heap {} kB  threads {}",
                 began.elapsed().as_secs_f64() / 60.0,
                 report.sounds,
                 report.whole,
@@ -215,6 +218,7 @@ fn run(minutes: f64, seed: u64) -> anyhow::Result<Report> {
                 report.faults.iter().sum::<u64>(),
                 watch.stuck,
                 now.rss_kb,
+                now.anon_kb,
                 now.heap_kb,
                 now.threads
             );
@@ -251,6 +255,7 @@ impl Report {
         let played = self.sounds * GUILDS as u64;
         let panics = PANICS.load(Ordering::SeqCst);
         let rss = growth(self.start.rss_kb, self.end.rss_kb);
+        let anon = growth(self.start.anon_kb, self.end.anon_kb);
         let threads = growth(self.start.threads, self.end.threads);
         let faults: Vec<String> = faults::ALL
             .iter()
@@ -286,8 +291,16 @@ impl Report {
             self.engine_restarts
         );
         println!(
-            "  after the first sound: RSS {} kB, heap {} kB, threads {}",
-            self.first.rss_kb, self.first.heap_kb, self.first.threads
+            "  after the first sound: RSS {} kB (anon {} kB), heap {} kB, threads {}",
+            self.first.rss_kb, self.first.anon_kb, self.first.heap_kb, self.first.threads
+        );
+        println!(
+            "  anonymous RSS: {} kB → {} kB ({:+.1} %); code and other file pages {} kB → {} kB",
+            self.start.anon_kb,
+            self.end.anon_kb,
+            anon * 100.0,
+            self.start.file_kb,
+            self.end.file_kb
         );
         println!(
             "  live heap: {} kB → {} kB ({:+.1} %)",
@@ -323,8 +336,8 @@ impl Report {
             failed.push("stuck connections");
         }
         if self.minutes >= GROWTH_CHECKED_FROM_MINUTES {
-            if rss > GROWTH_LIMIT {
-                failed.push("RSS grew more than 5 %");
+            if anon > GROWTH_LIMIT {
+                failed.push("anonymous RSS grew more than 5 %");
             }
             if threads > GROWTH_LIMIT {
                 failed.push("thread count grew more than 5 %");

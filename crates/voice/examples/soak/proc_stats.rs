@@ -3,6 +3,10 @@
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Stats {
     pub rss_kb: u64,
+    /// Anonymous memory (heap, stacks): what a leak grows. The rest of the RSS is mostly the
+    /// binary's code paged in as new paths run (a fault's recovery code, the first time).
+    pub anon_kb: u64,
+    pub file_kb: u64,
     pub peak_rss_kb: u64,
     pub threads: u64,
     /// Live heap (`heap.rs`), which allocator caching does not blur.
@@ -20,6 +24,8 @@ pub fn read() -> Stats {
     };
     Stats {
         rss_kb: field("VmRSS:"),
+        anon_kb: field("RssAnon:"),
+        file_kb: field("RssFile:"),
         peak_rss_kb: field("VmHWM:"),
         threads: field("Threads:"),
         heap_kb: crate::heap::live_kb(),
