@@ -65,6 +65,10 @@ fn answer(sim: &Simulator, line: &str) -> String {
             for v in &all {
                 *rules.entry(v.rule.clone()).or_default() += 1;
             }
+            // The details go to stderr (the soak's, inherited), the first few of them.
+            for v in all.iter().take(10) {
+                eprintln!("soak: simulator violation {v:?}");
+            }
             let pairs: Vec<String> = rules.iter().map(|(r, n)| format!("{r}={n}")).collect();
             format!("{} {}", all.len(), pairs.join(" "))
         }
