@@ -156,6 +156,12 @@ fn run(minutes: f64, seed: u64) -> anyhow::Result<Report> {
             let kind = rng.random_range(0..faults::ALL.len());
             let target = rng.random_range(0..GUILDS);
             sim.ask(&format!("fault {kind} {}", guild(target)))?;
+            println!(
+                "soak: {:>6.1} s  fault {} (guild {})",
+                began.elapsed().as_secs_f64(),
+                faults::ALL[kind],
+                guild(target)
+            );
             report.faults[kind] += 1;
             // The voice faults (the first nine) hit one guild; the main gateway's hit them all.
             hit = std::array::from_fn(|i| kind >= 9 || i == target);

@@ -15,6 +15,7 @@ pub const STUCK_BOUND: Duration = Duration::from_secs(30);
 
 pub struct Watch {
     status: watch::Receiver<Status>,
+    began: Instant,
     not_ready_since: [Option<Instant>; GUILDS],
     counted: [bool; GUILDS],
     disturbed: [bool; GUILDS],
@@ -28,6 +29,7 @@ impl Watch {
     pub fn new(status: watch::Receiver<Status>) -> Self {
         Watch {
             status,
+            began: Instant::now(),
             not_ready_since: [None; GUILDS],
             counted: [false; GUILDS],
             disturbed: [false; GUILDS],
@@ -68,7 +70,8 @@ impl Watch {
                 self.counted[i] = true;
                 self.stuck += 1;
                 eprintln!(
-                    "soak: guild {} stuck: {:?} for more than {STUCK_BOUND:?}",
+                    "soak: {:>6.1} s  guild {} stuck: {:?} for more than {STUCK_BOUND:?}",
+                    (now - self.began).as_secs_f64(),
                     voxboard_testkit::guild(i),
                     conn.map(|c| (c.phase, c.reason.clone(), c.last_error.clone()))
                 );
