@@ -76,6 +76,15 @@ fn main() -> ExitCode {
         }
         None => rand::rng().random(),
     };
+    // RUST_LOG=voxboard_voice=info shows the engine's side of each fault (simulator credentials
+    // only: nothing of a user's is in this process).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         PANICS.fetch_add(1, Ordering::SeqCst);
