@@ -74,11 +74,16 @@ pub fn transport_open(data: &[u8]) {
     }
 }
 
-/// Gateway URLs and voice endpoints. Property: plain `ws://` is accepted only for loopback.
+/// Gateway URLs and voice endpoints. Property: plain `ws://` is accepted only for loopback, and
+/// a READY resume URL never moves a `wss://` session to plain `ws://`.
 pub fn gateway_urls(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    let discord = url::Url::parse(ws::DISCORD_GATEWAY).expect("the default gateway parses");
+    if let Ok(resume) = ws::check_resume_url(text, &discord) {
+        assert_eq!(resume.scheme(), "wss", "resume moved wss:// to {resume}");
+    }
     if let Ok(url) = ws::check_gateway_url(text) {
         if url.scheme() == "ws" {
             let host = url.host_str().unwrap_or("");

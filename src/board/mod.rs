@@ -4,6 +4,7 @@
 
 pub mod hotkeys;
 pub mod store;
+pub mod trust;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

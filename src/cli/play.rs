@@ -32,7 +32,8 @@ fn parse_duration(text: &str) -> Result<f64, String> {
 
 #[derive(clap::Args)]
 pub struct PlayArgs {
-    /// Gateway URL. Plain ws:// is accepted only for a loopback address (the simulator).
+    /// Gateway URL. Plain ws:// is accepted only for a loopback address (the simulator). Taken
+    /// from here only, never from a board file (a shared board must not choose where the token goes).
     #[arg(long, default_value = DISCORD_GATEWAY)]
     gateway: String,
     /// Discord's REST API base (a bot in a stage channel asks to speak through it). Plain

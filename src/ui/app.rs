@@ -12,6 +12,8 @@ use super::connections::ConnectionsPanel;
 use super::core::{Core, Notice};
 use super::demo::Demo;
 use super::edit_dialog::{EditDialog, Outcome};
+
+mod gateway_banner;
 use super::log::{LogBuffer, LogPanel};
 use super::settings_panel::{SettingsAction, SettingsPanel};
 use super::style;
@@ -19,6 +21,7 @@ use super::token::TokenState;
 use crate::api::{ApiOptions, ApiServer};
 use crate::board::hotkeys::{Action, HotkeyEvent, Hotkeys};
 use crate::board::store::Store;
+use crate::board::trust::TrustedGateways;
 use voxboard_audio::library::{LibraryConfig, SoundLibrary};
 use voxboard_voice::discord::ws::DISCORD_GATEWAY;
 use voxboard_voice::engine::VoiceConfig;
@@ -95,6 +98,10 @@ pub struct VoxApp {
     ptt_button: bool,
     ptt_key: bool,
     api: Option<ApiServer>,
+    /// Gateway URLs the user allowed to get the token (`board::trust`).
+    trusted: TrustedGateways,
+    /// A board's gateway URL waiting for the user's yes before the token is sent there.
+    pub unconfirmed_gateway: Option<String>,
 }
 
 impl VoxApp {
@@ -105,6 +112,7 @@ impl VoxApp {
             tracing::warn!("could not lock the board folder: {e}");
         }
         let loaded = config.store.load();
+        let trusted = TrustedGateways::load(config.store.dir());
         let library = SoundLibrary::new(config.library);
         let mut core = Core::new(config.store, loaded.board, library, loaded.notice);
         if second_instance {
@@ -163,6 +171,8 @@ impl VoxApp {
             ptt_button: false,
             ptt_key: false,
             api,
+            trusted,
+            unconfirmed_gateway: None,
         }
     }
 
@@ -294,22 +304,36 @@ impl VoxApp {
 
     fn restart_engine(&mut self) {
         // A second window on the same board never connects: the first one owns the bot.
-        let token = self.token.token().filter(|_| !self.second_instance);
-        let Some(token) = token else {
+        if self.token.token().is_none() || self.second_instance {
             self.core.retire_engine();
             return;
-        };
-        let mut config = VoiceConfig::new(voxboard_voice::discord::ws::Token::new(token.expose()));
-        config.gateway_url = self
+        }
+        let url = self
             .core
             .board
             .settings
             .gateway_url
             .clone()
             .unwrap_or_else(|| DISCORD_GATEWAY.to_owned());
-        if let Some(rest) = &self.core.board.settings.rest_url {
-            config.rest_url = rest.clone();
+        if !self.gateway_confirmed(&url) {
+            return;
         }
+        self.unconfirmed_gateway = None;
+        let Some(token) = self.token.token() else {
+            return;
+        };
+        let mut config = VoiceConfig::new(voxboard_voice::discord::ws::Token::new(token.expose()));
+        if let Some(rest) = &self.core.board.settings.rest_url {
+            // The REST API gets the token too: only on the host of the gateway the user
+            // confirmed (the demo's simulator), never a second, unconfirmed place.
+            let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_owned));
+            if host(rest).is_some() && host(rest) == host(&url) {
+                config.rest_url = rest.clone();
+            } else {
+                tracing::warn!("ignoring the board's REST URL: not on the gateway's host");
+            }
+        }
+        config.gateway_url = url;
         self.core.start_engine(config);
     }
 
@@ -545,6 +569,7 @@ impl eframe::App for VoxApp {
             .fill(ui.visuals().window_fill)
             .inner_margin(egui::Margin::same(14));
         egui::CentralPanel::default().frame(central).show(ui, |ui| {
+            self.gateway_confirmation(ui);
             self.notices(ui);
             match self.view {
                 View::Board => {
@@ -567,7 +592,13 @@ impl eframe::App for VoxApp {
                         &problem,
                         api_url,
                     ) {
-                        Some(SettingsAction::Reconnect) => self.restart_engine(),
+                        Some(SettingsAction::Reconnect) => {
+                            // Typed in and applied by the user: that is the confirmation.
+                            if let Some(url) = &self.core.board.settings.gateway_url {
+                                self.trusted.allow(url);
+                            }
+                            self.restart_engine();
+                        }
                         Some(SettingsAction::Rebind) => self.hotkeys_dirty = true,
                         Some(SettingsAction::RenewApiKey) => self.renew_api_key(),
                         None => {}

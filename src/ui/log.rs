@@ -1,9 +1,15 @@
 //! The log panel and the `tracing` layer that feeds it: events go into a bounded ring buffer
 //! (oldest dropped first) that the panel reads each frame. Nothing here logs secrets; the
 //! engine never logs the token and neither does the UI.
+//!
+//! The layer never touches egui: an event can be logged while egui holds its context lock (egui
+//! logs from inside it, and so may code inside `ctx.input(..)`), and asking for a repaint there
+//! would take that lock again and deadlock. It only nudges a waker thread, which owns the repaint
+//! call.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -26,7 +32,8 @@ struct Inner {
     lines: VecDeque<LogLine>,
     /// Lines ever pushed (the panel uses it to notice news).
     total: u64,
-    repaint: Option<egui::Context>,
+    /// Wakes the waker thread; a full slot means a wake is pending already (coalesced).
+    waker: Option<SyncSender<()>>,
 }
 
 /// A cheap-to-clone handle to the ring buffer.
@@ -42,7 +49,7 @@ impl Default for LogBuffer {
             inner: Arc::new(Mutex::new(Inner {
                 lines: VecDeque::with_capacity(256),
                 total: 0,
-                repaint: None,
+                waker: None,
             })),
             start: Instant::now(),
         }
@@ -61,24 +68,30 @@ impl LogBuffer {
             target: target.to_owned(),
             message,
         };
-        let ctx = {
-            let mut inner = self.lock();
-            if inner.lines.len() == CAPACITY {
-                inner.lines.pop_front();
-            }
-            inner.lines.push_back(line);
-            inner.total += 1;
-            inner.repaint.clone()
-        };
-        // Coalesced: a burst of lines costs one repaint.
-        if let Some(ctx) = ctx {
-            ctx.request_repaint_after(Duration::from_millis(250));
+        let mut inner = self.lock();
+        if inner.lines.len() == CAPACITY {
+            inner.lines.pop_front();
+        }
+        inner.lines.push_back(line);
+        inner.total += 1;
+        if let Some(waker) = &inner.waker
+            && let Err(TrySendError::Disconnected(())) = waker.try_send(())
+        {
+            inner.waker = None;
         }
     }
 
-    /// Lets new lines wake the UI.
+    /// Lets new lines wake the UI, through a thread of its own (see the module comment).
     pub fn set_repaint(&self, ctx: egui::Context) {
-        self.lock().repaint = Some(ctx);
+        let (tx, rx) = sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("voxboard-log-waker".into())
+            .spawn(move || wake_on_news(&rx, &ctx));
+        // Without the thread the panel still shows new lines on the next repaint.
+        if spawned.is_ok() {
+            // Replacing a sender ends the thread of the previous context.
+            self.lock().waker = Some(tx);
+        }
     }
 
     pub fn total(&self) -> u64 {
@@ -93,6 +106,13 @@ impl LogBuffer {
             .filter(|l| l.level <= min)
             .cloned()
             .collect()
+    }
+}
+
+/// One repaint per burst of lines, until the buffer's sender is gone.
+fn wake_on_news(news: &Receiver<()>, ctx: &egui::Context) {
+    while news.recv().is_ok() {
+        ctx.request_repaint_after(Duration::from_millis(250));
     }
 }
 
@@ -277,6 +297,39 @@ mod tests {
         assert_eq!(warn.len(), 1);
         assert_eq!(warn[0].message, "careful");
         assert_eq!(b.total(), CAPACITY as u64 + 11);
+    }
+
+    /// A line logged while egui holds its context lock (egui's own log calls, or ours inside
+    /// `ctx.input(..)`): the layer used to ask for a repaint right there, which takes the same
+    /// lock, and hung. The body runs on a thread so a regression fails instead of hanging.
+    #[test]
+    fn logging_inside_egui_lock_does_not_deadlock_and_still_wakes_the_ui() {
+        use tracing_subscriber::prelude::*;
+        let (woken_tx, woken) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let buffer = LogBuffer::default();
+        let b = buffer.clone();
+        std::thread::spawn(move || {
+            let ctx = egui::Context::default();
+            ctx.set_request_repaint_callback(move |_| {
+                let _ = woken_tx.send(());
+            });
+            b.set_repaint(ctx.clone());
+            let subscriber = tracing_subscriber::registry().with(UiLogLayer::new(b.clone()));
+            tracing::subscriber::with_default(subscriber, || {
+                ctx.input(|_| tracing::info!("logged under egui's read lock"));
+                ctx.memory_mut(|_| tracing::warn!("logged under egui's write lock"));
+            });
+            let _ = done_tx.send(ctx);
+        });
+        let ctx = done
+            .recv_timeout(Duration::from_secs(30))
+            .expect("logging inside egui's lock deadlocked");
+        assert_eq!(buffer.total(), 2);
+        woken
+            .recv_timeout(Duration::from_secs(30))
+            .expect("new lines wake the UI");
+        drop(ctx);
     }
 
     #[test]

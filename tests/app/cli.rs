@@ -392,3 +392,35 @@ fn wss_trusts_the_system_store_and_names_a_tls_failure() {
     let untrusted = run(None);
     assert_fails_with(&untrusted, "TLS handshake failed", SimConfig::TEST_TOKEN);
 }
+
+/// `play` takes its gateway from the command line only: a board file's `gateway_url` (which the
+/// app asks about before sending the token there) never decides where `play` sends the token.
+#[test]
+fn play_never_sends_the_token_to_a_gateway_named_by_a_board_file() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let mut board = voxboard::board::Board::default();
+    board.settings.gateway_url = Some(sim.gateway_url());
+    voxboard::board::store::Store::new(config.path())
+        .save(&board)
+        .unwrap();
+    // A port nobody listens on: the one the command line names.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap();
+    let f = fixture();
+    let out = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args(["play", "--gateway", &format!("ws://{closed}")])
+        .args(["--join-timeout", "1", "--join", "100:1002", path(&f.tones)])
+        .env("VOXBOARD_CONFIG_DIR", config.path())
+        .env("DISCORD_TOKEN", SimConfig::TEST_TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        !sim.events()
+            .iter()
+            .any(|e| matches!(e, SimEvent::MainConnected { .. })),
+        "play connected to the board file's gateway"
+    );
+}

@@ -12,6 +12,7 @@ mod sink;
 mod ui_board;
 mod ui_connections;
 mod ui_e2e;
+mod ui_gateway_trust;
 mod ui_interactions;
 mod ui_routing;
 mod ui_settings;

@@ -117,6 +117,9 @@ pub struct SimConfig {
     pub listener_commit_delay: Option<Duration>,
     /// Serve both gateways over TLS (`wss://`, as Discord does); see [`SimConfig::serve_tls`].
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What READY's `resume_gateway_url` says (None: the simulator's own gateway URL), for
+    /// tests of a server that names somewhere else to resume at.
+    pub resume_gateway_url: Option<String>,
 }
 
 impl SimConfig {
@@ -165,6 +168,7 @@ impl SimConfig {
             dave_listeners: 1,
             listener_commit_delay: Some(Duration::from_millis(50)),
             tls: None,
+            resume_gateway_url: None,
         }
     }
 

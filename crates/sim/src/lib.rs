@@ -200,6 +200,14 @@ impl Simulator {
             .map(|f| f.at)
     }
 
+    /// How many non-silence frames a listener in the guild heard since the simulator started: a
+    /// counter, unlike `heard()`, which keeps only the last `heard_limit` frames (the soak counts
+    /// with it for hours).
+    pub fn heard_audio_frames(&self, guild_id: u64) -> u64 {
+        let st = self.shared.lock();
+        st.heard_audio.get(&guild_id).copied().unwrap_or(0)
+    }
+
     /// Every protocol breach so far, with a reason.
     pub fn violations(&self) -> Vec<Violation> {
         self.shared.lock().violations.clone()

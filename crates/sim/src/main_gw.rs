@@ -285,12 +285,14 @@ impl Conn {
             .iter()
             .map(|g| json!({"id": g.id.to_string(), "unavailable": true}))
             .collect();
+        let resume_url =
+            (cfg.resume_gateway_url.clone()).unwrap_or_else(|| self.shared.gateway_url());
         let ready = json!({
             "v": 10,
             "user": {"id": uid, "username": "voxboard-sim", "discriminator": "0", "global_name": null, "bot": true},
             "guilds": guild_stubs,
             "session_id": sid,
-            "resume_gateway_url": self.shared.gateway_url(),
+            "resume_gateway_url": resume_url,
             "application": {"id": uid, "flags": 0},
         });
         st.dispatch(&sid, "READY", ready);

@@ -183,6 +183,8 @@ pub struct State {
     pub events: Vec<SimEvent>,
     pub violations: Vec<Violation>,
     pub heard: HashMap<u64, VecDeque<HeardFrame>>,
+    /// Non-silence frames heard per guild since the start, never trimmed (`heard` is bounded).
+    pub heard_audio: HashMap<u64, u64>,
     /// DAVE calls by guild (the bot's voice channel there).
     pub calls: HashMap<u64, super::dave::Call>,
     pub main_sessions: HashMap<String, MainSession>,

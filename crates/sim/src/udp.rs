@@ -404,6 +404,9 @@ async fn process(shared: &Shared, server: usize, decoders: &mut HashMap<u32, Dec
         silence,
         pcm,
     };
+    if !silence {
+        *st.heard_audio.entry(guild_id).or_default() += 1;
+    }
     let heard = st.heard.entry(guild_id).or_default();
     heard.push_back(frame);
     while heard.len() > limit {

@@ -54,6 +54,8 @@ pub enum UrlError {
     InsecureRemote(String),
     #[error("URL must be wss:// for a gateway, https:// for the REST API: {0}")]
     Scheme(String),
+    #[error("a resume URL may not move a wss:// session to plain ws://: {0}")]
+    Downgrade(String),
 }
 
 /// Whether a host names this machine (127.0.0.0/8, ::1 or localhost).
@@ -75,6 +77,17 @@ pub fn check_gateway_url(raw: &str) -> Result<Url, UrlError> {
         "ws" => Err(UrlError::InsecureRemote(raw.to_owned())),
         _ => Err(UrlError::Scheme(raw.to_owned())),
     }
+}
+
+/// Checks READY's `resume_gateway_url` against the URL the session started on: the rule of
+/// [`check_gateway_url`], and never from `wss://` to plain `ws://`, not even to loopback (a
+/// server, or whoever sits in its place, must not move a TLS session onto a local plaintext port).
+pub fn check_resume_url(raw: &str, gateway: &Url) -> Result<Url, UrlError> {
+    let url = check_gateway_url(raw)?;
+    if gateway.scheme() == "wss" && url.scheme() == "ws" {
+        return Err(UrlError::Downgrade(raw.to_owned()));
+    }
+    Ok(url)
 }
 
 /// The main gateway URL with the query parameters the protocol requires.
@@ -220,6 +233,33 @@ mod tests {
             Err(UrlError::InsecureRemote("ws://gateway.discord.gg".into()))
         );
         assert!(check_gateway_url("http://127.0.0.1").is_err());
+    }
+
+    #[test]
+    fn a_resume_url_never_downgrades_wss() {
+        let prod = check_gateway_url(DISCORD_GATEWAY).unwrap();
+        let sim = check_gateway_url("ws://127.0.0.1:4000").unwrap();
+        let tls_sim = check_gateway_url("wss://127.0.0.1:4000").unwrap();
+        let resume = "wss://gateway-us-east1-b.discord.gg";
+        assert_eq!(
+            check_resume_url(resume, &prod).unwrap().as_str(),
+            "wss://gateway-us-east1-b.discord.gg/"
+        );
+        assert!(check_resume_url("ws://127.0.0.1:4001", &sim).is_ok());
+        assert!(check_resume_url("wss://127.0.0.1:4001", &sim).is_ok());
+        for gateway in [&prod, &tls_sim] {
+            for plain in ["ws://127.0.0.1:4001", "ws://localhost", "ws://[::1]:80"] {
+                assert_eq!(
+                    check_resume_url(plain, gateway),
+                    Err(UrlError::Downgrade(plain.into()))
+                );
+            }
+        }
+        assert_eq!(
+            check_resume_url("ws://evil.example", &sim),
+            Err(UrlError::InsecureRemote("ws://evil.example".into()))
+        );
+        assert!(check_resume_url("https://gateway.discord.gg", &prod).is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use voxboard_sim::{SimConfig, SimEvent, Simulator};
-use voxboard_voice::engine::Target;
+use voxboard_voice::discord::ws::{TlsTrust, Token};
+use voxboard_voice::engine::{Target, Voice, VoiceConfig};
 
 /// Plays the three tones, injecting `fault` one second in; returns the simulator to inspect.
 fn play_with_fault(fault: impl FnOnce(&Simulator)) -> Simulator {
@@ -345,6 +346,39 @@ fn an_unavailable_guild_does_not_hold_up_the_others() {
     wait_quiet(&voice);
     voice.close();
     assert_three_tones(&sim, guild(0), 0.95, 1.05);
+    assert_no_violations(&sim);
+}
+
+/// READY names a plain `ws://` loopback resume URL for a session on `wss://`: a downgrade, so it
+/// is ignored and after a dropped connection the engine resumes on the `wss://` URL it started
+/// on; nothing ever connects to the plain port (it would have carried the token in clear).
+#[test]
+fn a_plain_resume_url_under_wss_is_ignored_and_the_session_resumes_on_wss() {
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let mut config = SimConfig::with_guilds(1);
+    let cert = config.serve_self_signed_tls().unwrap().der;
+    config.resume_gateway_url = Some(format!("ws://{}", trap.local_addr().unwrap()));
+    let sim = Simulator::start(config).unwrap();
+    let mut engine = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+    engine.gateway_url = sim.gateway_url();
+    engine.tls = TlsTrust::with_extra_roots([cert]).unwrap();
+    let voice = Voice::connect(engine).expect("connect over wss://");
+    sim.drop_main();
+    let resumed = sim.wait_for(Duration::from_secs(15), |events| {
+        events
+            .iter()
+            .any(|e| matches!(e, SimEvent::MainResumed { .. }))
+    });
+    assert!(resumed, "no resume on the wss:// URL: {:#?}", sim.events());
+    let knocked = trap.accept().map(|(_, from)| from);
+    assert!(
+        knocked
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the engine connected to the plain resume URL: {knocked:?}"
+    );
+    voice.close();
     assert_no_violations(&sim);
 }
 

@@ -166,6 +166,7 @@ async fn run(
                 let link = Link {
                     token: &config.token,
                     sink,
+                    gateway: &config.url,
                 };
                 connection(
                     socket,
@@ -222,6 +223,8 @@ async fn run(
 struct Link<'a> {
     token: &'a Token,
     sink: &'a EventSink,
+    /// The configured gateway, which a READY's resume URL is checked against.
+    gateway: &'a Url,
 }
 
 /// Queues an op 4; a newer request for the same guild replaces a queued one (debounce).
@@ -250,7 +253,11 @@ async fn connection(
     pending: &mut Vec<String>,
     commands: &mut mpsc::UnboundedReceiver<GatewayCommand>,
 ) -> Ended {
-    let Link { token, sink } = link;
+    let Link {
+        token,
+        sink,
+        gateway,
+    } = link;
     let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut interval = None::<Duration>;
     let mut next_beat = far_future;
@@ -316,7 +323,7 @@ async fn connection(
                         let _ = socket.close(Some(reconnect_close())).await;
                         return Ended::Reconnect { code: None, resume: resumable && session.id.is_some() };
                     }
-                    OP_DISPATCH => on_dispatch(env, session, sink),
+                    OP_DISPATCH => on_dispatch(env, session, sink, gateway),
                     other => tracing::debug!("main gateway: ignoring op {other}"),
                 }
             }
@@ -366,15 +373,19 @@ async fn connection(
     }
 }
 
-fn on_dispatch(env: Envelope, session: &mut Session, sink: &EventSink) {
+fn on_dispatch(env: Envelope, session: &mut Session, sink: &EventSink, gateway: &Url) {
     let event = match env.t.as_deref() {
         Some("READY") => match parse_ready(&env.d) {
             Some(ready) => {
                 session.id = Some(ready.session_id.clone());
-                session.resume_url = ready
-                    .resume_gateway_url
-                    .as_deref()
-                    .and_then(|u| ws::check_gateway_url(u).ok());
+                // A bad one is ignored: resumes then go to the URL the session started on.
+                session.resume_url = ready.resume_gateway_url.as_deref().and_then(|u| {
+                    ws::check_resume_url(u, gateway)
+                        .inspect_err(|e| {
+                            tracing::warn!("main gateway: ignoring READY's resume_gateway_url: {e}")
+                        })
+                        .ok()
+                });
                 GatewayEvent::Ready {
                     user_id: ready.user_id,
                     session_id: ready.session_id,
