@@ -326,7 +326,11 @@ impl VoxApp {
         if let Some(rest) = &self.core.board.settings.rest_url {
             // The REST API gets the token too: only on the host of the gateway the user
             // confirmed (the demo's simulator), never a second, unconfirmed place.
-            let host = |u: &str| url::Url::parse(u).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let host = |u: &str| {
+                url::Url::parse(u)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+            };
             if host(rest).is_some() && host(rest) == host(&url) {
                 config.rest_url = rest.clone();
             } else {

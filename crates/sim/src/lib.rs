@@ -411,8 +411,9 @@ impl Simulator {
         self.fault(what, |st| {
             let uid = user_id.to_string();
             let session = format!("member-{user_id}");
-            let vs =
-                main_gw::voice_state(guild_id, channel_id, &uid, &session, false, false, false, None);
+            let vs = main_gw::voice_state(
+                guild_id, channel_id, &uid, &session, false, false, false, None,
+            );
             st.dispatch_all("VOICE_STATE_UPDATE", vs);
         });
     }
