@@ -26,15 +26,7 @@ fn a_member_entering_the_bots_channel_is_greeted_once_per_cooldown() {
         true,
     );
     let sim = env.sim.as_ref().expect("sim");
-    let mut h = env.harness();
-    step_until(&mut h, Duration::from_secs(15), "guild 100 ready", |h| {
-        h.state()
-            .core
-            .status
-            .connections
-            .iter()
-            .any(|c| c.guild_id == 100 && c.phase == "ready")
-    });
+    let mut h = env.harness_joined(100);
     let ids: Vec<u64> = h.state().core.board.tabs[0]
         .sounds
         .iter()

@@ -18,16 +18,7 @@ const WINDOW: usize = 4_800;
 /// The app joined to guild 100 of its simulator, its sounds (440 Hz, 660 Hz, ...) not
 /// normalised so that levels at the listener are the files' own.
 fn ready_app(env: &Env) -> Harness<'static, VoxApp> {
-    let mut h = env.harness();
-    step_until(&mut h, Duration::from_secs(15), "guild 100 ready", |h| {
-        h.state()
-            .core
-            .status
-            .connections
-            .iter()
-            .any(|c| c.guild_id == 100 && c.phase == "ready")
-    });
-    h
+    env.harness_joined(100)
 }
 
 fn board_env(names: &[&str], secs: f32, edit: impl Fn(&mut voxboard::board::Sound)) -> Env {

@@ -18,15 +18,7 @@ fn clicking_a_sound_plays_it_and_the_button_shows_progress() {
         },
         true,
     );
-    let mut h = env.harness();
-    step_until(&mut h, Duration::from_secs(15), "guild 100 ready", |h| {
-        h.state()
-            .core
-            .status
-            .connections
-            .iter()
-            .any(|c| c.guild_id == 100 && c.phase == "ready")
-    });
+    let mut h = env.harness_joined(100);
     let id = h.state().core.board.tabs[0].sounds[0].id;
     h.get_by_label("Tone").click();
     step_until(

@@ -58,6 +58,25 @@ impl Env {
     pub fn harness(&self) -> Harness<'static, VoxApp> {
         harness(self.app())
     }
+
+    /// [`Env::harness`], stepped until the connection to `guild_id` is ready.
+    pub fn harness_joined(&self, guild_id: u64) -> Harness<'static, VoxApp> {
+        let mut h = self.harness();
+        step_until(
+            &mut h,
+            Duration::from_secs(15),
+            "the guild's connection ready",
+            |h| {
+                h.state()
+                    .core
+                    .status
+                    .connections
+                    .iter()
+                    .any(|c| c.guild_id == guild_id && c.phase == "ready")
+            },
+        );
+        h
+    }
 }
 
 /// The app in a kittest harness, showing the board (without a token the app opens on
