@@ -31,6 +31,8 @@ pub enum SimEvent {
     MainClosed {
         code: Option<u16>,
     },
+    /// A main connection cut during an outage (`Simulator::main_outage`).
+    MainRefused,
     VoiceStateRequest {
         guild_id: u64,
         channel_id: Option<u64>,

@@ -29,6 +29,13 @@ pub fn inject(st: &mut State, what: MainFault) {
         }
         MainFault::Drop => conn.send(Ctl::Drop),
         MainFault::Close(code) => conn.send(Ctl::Close(code, "closed by the simulator".into())),
+        MainFault::Outage(length) => {
+            // The edge goes away mid-session and stays away longer than Discord keeps the
+            // session: when it is back, the session (and the voice states with it) is gone.
+            st.main_down_until = Some(std::time::Instant::now() + length);
+            st.invalidate_main(&sid);
+            conn.send(Ctl::Drop);
+        }
     }
 }
 
@@ -37,6 +44,7 @@ pub enum MainFault {
     Invalidate(bool),
     Drop,
     Close(u16),
+    Outage(std::time::Duration),
 }
 
 /// Closes a guild's voice socket with `code`; codes after which Discord expects a resume

@@ -432,6 +432,15 @@ impl Simulator {
         });
     }
 
+    /// A main gateway outage of `length`: the connection drops, new ones are cut until it is
+    /// over, and the session is gone by then, so its voice connections end with 4014 and the
+    /// client must Identify again (voice servers keep running meanwhile).
+    pub fn main_outage(&self, length: Duration) {
+        self.fault(format!("main_outage {length:?}"), move |st| {
+            faults::inject(st, MainFault::Outage(length))
+        });
+    }
+
     /// Drops the main gateway TCP connection without a close frame.
     pub fn drop_main(&self) {
         self.fault("drop_main".into(), |st| faults::inject(st, MainFault::Drop));

@@ -44,6 +44,14 @@ struct Conn {
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+    {
+        let mut st = shared.lock();
+        if st.main_down_until.is_some_and(|t| Instant::now() < t) {
+            // An outage: the connection is cut before the websocket handshake.
+            st.event(SimEvent::MainRefused);
+            return;
+        }
+    }
     let tls = shared.config.tls.clone();
     let Ok((socket, path)) = ws::accept(stream, tls.as_ref()).await else {
         return;

@@ -201,6 +201,9 @@ pub struct State {
     /// The bot's guilds and their channels as they are now: the configured ones, changed by
     /// faults (a channel created or deleted, the bot invited to a guild or removed from one).
     pub guilds_now: Vec<super::config::SimGuild>,
+    /// A main gateway outage: until then, new main connections are cut before the websocket
+    /// handshake, as when Discord's gateway edge is down while voice servers keep running.
+    pub main_down_until: Option<std::time::Instant>,
     next_id: u64,
 }
 

@@ -22,6 +22,7 @@ pub const ALL: &[&str] = &[
     "main_invalidate not resumable",
     "drop_main",
     "close_main 4000",
+    "main_outage 12 s (session lost, voice 4014)",
 ];
 
 pub fn inject(sim: &Simulator, index: usize, guild: u64) {
@@ -42,6 +43,7 @@ pub fn inject(sim: &Simulator, index: usize, guild: u64) {
         10 => sim.main_invalidate(true),
         11 => sim.main_invalidate(false),
         12 => sim.drop_main(),
-        _ => sim.close_main(4000),
+        13 => sim.close_main(4000),
+        _ => sim.main_outage(Duration::from_secs(12)),
     }
 }

@@ -491,6 +491,12 @@ pub fn run_timers(
             ConnPhase::AwaitingMainGateway { since }
                 if now.duration_since(since) > MAIN_GATEWAY_GRACE =>
             {
+                if !gateway.connected {
+                    // The main gateway is down (an outage, a new session on its way): it cannot
+                    // have explained the close yet, and its READY will rejoin us. Wait for it.
+                    *c.phase = ConnPhase::AwaitingMainGateway { since: now };
+                    continue;
+                }
                 let code = c.stats.last_close.unwrap_or(4014);
                 fail(
                     &mut c,

@@ -118,6 +118,7 @@ fn on_gateway_event(
             }
             gateway.user_id = Some(user_id);
             gateway.ready = true;
+            gateway.connected = true;
             gateway.trouble = None;
             gateway.pending_guilds = guild_ids
                 .into_iter()
@@ -126,9 +127,13 @@ fn on_gateway_event(
             gateway.last_guild_event = Some(now);
             settle(gateway, conns);
         }
-        GatewayEvent::Resumed => gateway.trouble = None,
+        GatewayEvent::Resumed => {
+            gateway.trouble = None;
+            gateway.connected = true;
+        }
         GatewayEvent::Reconnecting { error, .. } => {
             gateway.reconnects += 1;
+            gateway.connected = false;
             if error.is_some() {
                 gateway.trouble = error;
             }

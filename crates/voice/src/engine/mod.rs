@@ -290,6 +290,9 @@ pub struct MainGatewayState {
     /// Guilds in an outage: listed in READY, no GUILD_CREATE yet.
     pub unavailable: HashSet<u64>,
     pub ready: bool,
+    /// False from a lost main connection until READY or RESUMED: a 4014 seen meanwhile cannot
+    /// be explained by the main gateway yet, so its grace waits for the gateway to be back.
+    pub connected: bool,
     pub fatal: Option<VoiceError>,
     pub waiters: Vec<Sender<Result<u64, VoiceError>>>,
     pub reconnects: u32,

@@ -185,6 +185,43 @@ fn main_gateway_invalid_session_reidentifies_and_rejoins_voice() {
     assert_no_violations(&sim);
 }
 
+/// A main gateway outage longer than the 4014 grace: Discord ends the voice session with the
+/// main one, and nothing can explain that close until the gateway is back. The connection waits
+/// for the new session and joins again; the sound playing meanwhile is finished, not lost.
+/// (The soak found this: a connection failed for good after a 4014 while READY was late.)
+#[test]
+fn a_main_gateway_outage_past_the_4014_grace_rejoins_when_the_gateway_is_back() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    sim.main_outage(Duration::from_secs(12));
+    assert!(
+        sim.wait_for(Duration::from_secs(10), |e| e
+            .contains(&SimEvent::MainRefused)),
+        "the engine tried the main gateway during the outage"
+    );
+    assert!(
+        playing.wait_timeout(Duration::from_secs(60)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_heard_whole(&sim);
+    assert_eq!(
+        count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
+        2,
+        "a new main session after the outage"
+    );
+    assert_eq!(identifies(&sim), 2, "voice joined again on the new session");
+    assert_no_violations(&sim);
+}
+
 #[test]
 fn main_gateway_drop_resumes() {
     let sim = play_with_fault(|sim| sim.drop_main());
@@ -394,11 +431,13 @@ fn a_panic_in_the_engine_is_survived_reported_and_rejoined() {
     let cut = voice.play(sine_clip(330.0, 0.3, 4.0), Target::All, 1.0);
     std::thread::sleep(Duration::from_millis(500));
     voice.command(voxboard_voice::engine::Command::InjectPanic);
+    // Generous: the guard is that the caller is answered at all, not how fast (a loaded CI
+    // machine once took over 2 s to rebuild the world).
     assert!(
-        cut.wait_timeout(Duration::from_secs(2)),
+        cut.wait_timeout(Duration::from_secs(15)),
         "a sound lost in the restart still ends for its caller"
     );
-    let back = wait_status(&voice, Duration::from_secs(10), |s| {
+    let back = wait_status(&voice, Duration::from_secs(30), |s| {
         s.engine_restarts == 1 && s.connections.first().is_some_and(|c| c.phase == "ready")
     });
     assert_eq!(back.engine_restarts, 1, "{back:?}");

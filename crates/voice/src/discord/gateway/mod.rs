@@ -161,6 +161,7 @@ async fn run(
             _ => config.url.clone(),
         };
         let url = ws::main_gateway_url(&base);
+        let attempt_started = Instant::now();
         let ended = match ws::connect(&url, Duration::from_secs(10), &config.tls).await {
             Ok(socket) => {
                 let link = Link {
@@ -200,6 +201,11 @@ async fn run(
                     resume,
                     error: connect_error.take(),
                 });
+                // The backoff decays with time connected (one step per healthy minute), so a
+                // gateway that flaps keeps a long wait while one that blipped once an hour
+                // reconnects at once.
+                let lasted = attempt_started.elapsed().as_secs() / 60;
+                failures = failures.saturating_sub(u32::try_from(lasted).unwrap_or(u32::MAX));
                 failures += 1;
                 // Full jitter, capped: reconnect storms help no one.
                 let cap = Duration::from_millis(250 * 2u64.pow(failures.min(6)));
