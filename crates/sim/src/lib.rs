@@ -403,6 +403,16 @@ impl Simulator {
         });
     }
 
+    /// The bot's network blips long enough for Discord to drop it from the voice channel:
+    /// both sockets cut, the voice session over, and a VOICE_STATE_UPDATE with no channel
+    /// delivered on the main gateway's resume (no 4014 first, unlike [`Self::kick`]).
+    pub fn network_blip(&self, guild_id: u64) {
+        let uid = self.shared.config.bot_user_id;
+        self.fault(format!("network_blip guild={guild_id}"), |st| {
+            faults::network_blip(st, guild_id, uid)
+        });
+    }
+
     /// A virtual member (not the bot) joins a voice channel (`Some`) or leaves (`None`): the
     /// VOICE_STATE_UPDATE Discord sends every session on the main gateway when a person does.
     /// The member does not enter the voice call itself (no media, no DAVE).

@@ -289,6 +289,15 @@ impl State {
 
     /// Ends a voice session for good, closing its socket with `code` if still open.
     pub fn end_voice(&mut self, vid: u64, code: u16, reason: &str) {
+        self.finish_voice(vid, Ctl::Close(code, reason.into()));
+    }
+
+    /// Ends a voice session whose client vanished: its socket is cut without a close frame.
+    pub fn lose_voice(&mut self, vid: u64) {
+        self.finish_voice(vid, Ctl::Drop);
+    }
+
+    fn finish_voice(&mut self, vid: u64, last: Ctl) {
         let Some(v) = self.voice.get_mut(&vid) else {
             return;
         };
@@ -297,7 +306,7 @@ impl State {
         }
         v.ended_at = Some(Instant::now());
         if let Some(c) = v.conn.take() {
-            c.send(Ctl::Close(code, reason.into()));
+            c.send(last);
         }
         let g = v.guild_id;
         let gv = self.guild(g);

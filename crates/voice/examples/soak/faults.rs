@@ -23,6 +23,7 @@ pub const ALL: &[&str] = &[
     "drop_main",
     "close_main 4000",
     "main_outage 12 s (session lost, voice 4014)",
+    "network_blip (dropped from the channel, no 4014)",
 ];
 
 pub fn inject(sim: &Simulator, index: usize, guild: u64) {
@@ -44,6 +45,7 @@ pub fn inject(sim: &Simulator, index: usize, guild: u64) {
         11 => sim.main_invalidate(false),
         12 => sim.drop_main(),
         13 => sim.close_main(4000),
-        _ => sim.main_outage(Duration::from_secs(12)),
+        14 => sim.main_outage(Duration::from_secs(12)),
+        _ => sim.network_blip(guild),
     }
 }

@@ -220,6 +220,16 @@ fn on_gateway_event(
                 None => match c.phase.clone() {
                     ConnPhase::Leaving { .. } => finish_leave(commands, &mut c, leave_waiters),
                     phase if phase.is_over() => {}
+                    phase if lost_connection(&c, &phase) => {
+                        // Our socket was already gone, without a 4014: Discord timed our voice
+                        // connection out during a network blip. Not a kick: join again.
+                        let why = "Discord dropped the bot from the channel while its \
+                                   connection was down; joining again";
+                        tracing::warn!("guild {}: {why}", c.conn.guild_id);
+                        c.stats.last_error = Some(why.into());
+                        super::connection::forget_voice_state(&mut c);
+                        super::connection::rejoin_now(&mut c, net, now);
+                    }
                     _ => {
                         // Removed from the channel by someone else: never auto-rejoin a kick.
                         fail(&mut c, VoiceError::Kicked);
@@ -291,6 +301,16 @@ fn on_gateway_event(
             maybe_connect(&mut c, net, settings, gateway.user_id, now);
         }
     }
+}
+
+/// Whether the connection was recovering from a socket lost for a reason other than a 4014
+/// (resuming, or rejoining after a failed resume or handshake). A moderator's kick closes the
+/// live socket with 4014 first; a voice state with no channel now is Discord timing us out.
+fn lost_connection(c: &ConnItem, phase: &ConnPhase) -> bool {
+    matches!(
+        phase,
+        ConnPhase::Resuming { .. } | ConnPhase::Reconnecting { .. }
+    ) || (c.link.rejoin_attempts > 0 && !matches!(phase, ConnPhase::AwaitingMainGateway { .. }))
 }
 
 fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {

@@ -70,7 +70,11 @@ pub enum VoiceError {
     NoSupportedMode(Vec<String>),
     #[error("voice connection closed ({code}: {reason})")]
     Closed { code: u16, reason: &'static str },
-    #[error("kicked from the voice channel")]
+    /// Discord closed the live connection (4014) and took the bot out of the channel: someone
+    /// disconnected it. Never rejoined by itself.
+    #[error(
+        "disconnected from the voice channel by someone in the server (or the channel was deleted)"
+    )]
     Kicked,
     /// In a stage, still in the audience when the join timed out: the line says why.
     #[error("{0}")]

@@ -262,11 +262,59 @@ fn kick_stops_for_good() {
             .reason
             .as_deref()
             .unwrap_or("")
-            .contains("kicked")
+            .contains("disconnected from the voice channel by someone")
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(identifies(&sim), 1, "never auto-rejoin after a kick");
     voice.close();
+}
+
+/// A network blip long enough for Discord to drop the bot from the channel: the voice state
+/// with no channel arrives (with the main gateway's resume) while the voice side is already
+/// reconnecting, with no 4014 before it. That is not a kick: the bot joins again, the card says
+/// what happened, and the sound goes on.
+#[test]
+fn a_network_blip_that_drops_the_bot_from_the_channel_is_not_a_kick() {
+    let sim = play_with_fault(|sim| sim.network_blip(guild(0)));
+    assert_heard_whole(&sim);
+    // In the channel, out (the blip), in again, and out at the end (the test's own leave).
+    let channels: Vec<bool> = sim
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::VoiceStateUpdate { channel_id, .. } => Some(channel_id.is_some()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(channels, [true, false, true, false]);
+    assert!(
+        count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1,
+        "the update came with the main gateway's resume"
+    );
+    assert_eq!(identifies(&sim), 2, "joined again on a new voice session");
+}
+
+/// The card after a blip says what happened, and the connection is ready again.
+#[test]
+fn after_a_network_blip_the_card_says_the_bot_was_dropped_and_joined_again() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    sim.network_blip(guild(0));
+    let status = wait_status(&voice, Duration::from_secs(30), |s| {
+        s.connections[0].phase == "ready" && s.connections[0].last_error.is_some()
+    });
+    voice.close();
+    let card = &status.connections[0];
+    assert_eq!(card.phase, "ready", "{status:?}");
+    assert!(
+        card.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("dropped the bot from the channel")),
+        "{card:?}"
+    );
 }
 
 /// Discord reallocating the voice server: `endpoint: null` first, the new server a bit later.
