@@ -228,7 +228,13 @@ fn on_gateway_event(
                         tracing::warn!("guild {}: {why}", c.conn.guild_id);
                         c.stats.last_error = Some(why.into());
                         super::connection::forget_voice_state(&mut c);
-                        super::connection::rejoin_now(&mut c, net, now);
+                        if let ConnPhase::AwaitingServer { .. } = phase {
+                            // Our rejoin's op 4 is already on its way and reaches Discord after
+                            // this removal, so it is a new join: both dispatches will come.
+                            *c.phase = ConnPhase::AwaitingServer { since: now };
+                        } else {
+                            super::connection::rejoin_now(&mut c, net, now);
+                        }
                     }
                     _ => {
                         // Removed from the channel by someone else: never auto-rejoin a kick.
