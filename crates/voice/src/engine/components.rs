@@ -97,6 +97,9 @@ impl ConnPhase {
 pub struct VoiceSessionInfo {
     pub session_id: Option<String>,
     pub server: Option<VoiceServer>,
+    /// Discord announced `endpoint: null` (it is moving the call) and has not named the new
+    /// server yet.
+    pub reallocating: bool,
 }
 
 /// The link to this connection's voice gateway task.

@@ -458,7 +458,11 @@ pub fn run_timers(
                 if now.duration_since(since) > settings.join_timeout =>
             {
                 let err = VoiceError::Timeout(settings.join_timeout);
-                if c.waiters.0.is_empty() && c.link.rejoin_attempts > 0 {
+                // A connection that was up (a rejoin, a new main session, a server being
+                // reallocated) asks again rather than failing: Discord may simply be late. A
+                // first join the user is waiting for fails with the reason instead.
+                let was_up = c.stats.rejoins > 0 || c.info.reallocating;
+                if c.waiters.0.is_empty() && (c.link.rejoin_attempts > 0 || was_up) {
                     schedule_rejoin(&mut c, &settings, now);
                 } else {
                     fail(&mut c, err);

@@ -288,9 +288,14 @@ fn on_gateway_event(
                 c.link.close(4000);
                 c.transport.0 = None;
                 c.info.server = None;
+                c.info.reallocating = true;
+                c.stats.last_error = Some(
+                    "Discord is moving this call to another voice server; waiting for it".into(),
+                );
                 *c.phase = ConnPhase::AwaitingServer { since: now };
                 return;
             }
+            c.info.reallocating = false;
             if had_session {
                 tracing::info!(
                     "guild {}: moving to voice server {:?}",

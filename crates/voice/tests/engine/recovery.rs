@@ -328,6 +328,40 @@ fn null_endpoint_waits_for_the_reallocated_server() {
     assert_no_violations(&sim);
 }
 
+/// `endpoint: null` and no new server for longer than the join timeout: a connection that was up
+/// says it is waiting, asks again rather than failing, and the sound goes on once a server comes.
+#[test]
+fn a_reallocation_slower_than_the_join_timeout_is_waited_out() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    sim.reallocate_voice_server(guild(0), Duration::from_secs(14));
+    let waiting = wait_status(&voice, Duration::from_secs(5), |s| {
+        s.connections[0].last_error.is_some()
+    });
+    assert!(
+        waiting.connections[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("moving this call to another voice server")),
+        "{waiting:?}"
+    );
+    assert!(
+        playing.wait_timeout(Duration::from_secs(60)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_heard_whole(&sim);
+    assert_no_violations(&sim);
+}
+
 /// A VOICE_SERVER_UPDATE names a server that refuses connections: the engine says why on the
 /// connection card, rejoins through the main gateway, gets a working server and the file is still
 /// heard whole.
