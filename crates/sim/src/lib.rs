@@ -15,6 +15,7 @@
 //! | `main.not_authenticated` (4003), `main.identify_twice` / `main.resume_authed` (4005) | order of Identify/Resume |
 //! | `main.auth` (4004), `main.intents` (4013 missing GUILDS/GUILD_VOICE_STATES, 4014 privileged) | Identify/Resume checks |
 //! | `main.identify_properties` | Identify without `properties` |
+//! | `main.session_limit` (4004) | Identify past `SimConfig::session_start_limit` (Discord resets the token); one within 5 s of the last gets op 9 (`SimEvent::IdentifyRateLimited`) |
 //! | `main.resume_seq` (4007), `main.rate_limit` (4008), `main.heartbeat_missed` (4009), `main.unknown_op` (4001) | |
 //! | `main.op4_payload` (4001), `main.op4_unknown_guild`, `main.op4_not_voice` (ignored, nothing sent back) | op 4 |
 //! | `voice.version` (4012), `voice.decode` (4002), `voice.not_authenticated` (4003), `voice.auth` (4004) | voice socket and Identify |

@@ -204,6 +204,9 @@ pub struct State {
     /// A main gateway outage: until then, new main connections are cut before the websocket
     /// handshake, as when Discord's gateway edge is down while voice servers keep running.
     pub main_down_until: Option<std::time::Instant>,
+    /// Identifies accepted so far (the day's session starts) and when the last one was.
+    pub identifies: u32,
+    pub last_identify: Option<std::time::Instant>,
     next_id: u64,
 }
 
@@ -354,6 +357,8 @@ pub struct Shared {
     pub udp_ports: [u16; 2],
     /// The REST API's port (plain HTTP).
     pub rest_port: u16,
+    /// When the simulator started: its "day" for the session start limit begins here.
+    pub started: Instant,
     state: Mutex<State>,
 }
 
@@ -375,6 +380,7 @@ impl Shared {
             voice_ports,
             udp_ports,
             rest_port,
+            started: Instant::now(),
             state: Mutex::new(state),
         }
     }

@@ -97,11 +97,7 @@ impl RestClient {
         guild_id: u64,
         body: Value,
     ) -> Result<(), RestError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| RestError::Unreachable("the REST base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(["guilds", &guild_id.to_string(), "voice-states", "@me"]);
+        let url = self.route(&["guilds", &guild_id.to_string(), "voice-states", "@me"])?;
         let response = self
             .http()?
             .patch(url)
@@ -118,15 +114,38 @@ impl RestClient {
         }
         let text = response.text().await.unwrap_or_default();
         let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Err(RestError::Refused {
-            status: status.as_u16(),
-            code: error.get("code").and_then(Value::as_u64).unwrap_or(0),
-            message: error
-                .get("message")
-                .and_then(Value::as_str)
-                .map(|m| m.chars().take(200).collect())
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+        Err(refused(status, &error))
+    }
+
+    /// `GET /gateway/bot`: the bot's session start limit.
+    pub async fn session_start_limit(&self) -> Result<SessionStartLimit, RestError> {
+        let url = self.route(&["gateway", "bot"])?;
+        let response = self
+            .http()?
+            .get(url)
+            .header("Authorization", format!("Bot {}", self.token.expose()))
+            .send()
+            .await
+            .map_err(|e| RestError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        SessionStartLimit::from_gateway_bot(&body).ok_or_else(|| {
+            RestError::Unreachable("GET /gateway/bot answered without a session start limit".into())
         })
+    }
+
+    /// The base URL with `segments` appended.
+    fn route(&self, segments: &[&str]) -> Result<Url, RestError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| RestError::Unreachable("the REST base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
     }
 
     /// Asks to speak in a stage: first to become a speaker (needs Mute Members), and when that
@@ -148,6 +167,46 @@ impl RestClient {
             }
             Err(e) => SpeakOutcome::Failed(e),
         }
+    }
+}
+
+/// Discord's error answer: its status, JSON code and message (cut short).
+fn refused(status: reqwest::StatusCode, error: &Value) -> RestError {
+    RestError::Refused {
+        status: status.as_u16(),
+        code: error.get("code").and_then(Value::as_u64).unwrap_or(0),
+        message: error
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| m.chars().take(200).collect())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+    }
+}
+
+/// `GET /gateway/bot`'s `session_start_limit`: how many new gateway sessions the bot may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStartLimit {
+    pub total: u32,
+    pub remaining: u32,
+    pub reset_after: Duration,
+    /// Identifies allowed per 5 s.
+    pub max_concurrency: u32,
+}
+
+impl SessionStartLimit {
+    /// From the route's JSON; `None` when a field is missing or out of range.
+    pub fn from_gateway_bot(body: &Value) -> Option<Self> {
+        let l = body.get("session_start_limit")?;
+        let field = |name| l.get(name).and_then(Value::as_u64);
+        Some(Self {
+            total: u32::try_from(field("total")?).ok()?,
+            remaining: u32::try_from(field("remaining")?).ok()?,
+            // At most a day and a bit: a larger value is a broken answer, not a longer wait.
+            reset_after: Duration::from_millis(field("reset_after")?.min(90_000_000)),
+            max_concurrency: u32::try_from(field("max_concurrency")?)
+                .ok()?
+                .clamp(1, 1024),
+        })
     }
 }
 

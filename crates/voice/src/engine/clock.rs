@@ -43,6 +43,7 @@ pub fn spawn_engine(
                 url: gateway_url.clone(),
                 token,
                 tls: tls.clone(),
+                rest: Some(rest.clone()),
             },
             Arc::new(move |event| {
                 let _ = to_engine.send(EngineMsg::Net(NetEvent::Gateway(event)));
