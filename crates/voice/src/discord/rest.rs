@@ -32,6 +32,16 @@ pub fn check_rest_url(raw: &str) -> Result<Url, UrlError> {
     }
 }
 
+/// Whether this REST base speaks for the gateway the engine uses: both Discord's own, or a REST
+/// base set on purpose. With a custom gateway (the simulator, a proxy) and the default REST
+/// base, asking Discord's REST API would send the token somewhere the user did not choose.
+pub fn serves_gateway(rest: &Url, gateway: &Url) -> bool {
+    let discord_rest = Url::parse(DISCORD_API).is_ok_and(|d| d.host() == rest.host());
+    let discord_gateway =
+        Url::parse(super::ws::DISCORD_GATEWAY).is_ok_and(|d| d.host() == gateway.host());
+    discord_gateway || !discord_rest
+}
+
 /// Why a REST call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestError {
@@ -71,6 +81,10 @@ impl RestClient {
             tls,
             http: Arc::default(),
         }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
     }
 
     fn http(&self) -> Result<&reqwest::Client, RestError> {
@@ -223,6 +237,16 @@ pub enum SpeakOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_rest_api_is_asked_only_for_discords_own_gateway() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let discord = url(DISCORD_API);
+        let sim_rest = url("http://127.0.0.1:9000/api/v10");
+        assert!(serves_gateway(&discord, &url("wss://gateway.discord.gg")));
+        assert!(!serves_gateway(&discord, &url("ws://127.0.0.1:9001")));
+        assert!(serves_gateway(&sim_rest, &url("ws://127.0.0.1:9001")));
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

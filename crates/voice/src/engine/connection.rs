@@ -418,9 +418,10 @@ pub fn schedule_rejoin(c: &mut ConnItem, settings: &Settings, now: Instant) {
         return;
     }
     let attempt = c.link.rejoin_attempts;
+    let step = c.link.backoff_step();
     *c.phase = ConnPhase::Reconnecting {
         attempt,
-        at: now + backoff(attempt - 1),
+        at: now + backoff(step),
     };
 }
 
@@ -436,6 +437,9 @@ pub fn run_timers(
     let now = now.0;
     let Some(net) = net else { return };
     for mut c in conns.iter_mut() {
+        if *c.phase == ConnPhase::Ready && c.link.flaps > 0 {
+            c.link.decay_flaps(now);
+        }
         if *c.phase == ConnPhase::Ready
             && !c.waiters.0.is_empty()
             && c.dave.media_ready(&c.members, now)
