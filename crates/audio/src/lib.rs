@@ -14,6 +14,7 @@ pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
 pub mod capture;
+pub mod convert;
 pub mod decode;
 pub mod devices;
 pub mod library;
