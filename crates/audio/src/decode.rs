@@ -107,6 +107,26 @@ impl DecodeError {
 /// `progress` gets values in 0..=1 while decoding when the file states its length (wav, flac,
 /// most ogg), and always 1.0 at the end. Meant to run off the engine thread.
 pub fn decode_file(path: &Path, progress: &mut dyn FnMut(f32)) -> Result<Clip, DecodeError> {
+    let plan = Plan {
+        stream_above_bytes: None,
+        analyse: false,
+    };
+    match load_file(path, plan, progress)?.0 {
+        Decoded::Memory(clip) => Ok(clip),
+        // Only a plan with a streaming threshold makes long clips.
+        Decoded::Long { .. } => Err(DecodeError::TooLong {
+            file: path.display().to_string(),
+            minutes: MAX_CLIP_SECONDS / 60,
+        }),
+    }
+}
+
+/// [`decode_file`] with a plan: the sound library's entry point.
+pub(crate) fn load_file(
+    path: &Path,
+    plan: Plan,
+    progress: &mut dyn FnMut(f32),
+) -> Result<(Decoded, Option<Analysis>), DecodeError> {
     let file = path.display().to_string();
     let io_err = |source| DecodeError::Io {
         file: file.clone(),
@@ -121,7 +141,7 @@ pub fn decode_file(path: &Path, progress: &mut dyn FnMut(f32)) -> Result<Clip, D
     }
     let handle = std::fs::File::open(path).map_err(io_err)?;
     let ext = path.extension().and_then(|e| e.to_str());
-    decode_source(&file, Box::new(handle), ext, progress)
+    decode_planned(&file, Box::new(handle), ext, plan, progress)
 }
 
 /// Decodes a sound held in memory. `name` is used in errors and, through its extension
@@ -156,9 +176,6 @@ pub(crate) enum Decoded {
     Long {
         /// Exact 48 kHz frames the file converts to.
         frames: u64,
-        source_rate: u32,
-        source_channels: usize,
-        skipped_packets: usize,
     },
 }
 
@@ -192,8 +209,8 @@ fn decode_source<'s>(
     }
 }
 
-/// [`decode_source`] with a plan: the library's entry point.
-pub(crate) fn decode_planned<'s>(
+/// [`decode_source`] with a plan.
+fn decode_planned<'s>(
     file: &str,
     source: Box<dyn MediaSource + 's>,
     ext: Option<&str>,
@@ -357,12 +374,7 @@ fn decode_unguarded<'s>(
             source_channels,
             skipped_packets: reader.skipped,
         }),
-        None => Decoded::Long {
-            frames,
-            source_rate: rate,
-            source_channels,
-            skipped_packets: reader.skipped,
-        },
+        None => Decoded::Long { frames },
     };
     Ok((decoded, analysis))
 }

@@ -24,4 +24,5 @@ pub mod monitor;
 pub mod opus;
 pub mod resample;
 pub mod shaping;
+pub mod stream;
 pub mod waveform;
