@@ -7,4 +7,5 @@ mod lifecycle;
 mod mixer;
 mod recovery;
 mod stage;
+mod streaming;
 mod voice_engine;
