@@ -5,7 +5,10 @@
 //! happens on a small pool of decode threads when a sound is requested (a click) or preloaded
 //! (hotkeyed or visible sounds). Decoded clips live in an LRU cache whose size is bounded in
 //! bytes; evicting a clip only drops the library's reference, so a playback holding the
-//! `Arc` keeps playing. A file that cannot be decoded marks that one sound
+//! `Arc` keeps playing. A clip whose decoded form would pass
+//! [`LibraryConfig::stream_above_bytes`] is never held: the decode thread measures it in one
+//! pass (length, loudness, waveform) and [`SoundLibrary::get`] hands out a
+//! [`Source::Stream`] that plays from disk (`crate::stream`). A file that cannot be decoded marks that one sound
 //! [`SoundState::Failed`] with the decoder's message; nothing else is affected.
 //!
 //! Every method takes one mutex for a short, allocation-light critical section; decoding,

@@ -187,9 +187,8 @@ fn a_file_damaged_after_loading_ends_its_stream_with_a_reason() {
 #[test]
 fn the_library_still_refuses_a_decompression_bomb() {
     let lib = SoundLibrary::new(LibraryConfig::default());
-    let id = lib.add(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bomb_8ch_384k_45s.flac"),
-    );
+    let id = lib
+        .add(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bomb_8ch_384k_45s.flac"));
     let err = lib.wait_ready(id, WAIT).expect_err("refused");
     assert!(err.contains("too large to load"), "{err}");
 }
