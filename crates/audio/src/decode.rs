@@ -295,8 +295,9 @@ fn decode_unguarded<'s>(
     }
     let mut sink = Sink {
         samples: (!long_from_header).then(|| {
-            // Reserve what the header promises, so the buffer never doubles past it.
-            let reserve = expected_out.unwrap_or(0).min(MAX_DECODED_BYTES) / 4;
+            // Reserve what the header promises (and a frame for rounding), so the buffer never
+            // doubles past it: with the `Arc` it becomes, at most ~2x the output.
+            let reserve = expected_out.map_or(0, |b| b.min(MAX_DECODED_BYTES) / 4 + 64);
             Vec::with_capacity(reserve as usize)
         }),
         meter: plan.analyse.then(crate::loudness::Meter::default),
