@@ -69,10 +69,14 @@ fn main() {
         .take(3)
         .map(|(_, clip)| Cursor::open(Source::Stream(clip.clone()), 0.3, false, &Shape::default()))
         .collect();
-    for &id in ids.iter().take(8) {
-        if let Some(source) = lib.get(id) {
-            cursors.push(Cursor::open(source, 0.3, true, &Shape::default()));
-        }
+    // Eight short ones still in the cache (the most recently loaded), looped.
+    let short = ids
+        .iter()
+        .rev()
+        .filter_map(|&id| lib.get(id).filter(|s| s.samples().is_some()))
+        .take(8);
+    for source in short.collect::<Vec<_>>() {
+        cursors.push(Cursor::open(source, 0.3, true, &Shape::default()));
     }
     let mut out = vec![0.0f32; FRAME_LEN];
     let ticks = 60 * SAMPLE_RATE as usize / (FRAME_LEN / 2);

@@ -19,6 +19,7 @@ pub mod decode;
 pub mod devices;
 pub mod library;
 pub mod loudness;
+pub mod memory;
 pub mod mixer;
 pub mod monitor;
 pub mod opus;

@@ -298,6 +298,8 @@ fn bytes_of(source: &Source) -> usize {
 impl SoundLibrary {
     /// Makes an empty library and starts its decode threads (they sleep until there is work).
     pub fn new(config: LibraryConfig) -> Self {
+        // Evicted clips must leave the process, or the cache's cap bounds nothing.
+        super::memory::return_freed_clips_to_the_system();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 sounds: HashMap::new(),
