@@ -92,12 +92,27 @@ impl Converter {
         samples: &[f32],
         emit: &mut dyn FnMut(&[f32]),
     ) -> Result<(), ResampleError> {
-        let frames = samples.chunks_exact(self.channels);
-        self.frames_in += frames.len() as u64;
-        for frame in frames {
-            match self.channels {
-                1 | 2 => self.pending.extend_from_slice(frame),
-                _ => {
+        let channels = self.channels;
+        let mut rest = &samples[..samples.len() / channels * channels];
+        self.frames_in += (rest.len() / channels) as u64;
+        // A resampler chunk at a time (or a few, passing 48 kHz through), in slices: this
+        // runs for every sample of every file, in debug builds too.
+        let full = match self.resampler {
+            Some(_) => CHUNK,
+            None => 4 * CHUNK,
+        };
+        while !rest.is_empty() {
+            let room = full.saturating_sub(self.pending.len() / self.width);
+            if room == 0 {
+                self.run(None, emit)?;
+                continue;
+            }
+            let take = room.min(rest.len() / channels);
+            let (now, later) = rest.split_at(take * channels);
+            if channels <= CHANNELS {
+                self.pending.extend_from_slice(now);
+            } else {
+                for frame in now.chunks_exact(channels) {
                     let (mut l, mut r) = (0.0f32, 0.0f32);
                     for (&s, &(gl, gr)) in frame.iter().zip(&self.gains) {
                         l += s * gl;
@@ -107,11 +122,8 @@ impl Converter {
                     self.pending.push(r / self.sums.1);
                 }
             }
-            let full = match self.resampler {
-                Some(_) => CHUNK * self.width,
-                None => 4 * CHUNK * self.width,
-            };
-            if self.pending.len() >= full {
+            rest = later;
+            if self.pending.len() / self.width >= full {
                 self.run(None, emit)?;
             }
         }

@@ -301,7 +301,10 @@ fn decode_unguarded<'s>(
             Vec::with_capacity(reserve as usize)
         }),
         meter: plan.analyse.then(crate::loudness::Meter::default),
-        waveform: plan.analyse.then(crate::waveform::WaveformBuilder::default),
+        // In-memory clips get their exact waveform from the samples at the end; build one on
+        // the way only where the clip may turn out long.
+        waveform: (plan.analyse && (long_from_header || expected_out.is_none()))
+            .then(crate::waveform::WaveformBuilder::default),
         stream_above: plan.stream_above_bytes,
     };
     let mut converter: Option<Converter> = None;
