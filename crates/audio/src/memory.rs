@@ -4,7 +4,7 @@
 //! a threshold, and raises that threshold to the size of each large block freed, up to 32 MiB.
 //! After the first evicted clip, clip buffers therefore come from the heap arenas (one per
 //! decode thread), and what eviction frees stays in the process, fragmented. Measured with the
-//! `board_rss` example (500 sounds, 256 MB cache): 612 MB peak RSS with the default, 324 MB
+//! `board_rss` example (500 sounds, 256 MB cache): 612 MB peak RSS with the default, 326 MB
 //! with a fixed threshold.
 
 use std::sync::Once;
