@@ -9,16 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use symphonia::core::codecs::audio::AudioDecoderOptions;
-use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
-use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
-use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::core::meta::MetadataOptions;
+use symphonia::core::io::MediaSource;
 
-use super::opus::OpusDecoder;
-use super::resample::{self, ResampleError};
+mod reader;
+
+pub(crate) use self::reader::{Chunk, PcmReader};
+use super::convert::Converter;
+use super::resample::ResampleError;
 use super::{CHANNELS, SAMPLE_RATE};
 
 /// Longest clip accepted. A soundboard plays effects and songs, not audiobooks; the limit keeps
@@ -30,6 +27,10 @@ pub const MAX_CLIP_SECONDS: u64 = 20 * 60;
 /// 384 kHz silence is 12 MB per second decoded. 20 minutes of 48 kHz stereo is 460 MB, so no
 /// clip the duration limit allows is refused for size unless it is wider or faster than that.
 pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Longest clip the library streams from disk (music beds, hour-long ambience). Streaming
+/// holds only a ring of audio whatever the length; the limit bounds the one measuring pass.
+pub const MAX_STREAM_SECONDS: u64 = 4 * 60 * 60;
 
 /// A decoded sound, in Voxboard's format: 48 kHz stereo interleaved f32.
 #[derive(Clone, Debug)]
@@ -76,8 +77,8 @@ pub enum DecodeError {
     Corrupt { file: String, detail: String },
     #[error("{file} contains no audio samples")]
     NoSamples { file: String },
-    #[error("{file} is too long: more than {} minutes", MAX_CLIP_SECONDS / 60)]
-    TooLong { file: String },
+    #[error("{file} is too long: more than {minutes} minutes")]
+    TooLong { file: String, minutes: u64 },
     #[error(
         "{file} is too large to load: {megabytes} MB decoded (at most {} MB)",
         MAX_DECODED_BYTES / (1024 * 1024)
@@ -95,7 +96,7 @@ impl DecodeError {
             | Self::NoAudioTrack { file }
             | Self::Corrupt { file, .. }
             | Self::NoSamples { file }
-            | Self::TooLong { file }
+            | Self::TooLong { file, .. }
             | Self::TooLarge { file, .. } => file,
         }
     }
@@ -106,6 +107,26 @@ impl DecodeError {
 /// `progress` gets values in 0..=1 while decoding when the file states its length (wav, flac,
 /// most ogg), and always 1.0 at the end. Meant to run off the engine thread.
 pub fn decode_file(path: &Path, progress: &mut dyn FnMut(f32)) -> Result<Clip, DecodeError> {
+    let plan = Plan {
+        stream_above_bytes: None,
+        analyse: false,
+    };
+    match load_file(path, plan, progress)?.0 {
+        Decoded::Memory(clip) => Ok(clip),
+        // Only a plan with a streaming threshold makes long clips.
+        Decoded::Long { .. } => Err(DecodeError::TooLong {
+            file: path.display().to_string(),
+            minutes: MAX_CLIP_SECONDS / 60,
+        }),
+    }
+}
+
+/// [`decode_file`] with a plan: the sound library's entry point.
+pub(crate) fn load_file(
+    path: &Path,
+    plan: Plan,
+    progress: &mut dyn FnMut(f32),
+) -> Result<(Decoded, Option<Analysis>), DecodeError> {
     let file = path.display().to_string();
     let io_err = |source| DecodeError::Io {
         file: file.clone(),
@@ -120,7 +141,7 @@ pub fn decode_file(path: &Path, progress: &mut dyn FnMut(f32)) -> Result<Clip, D
     }
     let handle = std::fs::File::open(path).map_err(io_err)?;
     let ext = path.extension().and_then(|e| e.to_str());
-    decode_source(&file, Box::new(handle), ext, progress)
+    decode_planned(&file, Box::new(handle), ext, plan, progress)
 }
 
 /// Decodes a sound held in memory. `name` is used in errors and, through its extension
@@ -139,14 +160,30 @@ pub fn decode_bytes(
     decode_source(name, Box::new(io::Cursor::new(data)), ext, progress)
 }
 
-/// Raw decoder output before conversion: interleaved at the source rate and width.
-struct Pcm {
-    samples: Vec<f32>,
-    rate: u32,
-    channels: usize,
-    /// Channels the file declares; differs from `channels` for mono Opus, decoded as stereo.
-    file_channels: usize,
-    skipped: usize,
+/// How a decode keeps what it decodes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Plan {
+    /// Output size (bytes of 48 kHz stereo f32) above which the clip is not kept in memory
+    /// but measured for streaming; `None` keeps everything (with the in-memory limits).
+    pub stream_above_bytes: Option<u64>,
+    /// Measure loudness and the waveform on the way (in the same pass).
+    pub analyse: bool,
+}
+
+/// What a decode made: the clip, or for a long one only its length (it streams from disk).
+pub(crate) enum Decoded {
+    Memory(Clip),
+    Long {
+        /// Exact 48 kHz frames the file converts to.
+        frames: u64,
+    },
+}
+
+/// Loudness and waveform measured during a decode.
+pub(crate) struct Analysis {
+    pub loudness: crate::loudness::Measurement,
+    /// Only for long clips: in-memory ones compute theirs exactly from the samples.
+    pub waveform: Option<crate::waveform::Waveform>,
 }
 
 /// Decodes with the third-party demuxers and codecs walled off: a hostile file that makes one
@@ -158,8 +195,30 @@ fn decode_source<'s>(
     ext: Option<&str>,
     progress: &mut dyn FnMut(f32),
 ) -> Result<Clip, DecodeError> {
+    let plan = Plan {
+        stream_above_bytes: None,
+        analyse: false,
+    };
+    match decode_planned(file, source, ext, plan, progress)?.0 {
+        Decoded::Memory(clip) => Ok(clip),
+        // Only a plan with a streaming threshold makes long clips.
+        Decoded::Long { .. } => Err(DecodeError::TooLong {
+            file: file.to_owned(),
+            minutes: MAX_CLIP_SECONDS / 60,
+        }),
+    }
+}
+
+/// [`decode_source`] with a plan.
+fn decode_planned<'s>(
+    file: &str,
+    source: Box<dyn MediaSource + 's>,
+    ext: Option<&str>,
+    plan: Plan,
+    progress: &mut dyn FnMut(f32),
+) -> Result<(Decoded, Option<Analysis>), DecodeError> {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_unguarded(file, source, ext, progress)
+        decode_unguarded(file, source, ext, plan, progress)
     }));
     decoded.unwrap_or_else(|panic| {
         let why = panic
@@ -174,317 +233,154 @@ fn decode_source<'s>(
     })
 }
 
+/// Where converted audio goes: the clip's buffer while it may live in memory, and the meters.
+struct Sink {
+    /// `None` once the clip is known to be long (streamed).
+    samples: Option<Vec<f32>>,
+    meter: Option<crate::loudness::Meter>,
+    waveform: Option<crate::waveform::WaveformBuilder>,
+    stream_above: Option<u64>,
+}
+
+impl Sink {
+    fn take(&mut self, chunk: &[f32]) {
+        if let Some(meter) = self.meter.as_mut() {
+            meter.push(chunk);
+        }
+        if let Some(w) = self.waveform.as_mut() {
+            w.push(chunk);
+        }
+        if let Some(samples) = self.samples.as_mut() {
+            let bytes = (samples.len() + chunk.len()) as u64 * 4;
+            if self.stream_above.is_some_and(|limit| bytes > limit) {
+                // Long after all (the header did not say): stream it rather than hold it.
+                self.samples = None;
+            } else {
+                samples.extend_from_slice(chunk);
+            }
+        }
+    }
+}
+
 fn decode_unguarded<'s>(
     file: &str,
     source: Box<dyn MediaSource + 's>,
     ext: Option<&str>,
+    plan: Plan,
     progress: &mut dyn FnMut(f32),
-) -> Result<Clip, DecodeError> {
-    let mss = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
-    let mut hint = Hint::new();
-    if let Some(ext) = ext {
-        hint.with_extension(ext);
-    }
-    // Safety net: a parser bug on a hostile file must cost one sound, not the app. Nothing
-    // from inside survives a panic (the reader and buffers are dropped), so unwinding is safe.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let format = symphonia::default::get_probe()
-            .probe(
-                &hint,
-                mss,
-                FormatOptions::default(),
-                MetadataOptions::default(),
-            )
-            .map_err(|e| probe_error(file, e))?;
-        // Decoding gets 0..0.9 of the progress bar, resampling the rest.
-        decode_track(file, format, &mut |p| progress(p * 0.9))
-    }));
-    let pcm = decoded.unwrap_or_else(|_| {
-        Err(DecodeError::Corrupt {
-            file: file.to_owned(),
-            detail: "the decoder crashed on this data".to_owned(),
-        })
-    })?;
-    let samples =
-        resample::to_output_format(&pcm.samples, pcm.rate, pcm.channels).map_err(|e| match e {
-            ResampleError::Rate(_) | ResampleError::Channels(_) => DecodeError::Unsupported {
-                file: file.to_owned(),
-                detail: e.to_string(),
-            },
-            ResampleError::Resampler(_) => DecodeError::Corrupt {
-                file: file.to_owned(),
-                detail: e.to_string(),
-            },
-        })?;
-    progress(1.0);
-    Ok(Clip {
-        samples: samples.into(),
-        source_rate: pcm.rate,
-        source_channels: pcm.file_channels,
-        skipped_packets: pcm.skipped,
-    })
-}
-
-/// Turns a probe failure into words: symphonia says "unsupported" when no reader recognised
-/// the data. Running out of data means a reader did recognise its header and then found the
-/// file cut short or its audio frames unreadable.
-fn probe_error(file: &str, e: SymphoniaError) -> DecodeError {
-    let file = file.to_owned();
-    match e {
-        // symphonia's own text here ("core (probe): ...") means nothing to a user.
-        SymphoniaError::Unsupported(_) => DecodeError::Unsupported {
-            file,
-            detail: "its contents match no known audio container".to_owned(),
-        },
-        SymphoniaError::IoError(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
-            DecodeError::Corrupt {
-                file,
-                detail: "the file ends before any readable audio (truncated or damaged)".to_owned(),
-            }
-        }
-        SymphoniaError::IoError(source) => DecodeError::Io { file, source },
-        other => DecodeError::Corrupt {
-            file,
-            detail: other.to_string(),
-        },
-    }
-}
-
-/// One of the two ways packets become samples.
-enum Codec {
-    Symphonia(Box<dyn symphonia::core::codecs::audio::AudioDecoder>),
-    Opus(Box<OpusDecoder>),
-}
-
-fn decode_track(
-    file: &str,
-    mut format: Box<dyn FormatReader + '_>,
-    progress: &mut dyn FnMut(f32),
-) -> Result<Pcm, DecodeError> {
-    let no_track = || DecodeError::NoAudioTrack {
-        file: file.to_owned(),
-    };
-    let corrupt = |detail: String| DecodeError::Corrupt {
-        file: file.to_owned(),
-        detail,
-    };
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(no_track)?;
-    let track_id = track.id;
-    let mut opus_pre_skip = track.delay.unwrap_or(0) as usize;
-    let expected_frames = track.num_frames.filter(|&n| n > 0);
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or_else(no_track)?
-        .clone();
-    let declared_channels = params
-        .channels
-        .as_ref()
-        .map(|c| c.count())
-        .filter(|&c| c > 0);
+) -> Result<(Decoded, Option<Analysis>), DecodeError> {
+    let mut reader = PcmReader::open(file, source, ext)?;
     let too_large = |bytes: u64| DecodeError::TooLarge {
         file: file.to_owned(),
         megabytes: bytes / (1024 * 1024),
     };
-    // Where the container says how long it is, refuse a bomb before decoding any of it.
-    if let (Some(frames), Some(channels)) = (expected_frames, declared_channels) {
+    let expected = reader.expected_frames;
+    // Output bytes the header promises (48 kHz stereo f32), where it says enough.
+    let expected_out = expected
+        .zip(reader.declared_rate)
+        .map(|(f, r)| f.saturating_mul(u64::from(SAMPLE_RATE)) / u64::from(r) * 8);
+    let long_from_header = plan
+        .stream_above_bytes
+        .zip(expected_out)
+        .is_some_and(|(limit, out)| out > limit);
+    // Held in memory, a decode must not be a bomb: refuse one from its header, before decoding
+    // any of it. (Streamed audio is bounded by its ring, not by the file's width or rate.)
+    if !long_from_header
+        && let (Some(frames), Some(channels)) = (expected, reader.declared_channels)
+    {
         let bytes = frames.saturating_mul(channels as u64).saturating_mul(4);
         if bytes > MAX_DECODED_BYTES {
             return Err(too_large(bytes));
         }
     }
-
-    let unsupported = |detail: String| DecodeError::Unsupported {
-        file: file.to_owned(),
-        detail,
+    let mut sink = Sink {
+        samples: (!long_from_header).then(|| {
+            // Reserve what the header promises (and a frame for rounding), so the buffer never
+            // doubles past it: with the `Arc` it becomes, at most ~2x the output.
+            let reserve = expected_out.map_or(0, |b| b.min(MAX_DECODED_BYTES) / 4 + 64);
+            Vec::with_capacity(reserve as usize)
+        }),
+        meter: plan.analyse.then(crate::loudness::Meter::default),
+        // In-memory clips get their exact waveform from the samples at the end; build one on
+        // the way only where the clip may turn out long.
+        waveform: (plan.analyse && (long_from_header || expected_out.is_none()))
+            .then(crate::waveform::WaveformBuilder::default),
+        stream_above: plan.stream_above_bytes,
     };
-    let mut codec = if params.codec == CODEC_ID_OPUS {
-        // Surround Opus is a multistream, which a plain decoder cannot read.
-        if declared_channels.is_some_and(|c| c > CHANNELS) {
-            return Err(unsupported(
-                "Opus with more than two channels is not supported".to_owned(),
-            ));
-        }
-        Codec::Opus(Box::new(
-            OpusDecoder::new().map_err(|e| corrupt(e.to_string()))?,
-        ))
-    } else {
-        let dec = symphonia::default::get_codecs()
-            .make_audio_decoder(&params, &AudioDecoderOptions::default())
-            .map_err(|e| match e {
-                SymphoniaError::Unsupported(_) => unsupported(format!(
-                    "its audio codec ({}) cannot be decoded",
-                    params.codec
-                )),
-                other => corrupt(other.to_string()),
-            })?;
-        Codec::Symphonia(dec)
-    };
-
-    let mut samples: Vec<f32> = Vec::new();
-    let mut scratch: Vec<f32> = Vec::new();
-    let mut spec: Option<(u32, usize)> = None;
-    let mut skipped = 0usize;
-    let mut last_problem: Option<String> = None;
+    let mut converter: Option<Converter> = None;
     let mut frames_done = 0u64;
     let mut last_reported = 0.0f32;
-    // Consecutive container errors; bounded so a reader stuck on one spot cannot loop forever.
-    let mut demux_errors = 0u32;
-    const MAX_DEMUX_ERRORS: u32 = 64;
-
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(packet)) => packet,
-            Ok(None) => break,
-            // A truncated file ends early: keep what was decoded.
-            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            // A new chained stream starts; a soundboard clip is the first one.
-            Err(SymphoniaError::ResetRequired) => break,
-            // A damaged page or frame (e.g. an Ogg CRC mismatch): readers move past it, so
-            // try the next one, but give up if they keep failing without progress.
-            Err(SymphoniaError::DecodeError(msg)) if demux_errors < MAX_DEMUX_ERRORS => {
-                demux_errors += 1;
-                skipped += 1;
-                last_problem = Some(msg.to_owned());
-                continue;
-            }
-            Err(e) if samples.is_empty() => return Err(corrupt(e.to_string())),
-            Err(e) => {
-                tracing::warn!(file, error = %e, "stopped reading at a damaged part; keeping the audio before it");
-                break;
-            }
-        };
-        demux_errors = 0;
-        if packet.track_id != track_id {
-            continue;
-        }
-        scratch.clear();
-        let got = match &mut codec {
-            Codec::Symphonia(dec) => match dec.decode(&packet) {
-                Ok(buf) => {
-                    let got = (buf.spec().rate(), buf.spec().channels().count());
-                    buf.copy_to_vec_interleaved::<f32>(&mut scratch);
-                    Ok(got)
-                }
-                Err(e) => Err(e),
-            },
-            Codec::Opus(dec) => match dec.decode(&packet.data, &mut scratch) {
-                Ok(n) => {
-                    // The demuxer trims the final padding but leaves the encoder's pre-skip
-                    // (the track's delay) in the first packets: drop both so the clip has its
-                    // true length.
-                    let pre = opus_pre_skip.min(n);
-                    opus_pre_skip -= pre;
-                    let start = (packet.trim_start.get() as usize).max(pre).min(n);
-                    let end = n.saturating_sub(packet.trim_end.get() as usize).max(start);
-                    scratch.truncate(end * CHANNELS);
-                    scratch.drain(..start * CHANNELS);
-                    Ok((SAMPLE_RATE, CHANNELS))
-                }
-                Err(e) => Err(SymphoniaError::DecodeError(opus_error_text(&e))),
-            },
-        };
-        match got {
-            Ok((rate, channels)) if rate > 0 && channels > 0 => {
-                if spec.is_none() {
-                    // Refuse absurd formats before buffering any of their audio.
-                    if !(resample::MIN_RATE..=resample::MAX_RATE).contains(&rate) {
-                        return Err(unsupported(ResampleError::Rate(rate).to_string()));
-                    }
-                    if channels > resample::MAX_CHANNELS {
-                        return Err(unsupported(ResampleError::Channels(channels).to_string()));
-                    }
-                }
-                if *spec.get_or_insert((rate, channels)) != (rate, channels) {
-                    // Mid-stream format changes are rare and never what a soundboard wants.
-                    skipped += 1;
-                    last_problem = Some("the sample format changes mid-stream".to_owned());
-                    continue;
-                }
-                let bytes = (samples.len() + scratch.len()) as u64 * 4;
-                if bytes > MAX_DECODED_BYTES {
-                    return Err(too_large(bytes));
-                }
-                samples.extend_from_slice(&scratch);
-                frames_done += (scratch.len() / channels) as u64;
-                if frames_done > MAX_CLIP_SECONDS * u64::from(rate) {
-                    return Err(DecodeError::TooLong {
-                        file: file.to_owned(),
-                    });
-                }
-                if let Some(total) = expected_frames {
-                    let p = (frames_done as f64 / total as f64).min(1.0) as f32;
-                    if p - last_reported >= 0.01 {
-                        last_reported = p;
-                        progress(p);
-                    }
-                }
-            }
-            Ok(_) => skipped += 1,
-            // Damaged packets are skipped: a glitch is better than no sound.
-            Err(SymphoniaError::DecodeError(msg)) => {
-                skipped += 1;
-                last_problem = Some(msg.to_owned());
-            }
-            Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-            Err(SymphoniaError::ResetRequired) => {
-                if let Codec::Symphonia(dec) = &mut codec {
-                    dec.reset();
-                }
-            }
-            Err(e) => {
-                skipped += 1;
-                last_problem = Some(e.to_string());
-            }
-        }
-    }
-
-    let Some((rate, channels)) = spec.filter(|_| !samples.is_empty()) else {
-        return Err(match last_problem {
-            Some(problem) => corrupt(format!(
-                "{skipped} damaged packet(s) and no playable audio (decoder: {problem})"
-            )),
-            None => DecodeError::NoSamples {
-                file: file.to_owned(),
-            },
-        });
+    let convert_error = |e: ResampleError| match e {
+        ResampleError::Rate(_) | ResampleError::Channels(_) => DecodeError::Unsupported {
+            file: file.to_owned(),
+            detail: e.to_string(),
+        },
+        ResampleError::Resampler(_) => DecodeError::Corrupt {
+            file: file.to_owned(),
+            detail: e.to_string(),
+        },
     };
-    if skipped > 0 {
-        tracing::warn!(
-            file,
-            skipped,
-            problem = last_problem.as_deref().unwrap_or(""),
-            "skipped damaged packets"
-        );
-    }
-    let file_channels = match codec {
-        Codec::Opus(_) => declared_channels.unwrap_or(channels),
-        Codec::Symphonia(_) => channels,
-    };
-    Ok(Pcm {
-        samples,
+    while let Some(Chunk {
         rate,
         channels,
-        file_channels,
-        skipped,
-    })
-}
-
-/// symphonia's DecodeError carries a `&'static str`; map the few Opus failures to fixed text.
-fn opus_error_text(e: &super::opus::OpusError) -> &'static str {
-    use audiopus::ErrorCode;
-    match e {
-        super::opus::OpusError::Codec(audiopus::Error::Opus(ErrorCode::InvalidPacket)) => {
-            "invalid Opus packet"
+        samples: chunk,
+    }) = reader.next_chunk()?
+    {
+        let conv = match converter.as_mut() {
+            Some(c) => c,
+            None => converter.insert(Converter::new(rate, channels).map_err(convert_error)?),
+        };
+        frames_done += (chunk.len() / channels) as u64;
+        if sink.samples.is_some() {
+            let bytes = frames_done * channels as u64 * 4;
+            if bytes > MAX_DECODED_BYTES {
+                return Err(too_large(bytes));
+            }
         }
-        super::opus::OpusError::Codec(audiopus::Error::Opus(ErrorCode::BufferTooSmall)) => {
-            "Opus packet longer than 120 ms"
+        let limit = if sink.samples.is_some() {
+            MAX_CLIP_SECONDS
+        } else {
+            MAX_STREAM_SECONDS
+        };
+        if frames_done > limit * u64::from(rate) {
+            return Err(DecodeError::TooLong {
+                file: file.to_owned(),
+                minutes: limit / 60,
+            });
         }
-        _ => "Opus decoding failed",
+        conv.push(chunk, &mut |c| sink.take(c))
+            .map_err(convert_error)?;
+        if let Some(total) = expected {
+            let p = (frames_done as f64 / total as f64).min(1.0) as f32;
+            if p - last_reported >= 0.01 {
+                last_reported = p;
+                progress(p);
+            }
+        }
     }
+    let (Some(conv), Some((rate, _))) = (converter, reader.spec()) else {
+        return Err(DecodeError::NoSamples {
+            file: file.to_owned(),
+        });
+    };
+    let frames = conv.finish(&mut |c| sink.take(c)).map_err(convert_error)?;
+    progress(1.0);
+    let source_channels = reader.file_channels().unwrap_or(CHANNELS);
+    let long = sink.samples.is_none();
+    let analysis = sink.meter.map(|m| Analysis {
+        loudness: m.finish(),
+        waveform: sink.waveform.filter(|_| long).map(|w| w.finish()),
+    });
+    let decoded = match sink.samples {
+        Some(samples) => Decoded::Memory(Clip {
+            samples: samples.into(),
+            source_rate: rate,
+            source_channels,
+            skipped_packets: reader.skipped,
+        }),
+        None => Decoded::Long { frames },
+    };
+    Ok((decoded, analysis))
 }
 
 #[cfg(test)]

@@ -14,13 +14,16 @@ pub const FRAME_LEN: usize = FRAME_SAMPLES * CHANNELS;
 
 pub mod analysis;
 pub mod capture;
+pub mod convert;
 pub mod decode;
 pub mod devices;
 pub mod library;
 pub mod loudness;
+pub mod memory;
 pub mod mixer;
 pub mod monitor;
 pub mod opus;
 pub mod resample;
 pub mod shaping;
+pub mod stream;
 pub mod waveform;

@@ -5,7 +5,10 @@
 //! happens on a small pool of decode threads when a sound is requested (a click) or preloaded
 //! (hotkeyed or visible sounds). Decoded clips live in an LRU cache whose size is bounded in
 //! bytes; evicting a clip only drops the library's reference, so a playback holding the
-//! `Arc` keeps playing. A file that cannot be decoded marks that one sound
+//! `Arc` keeps playing. A clip whose decoded form would pass
+//! [`LibraryConfig::stream_above_bytes`] is never held: the decode thread measures it in one
+//! pass (length, loudness, waveform) and [`SoundLibrary::get`] hands out a
+//! [`Source::Stream`] that plays from disk (`crate::stream`). A file that cannot be decoded marks that one sound
 //! [`SoundState::Failed`] with the decoder's message; nothing else is affected.
 //!
 //! Every method takes one mutex for a short, allocation-light critical section; decoding,
@@ -22,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::CHANNELS;
 use super::loudness;
+use super::stream::Source;
 use super::waveform::Waveform;
 
 /// Identifies one sound in a [`SoundLibrary`]. Ids are never reused.
@@ -67,7 +71,16 @@ pub struct LibraryConfig {
     pub memory_cap_bytes: usize,
     /// Decode threads (at least 1).
     pub decode_threads: usize,
+    /// A clip whose decoded form (48 kHz stereo f32) would pass this many bytes is not kept
+    /// in memory: it is measured in one pass at load and streams from disk when played.
+    pub stream_above_bytes: usize,
 }
+
+/// Default [`LibraryConfig::stream_above_bytes`]: 32 MiB, about 87 s decoded. Effects,
+/// jingles and most songs stay in memory (instant, any number of overlaps); music beds and
+/// long ambience stream. Eight clips at the limit fit the default 256 MB cache, so no one
+/// long clip can push the rest of the board out of it.
+pub const STREAM_ABOVE_BYTES: usize = 32 * 1024 * 1024;
 
 impl Default for LibraryConfig {
     fn default() -> Self {
@@ -75,6 +88,7 @@ impl Default for LibraryConfig {
         Self {
             memory_cap_bytes: 256 * 1024 * 1024,
             decode_threads: cores.clamp(1, 2),
+            stream_above_bytes: STREAM_ABOVE_BYTES,
         }
     }
 }
@@ -131,8 +145,9 @@ enum Slot {
     Queued,
     Decoding(f32),
     /// `transient`: larger than the cap, held only until the first `get`/`wait_ready`.
+    /// A streamed clip holds only its path and length: never cached, never transient.
     Ready {
-        samples: Arc<[f32]>,
+        source: Source,
         transient: bool,
     },
     Failed(String),
@@ -168,6 +183,7 @@ struct Shared {
     /// `wait_ready` callers wait here for decodes to finish.
     done: Condvar,
     cap: usize,
+    stream_above: usize,
 }
 
 struct Owner(Arc<Shared>);
@@ -211,9 +227,9 @@ impl State {
         let Some(entry) = self.sounds.get_mut(&id) else {
             return;
         };
-        if let Slot::Ready { samples, transient } = &entry.slot {
+        if let Slot::Ready { source, transient } = &entry.slot {
             if !transient {
-                self.cached_bytes -= bytes_of(samples);
+                self.cached_bytes -= bytes_of(source);
                 self.lru.remove(&entry.stamp);
             }
             entry.slot = Slot::Idle;
@@ -252,29 +268,38 @@ impl State {
     }
 
     /// Samples of `id` if in memory; touches the LRU, or hands off a transient clip.
-    fn take_ready(&mut self, id: SoundId) -> Option<(Arc<[f32]>, bool)> {
+    fn take_ready(&mut self, id: SoundId) -> Option<(Source, bool)> {
         let entry = self.sounds.get_mut(&id)?;
-        let Slot::Ready { samples, transient } = &entry.slot else {
+        let Slot::Ready { source, transient } = &entry.slot else {
             return None;
         };
-        let samples = Arc::clone(samples);
+        let samples = source.clone();
         if *transient {
             entry.slot = Slot::Idle;
             Some((samples, true))
         } else {
-            self.touch(id);
+            // A streamed clip is not in the cache: nothing to evict, so nothing to touch.
+            if matches!(samples, Source::Memory(_)) {
+                self.touch(id);
+            }
             Some((samples, false))
         }
     }
 }
 
-fn bytes_of(samples: &[f32]) -> usize {
-    std::mem::size_of_val(samples)
+/// Bytes a ready sound holds in memory (a streamed one: none worth counting).
+fn bytes_of(source: &Source) -> usize {
+    match source {
+        Source::Memory(samples) => std::mem::size_of_val(&samples[..]),
+        Source::Stream(_) => 0,
+    }
 }
 
 impl SoundLibrary {
     /// Makes an empty library and starts its decode threads (they sleep until there is work).
     pub fn new(config: LibraryConfig) -> Self {
+        // Evicted clips must leave the process, or the cache's cap bounds nothing.
+        super::memory::return_freed_clips_to_the_system();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 sounds: HashMap::new(),
@@ -290,6 +315,7 @@ impl SoundLibrary {
             work: Condvar::new(),
             done: Condvar::new(),
             cap: config.memory_cap_bytes,
+            stream_above: config.stream_above_bytes,
         });
         for n in 0..config.decode_threads.max(1) {
             worker::spawn(Arc::clone(&shared), n);
@@ -399,10 +425,11 @@ impl SoundLibrary {
         }
     }
 
-    /// The decoded samples (48 kHz stereo interleaved) if in memory, marking the sound as
-    /// recently used; `None` otherwise. Never decodes and never waits on a decode. A clip
-    /// larger than the cache is handed to the first caller and then forgotten.
-    pub fn get(&self, id: SoundId) -> Option<Arc<[f32]>> {
+    /// The sound ready to play: its decoded samples (48 kHz stereo interleaved) if in memory,
+    /// marking it as recently used, or for a long clip what the mixer needs to stream it;
+    /// `None` if not loaded. Never decodes and never waits on a decode. A clip larger than
+    /// the cache is handed to the first caller and then forgotten.
+    pub fn get(&self, id: SoundId) -> Option<Source> {
         let (samples, handed_off, hook) = {
             let mut st = self.shared.lock();
             let (samples, handed_off) = st.take_ready(id)?;
@@ -417,7 +444,7 @@ impl SoundLibrary {
     /// Blocks until the sound is decoded (requesting it if needed) or `timeout` passes. For
     /// the CLI and tests; the UI and engine use `request` + `get`. The error is the decode
     /// failure (naming the file), or says the sound is unknown, removed or timed out.
-    pub fn wait_ready(&self, id: SoundId, timeout: Duration) -> Result<Arc<[f32]>, String> {
+    pub fn wait_ready(&self, id: SoundId, timeout: Duration) -> Result<Source, String> {
         let deadline = Instant::now() + timeout;
         self.request(id);
         let mut st = self.shared.lock();
@@ -535,9 +562,9 @@ impl SoundLibrary {
     }
 }
 
-/// Duration of 48 kHz stereo interleaved samples.
-fn duration_of(samples: &[f32]) -> Duration {
-    Duration::from_secs_f64((samples.len() / CHANNELS) as f64 / f64::from(super::SAMPLE_RATE))
+/// Duration of a sound of `len` 48 kHz stereo interleaved samples.
+fn duration_of(len: usize) -> Duration {
+    Duration::from_secs_f64((len / CHANNELS) as f64 / f64::from(super::SAMPLE_RATE))
 }
 
 #[cfg(test)]

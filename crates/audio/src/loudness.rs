@@ -49,6 +49,54 @@ pub fn measure(samples_48k_stereo: &[f32]) -> Option<Measurement> {
     })
 }
 
+/// [`measure`] for audio arriving a chunk at a time (a clip streamed from disk is never whole
+/// in memory). The meter's state is small and does not grow with the clip.
+pub struct Meter {
+    meter: Option<EbuR128>,
+    /// Sample peak, in case the meter cannot be made.
+    peak: f32,
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Self {
+            meter: EbuR128::new(CHANNELS as u32, SAMPLE_RATE, Mode::I | Mode::TRUE_PEAK).ok(),
+            peak: 0.0,
+        }
+    }
+}
+
+impl Meter {
+    /// Adds 48 kHz stereo interleaved samples (whole frames).
+    pub fn push(&mut self, samples: &[f32]) {
+        let whole = &samples[..samples.len() - samples.len() % CHANNELS];
+        self.peak = self.peak.max(crate::analysis::peak(whole));
+        if let Some(m) = self.meter.as_mut()
+            && m.add_frames_f32(whole).is_err()
+        {
+            self.meter = None;
+        }
+    }
+
+    /// What [`measure`] gives for everything pushed; the sample peak and no loudness if the
+    /// meter could not run.
+    pub fn finish(self) -> Measurement {
+        let Some(meter) = self.meter else {
+            return Measurement {
+                lufs: None,
+                true_peak: self.peak,
+            };
+        };
+        let true_peak = (0..CHANNELS as u32)
+            .filter_map(|c| meter.true_peak(c).ok())
+            .fold(0.0f64, f64::max);
+        Measurement {
+            lufs: meter.loudness_global().ok().filter(|l| l.is_finite()),
+            true_peak: true_peak as f32,
+        }
+    }
+}
+
 /// Integrated loudness in LUFS of 48 kHz stereo interleaved samples, per EBU R128 (K-weighted,
 /// gated). `None` when there is nothing to measure: silence, or a clip shorter than one
 /// 400 ms gating block.

@@ -4,14 +4,44 @@
 use std::sync::Arc;
 
 use crate::shaping::{Shape, Window};
+use crate::stream::{Source, StreamReader};
 use crate::{CHANNELS, FRAME_LEN, SAMPLE_RATE};
 
-/// A read position in a sound: what the mixer needs to play it.
-#[derive(Debug, Clone)]
-pub struct Cursor {
+/// Where a cursor's samples come from.
+#[derive(Debug)]
+pub enum Feed {
     /// 48 kHz stereo interleaved, shared with the sound library (never copied).
-    pub samples: Arc<[f32]>,
-    /// The trimmed, faded part of `samples` that plays.
+    Memory(Arc<[f32]>),
+    /// A long clip from disk, a frame per tick out of its ring.
+    Stream(Box<StreamFeed>),
+}
+
+/// The tick's side of a streamed sound: this tick's frame, taken from the ring once.
+#[derive(Debug)]
+pub struct StreamFeed {
+    reader: StreamReader,
+    frame: Box<[f32; FRAME_LEN]>,
+    /// Interleaved samples of `frame` that hold audio (fewer on an underrun or at the end).
+    got: usize,
+    loaded: bool,
+    /// Audio has arrived: before that an empty ring is the file opening, not an underrun.
+    started: bool,
+    /// Ticks whose frame the ring could not fill in time (they played silence for the gap).
+    pub underruns: u64,
+}
+
+impl StreamFeed {
+    /// Why the stream ended early, once it has.
+    pub fn error(&self) -> Option<&str> {
+        self.reader.error()
+    }
+}
+
+/// A read position in a sound: what the mixer needs to play it.
+#[derive(Debug)]
+pub struct Cursor {
+    pub feed: Feed,
+    /// The trimmed, faded part of the sound that plays (interleaved sample bounds).
     pub window: Window,
     /// Inside `window`, on a frame boundary.
     pub position: usize,
@@ -28,9 +58,26 @@ impl Cursor {
 
     /// A cursor playing only the trim window of `samples`, through its fades.
     pub fn shaped(samples: Arc<[f32]>, gain: f32, looped: bool, shape: &Shape) -> Self {
-        let window = shape.window(samples.len());
+        Self::open(Source::Memory(samples), gain, looped, shape)
+    }
+
+    /// A cursor for any sound; a streamed one starts its decode-ahead thread (which opens the
+    /// file: this returns at once).
+    pub fn open(source: Source, gain: f32, looped: bool, shape: &Shape) -> Self {
+        let window = shape.window(source.len());
+        let feed = match source {
+            Source::Memory(samples) => Feed::Memory(samples),
+            Source::Stream(clip) => Feed::Stream(Box::new(StreamFeed {
+                reader: StreamReader::open(&clip, window, looped),
+                frame: Box::new([0.0; FRAME_LEN]),
+                got: 0,
+                loaded: false,
+                started: false,
+                underruns: 0,
+            })),
+        };
         Self {
-            samples,
+            feed,
             window,
             position: window.start,
             gain,
@@ -51,13 +98,52 @@ impl Cursor {
             len => ((self.position - self.window.start) as f32 / len as f32).min(1.0),
         }
     }
+
+    /// The streamed side, if the sound streams.
+    pub fn stream(&self) -> Option<&StreamFeed> {
+        match &self.feed {
+            Feed::Stream(s) => Some(s),
+            Feed::Memory(_) => None,
+        }
+    }
+
+    /// Makes this tick's frame readable by [`add_frame`]: a streamed sound takes it from its
+    /// ring, once per tick, without waiting; a short ring is an underrun (silence for the
+    /// gap, the audio continues in order next tick). Nothing to do for a sound in memory.
+    pub fn load(&mut self) {
+        let Feed::Stream(s) = &mut self.feed else {
+            return;
+        };
+        if s.loaded {
+            return;
+        }
+        s.loaded = true;
+        // Not past the window's end: a frame straddling it carries only the rest.
+        let want = if self.looped {
+            FRAME_LEN
+        } else {
+            FRAME_LEN.min(self.window.end.saturating_sub(self.position))
+        };
+        s.got = s.reader.pop(&mut s.frame[..want]);
+        s.started |= s.got > 0;
+        if s.started && s.got < want && !s.reader.is_finished() {
+            s.underruns += 1;
+            if s.underruns.is_power_of_two() {
+                tracing::warn!(
+                    underruns = s.underruns,
+                    "a streamed sound's ring ran dry: playing silence until it catches up"
+                );
+            }
+        }
+    }
 }
 
 /// Length of the fade applied when a sound is stopped, and of the push-to-talk gate ramps.
 pub const FADE_FRAMES: u32 = SAMPLE_RATE / 100; // 10 ms
 
 /// Adds one 20 ms frame of `p` into `out` (interleaved stereo), scaled by `gain`, honouring
-/// looping and a stop fade. Reads only; [`advance`] moves the sound on.
+/// looping and a stop fade. Reads only; [`advance`] moves the sound on. A streamed sound
+/// plays what [`Cursor::load`] took this tick.
 pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
     let w = p.window;
     if w.is_empty() {
@@ -66,13 +152,20 @@ pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
     let gain = gain * p.gain;
     let mut pos = p.position;
     let mut fade = p.fade_out;
-    for frame in out.chunks_exact_mut(CHANNELS) {
+    for (k, frame) in out.chunks_exact_mut(CHANNELS).enumerate() {
         if pos >= w.end {
             if !p.looped {
                 break;
             }
             pos = w.start;
         }
+        let samples = match &p.feed {
+            Feed::Memory(samples) => &samples[pos..pos + CHANNELS],
+            Feed::Stream(s) if s.loaded && k * CHANNELS < s.got => {
+                &s.frame[k * CHANNELS..(k + 1) * CHANNELS]
+            }
+            Feed::Stream(_) => break,
+        };
         let gain = gain * w.envelope(pos);
         let g = match fade {
             Some(0) => break,
@@ -82,7 +175,7 @@ pub fn add_frame(out: &mut [f32], p: &Cursor, gain: f32) {
             }
             None => gain,
         };
-        for (o, s) in frame.iter_mut().zip(&p.samples[pos..pos + CHANNELS]) {
+        for (o, s) in frame.iter_mut().zip(samples) {
             *o += s * g;
         }
         pos += CHANNELS;
@@ -99,7 +192,22 @@ pub fn advance(p: &mut Cursor) -> bool {
         }
         p.fade_out = Some(left - step);
     }
-    p.position += FRAME_LEN;
+    let step = match &mut p.feed {
+        Feed::Memory(_) => FRAME_LEN,
+        Feed::Stream(s) => {
+            // A frame never taken (nobody mixed this tick) moves nothing.
+            let got = if s.loaded { s.got } else { 0 };
+            s.loaded = false;
+            if got == 0 && s.reader.is_finished() {
+                if let Some(e) = s.reader.error() {
+                    tracing::warn!(error = e, "a streamed sound ended early");
+                }
+                return false;
+            }
+            got
+        }
+    };
+    p.position += step;
     if p.position >= w.end {
         if p.looped && !w.is_empty() {
             p.position = w.start + (p.position - w.start) % w.len();

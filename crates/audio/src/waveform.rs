@@ -55,6 +55,94 @@ impl Waveform {
     }
 }
 
+/// A waveform built from audio arriving a chunk at a time, in memory that does not grow with
+/// the clip: buckets start one frame wide and double (merging neighbours) whenever there are
+/// more than twice [`BUCKETS`], so an hour-long stream costs the same 64 KiB as a short clip.
+#[derive(Debug, Clone)]
+pub struct WaveformBuilder {
+    peaks: Vec<(f32, f32)>,
+    /// Frames per finished bucket.
+    width: usize,
+    /// The bucket being filled and the frames in it.
+    open: (f32, f32),
+    in_open: usize,
+    frames: usize,
+}
+
+impl Default for WaveformBuilder {
+    fn default() -> Self {
+        Self {
+            peaks: Vec::with_capacity(2 * BUCKETS + 1),
+            width: 1,
+            open: (0.0, 0.0),
+            in_open: 0,
+            frames: 0,
+        }
+    }
+}
+
+impl WaveformBuilder {
+    /// Adds 48 kHz stereo interleaved samples.
+    pub fn push(&mut self, samples: &[f32]) {
+        let mut rest = &samples[..samples.len() / CHANNELS * CHANNELS];
+        while !rest.is_empty() {
+            let take = (self.width - self.in_open).min(rest.len() / CHANNELS);
+            let (lo, hi) = min_max(&rest[..take * CHANNELS]);
+            self.open = (self.open.0.min(lo), self.open.1.max(hi));
+            self.in_open += take;
+            self.frames += take;
+            rest = &rest[take * CHANNELS..];
+            if self.in_open == self.width {
+                self.peaks.push(self.open);
+                self.open = (0.0, 0.0);
+                self.in_open = 0;
+                if self.peaks.len() > 2 * BUCKETS {
+                    self.halve();
+                }
+            }
+        }
+    }
+
+    /// Merges neighbouring buckets. Called just after a bucket closed, so nothing is open;
+    /// an odd last bucket becomes the open one, half full at the new width.
+    fn halve(&mut self) {
+        let odd = if self.peaks.len() % 2 == 1 {
+            self.peaks.pop()
+        } else {
+            None
+        };
+        self.peaks = self
+            .peaks
+            .chunks(2)
+            .map(|p| (p[0].0.min(p[1].0), p[0].1.max(p[1].1)))
+            .collect();
+        self.width *= 2;
+        if let Some(last) = odd {
+            self.open = last;
+            self.in_open = self.width / 2;
+        }
+    }
+
+    /// The waveform, in at most [`BUCKETS`] buckets laid out as [`Waveform`] documents.
+    pub fn finish(mut self) -> Waveform {
+        if self.in_open > 0 {
+            self.peaks.push(self.open);
+        }
+        let frames = self.frames;
+        let m = self.peaks.len();
+        let n = BUCKETS.min(frames).min(m);
+        let peaks = (0..n)
+            .map(|i| {
+                let (from, to) = (i * m / n, ((i + 1) * m / n).max(i * m / n + 1));
+                self.peaks[from..to.min(m)]
+                    .iter()
+                    .fold((0.0f32, 0.0f32), |(lo, hi), &(l, h)| (lo.min(l), hi.max(h)))
+            })
+            .collect();
+        Waveform { peaks, frames }
+    }
+}
+
 /// Lowest and highest value of `chunk` (0, 0 when empty). Eight independent lanes so the
 /// compiler can keep them in vector registers: this loop is the whole cost of a long clip.
 fn min_max(chunk: &[f32]) -> (f32, f32) {
@@ -114,6 +202,33 @@ mod tests {
         assert_eq!(w.peaks.len(), BUCKETS);
         let lowest = w.peaks.iter().map(|p| p.0).fold(0.0, f32::min);
         assert_eq!(lowest, -0.9);
+    }
+
+    /// Built a chunk at a time, a long clip keeps its extremes where they were and the same
+    /// bucket count as `compute`.
+    #[test]
+    fn the_builder_agrees_with_compute() {
+        let frames = 3 * BUCKETS * 7 + 5;
+        let mut samples = vec![0.0f32; frames * CHANNELS];
+        let spike = frames / 3;
+        samples[spike * CHANNELS] = 0.8;
+        let mut b = WaveformBuilder::default();
+        for chunk in samples.chunks(1_234) {
+            b.push(chunk);
+        }
+        let built = b.finish();
+        let whole = Waveform::compute(&samples);
+        assert_eq!(built.frames, whole.frames);
+        assert_eq!(built.peaks.len(), whole.peaks.len());
+        let at = |w: &Waveform| w.peaks.iter().position(|p| p.1 == 0.8).unwrap() as f32;
+        assert!(
+            (at(&built) - at(&whole)).abs() <= 2.0,
+            "{} vs {}",
+            at(&built),
+            at(&whole)
+        );
+        let short = WaveformBuilder::default();
+        assert!(short.finish().peaks.is_empty());
     }
 
     #[test]

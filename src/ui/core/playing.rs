@@ -1,13 +1,12 @@
 //! Playing: board sounds (decoded first when needed), the edit dialog's monitor-only
 //! preview, stops and push-to-talk.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Core, PLAY_WAIT, PlayOutcome};
 use crate::board::Sound;
 use voxboard_audio::library::{SoundId, SoundState};
-use voxboard_voice::engine::{Command, PlayRequest, Target};
+use voxboard_voice::engine::{Command, PlayRequest, Source, Target};
 
 impl Core {
     /// Plays a board sound now if it is decoded; otherwise asks for it and plays it once ready.
@@ -82,7 +81,7 @@ impl Core {
         !self.pending_play.is_empty()
     }
 
-    fn send_play(&mut self, id: u64, samples: Arc<[f32]>, into: Option<u64>) {
+    fn send_play(&mut self, id: u64, samples: Source, into: Option<u64>) {
         let Some(sound) = self.board.sound(id).cloned() else {
             return;
         };

@@ -36,11 +36,16 @@ fn library(cap: usize) -> SoundLibrary {
     SoundLibrary::new(LibraryConfig {
         memory_cap_bytes: cap,
         decode_threads: 1,
+        ..LibraryConfig::default()
     })
 }
 
 fn load(lib: &SoundLibrary, id: SoundId) -> Arc<[f32]> {
-    lib.wait_ready(id, WAIT).unwrap_or_else(|e| panic!("{e}"))
+    let source = lib.wait_ready(id, WAIT).unwrap_or_else(|e| panic!("{e}"));
+    source
+        .samples()
+        .cloned()
+        .expect("a short clip is held in memory")
 }
 
 #[test]

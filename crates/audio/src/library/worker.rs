@@ -6,8 +6,9 @@ use std::thread;
 
 use super::{ClipInfo, Shared, Slot, SoundId, State, bytes_of, duration_of};
 use crate::analysis;
-use crate::decode::decode_file;
+use crate::decode::{Decoded, Plan, load_file};
 use crate::loudness;
+use crate::stream::{LongClip, Source};
 use crate::waveform::Waveform;
 
 /// Starts decode thread number `n`. It exits when the library's last handle is dropped.
@@ -42,7 +43,7 @@ fn run(shared: &Shared) {
 
 /// The result of decoding one file, ready to be stored.
 enum Outcome {
-    Clip { samples: Arc<[f32]>, info: ClipInfo },
+    Clip { source: Source, info: ClipInfo },
     Failed(String),
 }
 
@@ -92,27 +93,58 @@ fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome
         };
         shared.notify(hook, &[id]);
     };
-    // decode_file already contains decoder panics; this also covers resampling and the meter,
-    // so that a bad file costs one sound and never a decode thread.
+    // The decoder already contains decoder panics; this also covers the meters, so that a
+    // bad file costs one sound and never a decode thread.
+    let plan = Plan {
+        stream_above_bytes: Some(shared.stream_above as u64),
+        analyse: true,
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_file(path, &mut progress).map(|clip| {
-            // The meter cannot fail for 48 kHz stereo; were it to, the clip plays un-normalised.
-            let loudness = loudness::measure(&clip.samples).unwrap_or(loudness::Measurement {
-                lufs: None,
-                true_peak: analysis::peak(&clip.samples),
-            });
-            let waveform = Arc::new(Waveform::compute(&clip.samples));
-            (clip.samples, loudness, waveform)
+        load_file(path, plan, &mut progress).map(|(decoded, analysis)| {
+            let measured = analysis.map(|a| (a.loudness, a.waveform));
+            match decoded {
+                Decoded::Memory(clip) => {
+                    let loudness = measured.map(|m| m.0).unwrap_or(loudness::Measurement {
+                        lufs: None,
+                        true_peak: analysis::peak(&clip.samples),
+                    });
+                    let waveform = Arc::new(Waveform::compute(&clip.samples));
+                    (Source::Memory(clip.samples), loudness, waveform)
+                }
+                Decoded::Long { frames, .. } => {
+                    let (loudness, waveform) = measured.unwrap_or((
+                        loudness::Measurement {
+                            lufs: None,
+                            true_peak: 0.0,
+                        },
+                        None,
+                    ));
+                    tracing::info!(
+                        file = %path.display(),
+                        seconds = frames / u64::from(crate::SAMPLE_RATE),
+                        "long clip: it will stream from disk"
+                    );
+                    let clip = LongClip {
+                        path: path.to_path_buf(),
+                        frames: frames as usize,
+                    };
+                    (
+                        Source::Stream(Arc::new(clip)),
+                        loudness,
+                        Arc::new(waveform.unwrap_or_default()),
+                    )
+                }
+            }
         })
     }));
     match result {
-        Ok(Ok((samples, loudness, waveform))) => Outcome::Clip {
+        Ok(Ok((source, loudness, waveform))) => Outcome::Clip {
             info: ClipInfo {
-                duration: duration_of(&samples),
+                duration: duration_of(source.len()),
                 loudness,
                 waveform,
             },
-            samples,
+            source,
         },
         Ok(Err(e)) => Outcome::Failed(e.to_string()),
         Err(_) => Outcome::Failed(format!("{}: decoding crashed on this file", path.display())),
@@ -141,20 +173,27 @@ fn store(
             entry.info = None;
             return vec![id];
         }
-        Outcome::Clip { samples, info } => (samples, info),
+        Outcome::Clip { source, info } => (source, info),
     };
     entry.info = Some(info);
     let bytes = bytes_of(&samples);
+    if matches!(samples, Source::Stream(_)) {
+        entry.slot = Slot::Ready {
+            source: samples,
+            transient: false,
+        };
+        return vec![id];
+    }
     if bytes > cap {
         tracing::info!(%id, bytes, cap, "clip larger than the cache: playing it without keeping it");
         entry.slot = Slot::Ready {
-            samples,
+            source: samples,
             transient: true,
         };
         return vec![id];
     }
     entry.slot = Slot::Ready {
-        samples,
+        source: samples,
         transient: false,
     };
     st.cached_bytes += bytes;
@@ -166,9 +205,9 @@ fn store(
             break;
         };
         if let Some(e) = st.sounds.get_mut(&old)
-            && let Slot::Ready { samples, .. } = &e.slot
+            && let Slot::Ready { source, .. } = &e.slot
         {
-            st.cached_bytes -= bytes_of(samples);
+            st.cached_bytes -= bytes_of(source);
             e.slot = Slot::Idle;
             st.stats.evictions += 1;
             changed.push(old);

@@ -3,3 +3,4 @@
 mod decode;
 mod library;
 mod opus;
+mod stream;

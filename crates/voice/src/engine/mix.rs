@@ -218,6 +218,16 @@ pub fn read_mic(mut mic: ResMut<MicInput>, settings: Res<MixSettings>) {
     mic.active = settings.push_to_talk || was_open;
 }
 
+/// Takes this tick's frame of every streamed sound out of its ring (never waiting), so the
+/// mixes below can read it as often as they need.
+pub fn load_streams(mut playbacks: Query<&mut Playback>) {
+    for mut p in &mut playbacks {
+        if p.cursor.stream().is_some() {
+            p.cursor.load();
+        }
+    }
+}
+
 /// Mixes and encodes each distinct mix once, however many connections hear it.
 #[allow(clippy::type_complexity)]
 pub fn mix_and_encode(

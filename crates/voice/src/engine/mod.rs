@@ -21,12 +21,12 @@ mod transmit;
 pub mod voice;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
 use url::Url;
+pub use voxboard_audio::stream::Source;
 
 use crate::discord::gateway::payloads::Guild;
 use crate::discord::gateway::{GatewayCommand, GatewayEvent};
@@ -170,8 +170,8 @@ pub struct PlayRequest {
     pub id: u64,
     /// The board sound, for retrigger policies and progress (None for one-off audio).
     pub sound: Option<u64>,
-    /// 48 kHz stereo interleaved.
-    pub samples: Arc<[f32]>,
+    /// The sound: decoded 48 kHz stereo interleaved, or a long clip streamed from disk.
+    pub source: Source,
     pub target: Target,
     pub gain: f32,
     pub looped: bool,
@@ -186,11 +186,11 @@ pub struct PlayRequest {
 }
 
 impl PlayRequest {
-    pub fn new(id: u64, samples: Arc<[f32]>, target: Target) -> Self {
+    pub fn new(id: u64, source: impl Into<Source>, target: Target) -> Self {
         Self {
             id,
             sound: None,
-            samples,
+            source: source.into(),
             target,
             gain: 1.0,
             looped: false,
@@ -343,6 +343,7 @@ impl EngineCore {
                 stage::ask_to_speak,
                 connection::run_timers,
                 mix::read_mic,
+                mix::load_streams,
                 mix::mix_and_encode,
                 mix::feed_monitor,
                 transmit::transmit,

@@ -76,7 +76,7 @@ fn play(
     let PlayRequest {
         id,
         sound,
-        samples,
+        source,
         target,
         gain,
         looped,
@@ -113,7 +113,7 @@ fn play(
         Playback {
             id,
             sound,
-            cursor: Cursor::shaped(samples, sanitize_gain(gain), looped, &shape),
+            cursor: Cursor::open(source, sanitize_gain(gain), looped, &shape),
             choke,
             done,
             issued_at: Instant::now(),

@@ -74,6 +74,8 @@ pub struct PlayingStatus {
     pub sound: Option<u64>,
     /// 0..=1
     pub progress: f32,
+    /// For a sound streamed from disk: ticks its ring ran dry (each played a gap of silence).
+    pub underruns: u64,
 }
 
 #[derive(Resource)]
@@ -175,6 +177,7 @@ pub fn publish_status(
                 id: p.id,
                 sound: p.sound,
                 progress: p.cursor.progress(),
+                underruns: p.cursor.stream().map_or(0, |s| s.underruns),
             })
             .collect(),
         mic_level: mic.level,

@@ -8,4 +8,5 @@ mod mixer;
 mod recovery;
 mod sessions;
 mod stage;
+mod streaming;
 mod voice_engine;
