@@ -374,6 +374,7 @@ impl Core {
         if let Some(e) = &self.engine {
             e.send(Command::SetMasterGain(s.master_volume));
             e.send(Command::SetMicGain(s.mic_gain));
+            e.send(Command::SetMicTarget(playing::target_of(&s.mic_targets)));
             e.send(Command::SetMonitor {
                 gain: if s.monitor { s.monitor_volume } else { 0.0 },
                 include_mic: false,
@@ -459,6 +460,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::SetMasterGain(_) => "master_gain",
         Command::SetMonitor { .. } => "monitor",
         Command::SetMicGain(_) => "mic_gain",
+        Command::SetMicTarget(_) => "mic_target",
         _ => "other",
     }
 }
