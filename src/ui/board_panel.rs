@@ -279,7 +279,7 @@ fn tile(
     });
 
     if ui.is_rect_visible(rect) {
-        let lufs = core.loudness(id).and_then(|m| m.lufs);
+        let lufs = core.loudness(&sound).and_then(|m| m.lufs);
         paint_tile(
             ui,
             rect,

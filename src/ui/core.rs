@@ -177,9 +177,11 @@ impl Core {
         self.library.state(self.lib_id(id)?)
     }
 
-    /// The clip's measured loudness and true peak, once it has been decoded.
-    pub fn loudness(&self, id: u64) -> Option<Measurement> {
-        self.library.loudness(self.lib_id(id)?)
+    /// The loudness and true peak of what `sound` plays (its trimmed window, as it stands:
+    /// the edit dialog passes its draft), once the clip has been decoded.
+    pub fn loudness(&self, sound: &crate::board::Sound) -> Option<Measurement> {
+        self.library
+            .loudness(self.lib_id(sound.id)?, &sound.shape())
     }
 
     /// The clip's waveform once decoded; asks for the decode otherwise (the edit dialog calls

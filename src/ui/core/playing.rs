@@ -104,8 +104,9 @@ impl Core {
         }
         self.lib_id(sound.id)
             .and_then(|lid| {
-                self.library
-                    .normalisation_gain(lid, self.board.settings.loudness_target_lufs)
+                let target = self.board.settings.loudness_target_lufs;
+                // The trimmed window's loudness: a loud intro cut off must not hold it down.
+                self.library.normalisation_gain(lid, target, &sound.shape())
             })
             .unwrap_or(1.0)
     }

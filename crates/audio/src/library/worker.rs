@@ -97,12 +97,15 @@ fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         decode_file(path, &mut progress).map(|clip| {
             // The meter cannot fail for 48 kHz stereo; were it to, the clip plays un-normalised.
-            let loudness = loudness::measure(&clip.samples).unwrap_or(loudness::Measurement {
-                lufs: None,
-                true_peak: analysis::peak(&clip.samples),
+            // Per 100 ms, so that a trimmed window's loudness is known without the samples.
+            let loudness = loudness::Profile::measure(&clip.samples).unwrap_or_else(|| {
+                loudness::Profile::whole_only(loudness::Measurement {
+                    lufs: None,
+                    true_peak: analysis::peak(&clip.samples),
+                })
             });
             let waveform = Arc::new(Waveform::compute(&clip.samples));
-            (clip.samples, loudness, waveform)
+            (clip.samples, Arc::new(loudness), waveform)
         })
     }));
     match result {
