@@ -38,7 +38,6 @@ fn dragging_the_waveform_handles_sets_the_stored_trim_and_fades() {
         h.query_by_label("Start marker").is_some()
     });
     assert!(h.state().core.waveform(id).is_some());
-    for l in ["Edit sound", "Name", "Start marker", "End marker", "Save"] {}
     // The measured loudness: a 0.5 sine reads about -6.7 LUFS, its true peak -6 dBTP.
     let node = h.get_by_label_contains("LUFS · true peak");
     let label = node

@@ -61,7 +61,7 @@ impl Profile {
                 peaks[k] = peaks[k].max(own);
             }
             let done = (k + 1) * PEAK_STEP;
-            if done % HOP == 0 && step.len() == PEAK_STEP * CHANNELS {
+            if done.is_multiple_of(HOP) && step.len() == PEAK_STEP * CHANNELS {
                 // The meter's last 100 ms are exactly this hop.
                 energies.push(meter.loudness_window(100).map_or(0.0, lufs_to_energy) as f32);
             }
