@@ -78,7 +78,14 @@ fn row(ui: &mut egui::Ui, name: &str, targets: &mut Vec<u64>, guilds: &[(u64, St
     }
     for (guild, guild_name) in guilds {
         let mut on = targets.is_empty() || targets.contains(guild);
-        if tick(ui, &mut on, &format!("{name} → {guild_name}")) {
+        // An empty list means every guild: unticking the only guild left must not turn into
+        // that (the microphone would go everywhere). Tick another one first.
+        let only = targets.len() == 1 && targets[0] == *guild;
+        let label = format!("{name} → {guild_name}");
+        if ui
+            .add_enabled_ui(!only, |ui| tick(ui, &mut on, &label))
+            .inner
+        {
             if targets.is_empty() {
                 // Leaving "All": every joined guild but this one.
                 *targets = guilds.iter().map(|g| g.0).collect();
@@ -97,6 +104,9 @@ fn row(ui: &mut egui::Ui, name: &str, targets: &mut Vec<u64>, guilds: &[(u64, St
 /// A checkbox without text, named `label` for screen readers (and the UI tests).
 fn tick(ui: &mut egui::Ui, on: &mut bool, label: &str) -> bool {
     let response = ui.checkbox(on, "");
-    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, true, *on, label));
-    response.changed()
+    let enabled = ui.is_enabled();
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, enabled, *on, label));
+    response
+        .on_disabled_hover_text("The only guild it goes to: tick another one first.")
+        .changed()
 }

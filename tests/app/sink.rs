@@ -107,6 +107,14 @@ pub fn with_private_daemon(module_path: &str, name: &str) {
     let private = std::env::temp_dir().join(format!("voxboard-{name}-{}", std::process::id()));
     let private = private.to_str().expect("utf-8 temp dir").to_string();
     start_in(Some(&private));
+    // Stopped even when the child fails: a leaked daemon would outlive the test run.
+    struct Stop<'a>(&'a str);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            stop_private(self.0);
+        }
+    }
+    let _stop = Stop(&private);
     run_child(
         module_path,
         name,
@@ -115,5 +123,4 @@ pub fn with_private_daemon(module_path: &str, name: &str) {
             ("VOXBOARD_PULSE_DIR", &private),
         ],
     );
-    stop_private(&private);
 }
