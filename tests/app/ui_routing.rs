@@ -160,12 +160,13 @@ fn child_mic_routing() {
             .expect("play a tone into the sink"),
     );
 
-    // The pitch of the last half second a guild heard, once the last second was all loud
-    // (the mic's tone, not its start or a gap).
+    // The pitch of the last half second a guild heard, once every 20 ms frame of the last
+    // second was loud (the mic's tone, not its start, nor a frame the capture missed on a
+    // loaded machine: those go out as silence and would bend the pitch).
     let tone_in = |g: u64| -> Option<f32> {
         let pcm = sim.heard(g).pcm_mono();
         let last = &pcm[pcm.len().saturating_sub(48_000)..];
-        let loud = last.len() == 48_000 && last.chunks(4_800).all(|c| rms(c) > 0.1);
+        let loud = last.len() == 48_000 && last.chunks(960).all(|c| rms(c) > 0.1);
         loud.then(|| dominant_frequency(&last[24_000..], 48_000, 100.0, 4000.0))
     };
     let button = h.get_by_label("🎤 Hold to talk").rect().center();
@@ -186,7 +187,7 @@ fn child_mic_routing() {
     );
     assert!(h.state().core.ptt_held, "push-to-talk held by the button");
     let f = heard.expect("tone");
-    assert!((f - 523.0).abs() <= 3.0, "guild A heard {f} Hz");
+    assert!((f - 523.0).abs() <= 5.0, "guild A heard {f} Hz");
     assert_eq!(
         sim.heard(101).audio_frames(),
         0,
@@ -205,7 +206,7 @@ fn child_mic_routing() {
         },
     );
     let f = heard.expect("tone");
-    assert!((f - 523.0).abs() <= 3.0, "guild B heard {f} Hz");
+    assert!((f - 523.0).abs() <= 5.0, "guild B heard {f} Hz");
     h.drop_at(button);
     h.run_steps(2);
     assert!(!h.state().core.ptt_held);
