@@ -35,8 +35,12 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
     step_until(
         &mut h,
         Duration::from_secs(15),
-        "the card says kicked",
-        |h| h.query_all_by_label_contains("icked").next().is_some(),
+        "the card says someone disconnected the bot",
+        |h| {
+            h.query_all_by_label_contains("by someone in the server")
+                .next()
+                .is_some()
+        },
     );
     let phase = h
         .state()

@@ -120,6 +120,9 @@ pub struct SimConfig {
     /// What READY's `resume_gateway_url` says (None: the simulator's own gateway URL), for
     /// tests of a server that names somewhere else to resume at.
     pub resume_gateway_url: Option<String>,
+    /// Identifies the bot may make in the (simulated) day, as `GET /gateway/bot` reports. Past
+    /// it Discord resets the token: the Identify fails with 4004 (`main.session_limit`).
+    pub session_start_limit: u32,
 }
 
 impl SimConfig {
@@ -169,6 +172,7 @@ impl SimConfig {
             listener_commit_delay: Some(Duration::from_millis(50)),
             tls: None,
             resume_gateway_url: None,
+            session_start_limit: 1000,
         }
     }
 

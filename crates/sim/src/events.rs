@@ -31,6 +31,10 @@ pub enum SimEvent {
     MainClosed {
         code: Option<u16>,
     },
+    /// A main connection cut during an outage (`Simulator::main_outage`).
+    MainRefused,
+    /// An Identify within 5 s of the previous one (`max_concurrency` 1): answered with op 9.
+    IdentifyRateLimited,
     VoiceStateRequest {
         guild_id: u64,
         channel_id: Option<u64>,

@@ -29,6 +29,13 @@ pub fn inject(st: &mut State, what: MainFault) {
         }
         MainFault::Drop => conn.send(Ctl::Drop),
         MainFault::Close(code) => conn.send(Ctl::Close(code, "closed by the simulator".into())),
+        MainFault::Outage(length) => {
+            // The edge goes away mid-session and stays away longer than Discord keeps the
+            // session: when it is back, the session (and the voice states with it) is gone.
+            st.main_down_until = Some(std::time::Instant::now() + length);
+            st.invalidate_main(&sid);
+            conn.send(Ctl::Drop);
+        }
     }
 }
 
@@ -37,6 +44,7 @@ pub enum MainFault {
     Invalidate(bool),
     Drop,
     Close(u16),
+    Outage(std::time::Duration),
 }
 
 /// Closes a guild's voice socket with `code`; codes after which Discord expects a resume
@@ -69,6 +77,32 @@ pub fn kick(st: &mut State, guild_id: u64, bot_user_id: u64) {
     if let Some(vid) = st.live_voice(guild_id) {
         st.end_voice(vid, 4014, "kicked from the voice channel");
     }
+    leave_channel(st, guild_id, bot_user_id);
+}
+
+/// The bot's network went away long enough for Discord to time its voice connection out: both
+/// sockets are cut without a close frame, the voice session ends (a resume gets 4006), and
+/// Discord takes the bot out of the channel. That VOICE_STATE_UPDATE waits in the main
+/// session's buffer and arrives with the resume, while the voice side is reconnecting: no 4014
+/// came first, which is how it differs from a moderator's kick.
+pub fn network_blip(st: &mut State, guild_id: u64, bot_user_id: u64) {
+    // The main socket first: its mailbox then drops before it could send the update.
+    if let Some(conn) = st
+        .main_current
+        .as_ref()
+        .and_then(|sid| st.main_sessions.get(sid))
+        .and_then(|s| s.conn.clone())
+    {
+        conn.send(Ctl::Drop);
+    }
+    if let Some(vid) = st.live_voice(guild_id) {
+        st.lose_voice(vid);
+    }
+    leave_channel(st, guild_id, bot_user_id);
+}
+
+/// Takes the bot out of the guild's voice channel: VOICE_STATE_UPDATE with no channel.
+fn leave_channel(st: &mut State, guild_id: u64, bot_user_id: u64) {
     let Some(grant) = st.guild(guild_id).grant.take() else {
         return;
     };

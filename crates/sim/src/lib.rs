@@ -15,6 +15,7 @@
 //! | `main.not_authenticated` (4003), `main.identify_twice` / `main.resume_authed` (4005) | order of Identify/Resume |
 //! | `main.auth` (4004), `main.intents` (4013 missing GUILDS/GUILD_VOICE_STATES, 4014 privileged) | Identify/Resume checks |
 //! | `main.identify_properties` | Identify without `properties` |
+//! | `main.session_limit` (4004) | Identify past `SimConfig::session_start_limit` (Discord resets the token); one within 5 s of the last gets op 9 (`SimEvent::IdentifyRateLimited`) |
 //! | `main.resume_seq` (4007), `main.rate_limit` (4008), `main.heartbeat_missed` (4009), `main.unknown_op` (4001) | |
 //! | `main.op4_payload` (4001), `main.op4_unknown_guild`, `main.op4_not_voice` (ignored, nothing sent back) | op 4 |
 //! | `voice.version` (4012), `voice.decode` (4002), `voice.not_authenticated` (4003), `voice.auth` (4004) | voice socket and Identify |
@@ -403,6 +404,16 @@ impl Simulator {
         });
     }
 
+    /// The bot's network blips long enough for Discord to drop it from the voice channel:
+    /// both sockets cut, the voice session over, and a VOICE_STATE_UPDATE with no channel
+    /// delivered on the main gateway's resume (no 4014 first, unlike [`Self::kick`]).
+    pub fn network_blip(&self, guild_id: u64) {
+        let uid = self.shared.config.bot_user_id;
+        self.fault(format!("network_blip guild={guild_id}"), |st| {
+            faults::network_blip(st, guild_id, uid)
+        });
+    }
+
     /// A virtual member (not the bot) joins a voice channel (`Some`) or leaves (`None`): the
     /// VOICE_STATE_UPDATE Discord sends every session on the main gateway when a person does.
     /// The member does not enter the voice call itself (no media, no DAVE).
@@ -429,6 +440,15 @@ impl Simulator {
     pub fn main_invalidate(&self, resumable: bool) {
         self.fault(format!("main_invalidate resumable={resumable}"), |st| {
             faults::inject(st, MainFault::Invalidate(resumable))
+        });
+    }
+
+    /// A main gateway outage of `length`: the connection drops, new ones are cut until it is
+    /// over, and the session is gone by then, so its voice connections end with 4014 and the
+    /// client must Identify again (voice servers keep running meanwhile).
+    pub fn main_outage(&self, length: Duration) {
+        self.fault(format!("main_outage {length:?}"), move |st| {
+            faults::inject(st, MainFault::Outage(length))
         });
     }
 

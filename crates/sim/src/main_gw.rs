@@ -17,6 +17,8 @@ use super::ws::{self, Gateway};
 const MAX_PAYLOAD: usize = 4096;
 const RATE_LIMIT: usize = 120;
 const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// `max_concurrency` 1: Identifies allowed per this window.
+pub const IDENTIFY_WINDOW: Duration = Duration::from_secs(5);
 const GUILDS: u64 = 1;
 const GUILD_VOICE_STATES: u64 = 1 << 7;
 /// GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT: privileged, and not enabled for the sim bot.
@@ -44,6 +46,14 @@ struct Conn {
 }
 
 async fn connection(shared: Arc<Shared>, stream: TcpStream) {
+    {
+        let mut st = shared.lock();
+        if st.main_down_until.is_some_and(|t| Instant::now() < t) {
+            // An outage: the connection is cut before the websocket handshake.
+            st.event(SimEvent::MainRefused);
+            return;
+        }
+    }
     let tls = shared.config.tls.clone();
     let Ok((socket, path)) = ws::accept(stream, tls.as_ref()).await else {
         return;
@@ -261,6 +271,30 @@ impl Conn {
             );
         }
         let mut st = self.shared.lock();
+        let now = Instant::now();
+        if st
+            .last_identify
+            .is_some_and(|t| now.duration_since(t) < IDENTIFY_WINDOW)
+        {
+            // max_concurrency 1: one Identify per 5 s; Discord answers a faster one with op 9.
+            st.event(SimEvent::IdentifyRateLimited);
+            drop(st);
+            self.send(json!({"op": 9, "d": false, "s": null, "t": null}));
+            return;
+        }
+        if st.identifies >= cfg.session_start_limit {
+            drop(st);
+            return self.fail(
+                4004,
+                "main.session_limit",
+                format!(
+                    "Identify past the day's {} session starts: Discord resets the bot token",
+                    cfg.session_start_limit
+                ),
+            );
+        }
+        st.identifies += 1;
+        st.last_identify = Some(now);
         let sid = st.secret(random_hex());
         if !d.get("properties").is_some_and(Value::is_object) {
             st.violation(

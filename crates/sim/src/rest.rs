@@ -19,7 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State as AxumState};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::patch;
+use axum::routing::{get, patch};
 use serde_json::{Value, json};
 
 use super::config::ChannelKind;
@@ -32,6 +32,7 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
             "/api/v10/guilds/{guild_id}/voice-states/@me",
             patch(modify_own_voice_state),
         )
+        .route("/api/v10/gateway/bot", get(gateway_bot))
         .fallback(|| async { error(StatusCode::NOT_FOUND, 0, "404: Not Found") })
         .with_state(shared);
     let _ = axum::serve(listener, app).await;
@@ -40,6 +41,38 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
 fn error(status: StatusCode, code: u32, message: &str) -> Response {
     let body = json!({"code": code, "message": message}).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `GET /gateway/bot`: the gateway URL and the bot's session start limit (a day of 24 h from
+/// the simulator's start; Identifies so far count against `SimConfig::session_start_limit`).
+async fn gateway_bot(AxumState(shared): AxumState<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let expected = format!("Bot {}", shared.config.bot_token);
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if auth != Some(expected.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
+    }
+    let total = shared.config.session_start_limit;
+    let used = shared.lock().identifies;
+    let day_ms: u128 = 86_400_000;
+    let reset_after = day_ms.saturating_sub(shared.started.elapsed().as_millis() % day_ms);
+    let body = json!({
+        "url": shared.gateway_url(),
+        "shards": 1,
+        "session_start_limit": {
+            "total": total,
+            "remaining": total.saturating_sub(used),
+            "reset_after": reset_after as u64,
+            "max_concurrency": 1,
+        },
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn modify_own_voice_state(

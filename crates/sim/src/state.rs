@@ -201,6 +201,12 @@ pub struct State {
     /// The bot's guilds and their channels as they are now: the configured ones, changed by
     /// faults (a channel created or deleted, the bot invited to a guild or removed from one).
     pub guilds_now: Vec<super::config::SimGuild>,
+    /// A main gateway outage: until then, new main connections are cut before the websocket
+    /// handshake, as when Discord's gateway edge is down while voice servers keep running.
+    pub main_down_until: Option<std::time::Instant>,
+    /// Identifies accepted so far (the day's session starts) and when the last one was.
+    pub identifies: u32,
+    pub last_identify: Option<std::time::Instant>,
     next_id: u64,
 }
 
@@ -286,6 +292,15 @@ impl State {
 
     /// Ends a voice session for good, closing its socket with `code` if still open.
     pub fn end_voice(&mut self, vid: u64, code: u16, reason: &str) {
+        self.finish_voice(vid, Ctl::Close(code, reason.into()));
+    }
+
+    /// Ends a voice session whose client vanished: its socket is cut without a close frame.
+    pub fn lose_voice(&mut self, vid: u64) {
+        self.finish_voice(vid, Ctl::Drop);
+    }
+
+    fn finish_voice(&mut self, vid: u64, last: Ctl) {
         let Some(v) = self.voice.get_mut(&vid) else {
             return;
         };
@@ -294,7 +309,7 @@ impl State {
         }
         v.ended_at = Some(Instant::now());
         if let Some(c) = v.conn.take() {
-            c.send(Ctl::Close(code, reason.into()));
+            c.send(last);
         }
         let g = v.guild_id;
         let gv = self.guild(g);
@@ -342,6 +357,8 @@ pub struct Shared {
     pub udp_ports: [u16; 2],
     /// The REST API's port (plain HTTP).
     pub rest_port: u16,
+    /// When the simulator started: its "day" for the session start limit begins here.
+    pub started: Instant,
     state: Mutex<State>,
 }
 
@@ -363,6 +380,7 @@ impl Shared {
             voice_ports,
             udp_ports,
             rest_port,
+            started: Instant::now(),
             state: Mutex::new(state),
         }
     }

@@ -111,8 +111,18 @@ impl ApiApp {
         what: &str,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> T {
+        self.stepping_for(what, Duration::from_secs(30), work)
+    }
+
+    /// [`Self::stepping`] with a longer guard, for work that runs many requests (a fuzzer).
+    pub fn stepping_for<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> T {
         let worker = std::thread::spawn(work);
-        let end = Instant::now() + Duration::from_secs(30);
+        let end = Instant::now() + limit;
         while !worker.is_finished() {
             self.h.step();
             assert!(Instant::now() < end, "timed out: {what}");

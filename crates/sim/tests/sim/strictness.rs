@@ -159,6 +159,13 @@ async fn main_gateway_refuses_bad_versions_early_payloads_and_double_identify() 
     send(&mut m.ws, identify_payload(SimConfig::TEST_TOKEN)).await;
     assert_eq!(expect_close(&mut m.ws).await, Some(4005));
 
+    // max_concurrency 1: a second session within 5 s of the first is answered with op 9.
+    let mut ws = connect(&format!("{}/?v=10&encoding=json", sim.gateway_url())).await;
+    recv_op(&mut ws, 10).await;
+    send(&mut ws, identify_payload(SimConfig::TEST_TOKEN)).await;
+    assert_eq!(recv_op(&mut ws, 9).await["d"], false);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
     let mut m = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
     send(&mut m.ws, json!({"op": 1, "d": m.last_s})).await;
     assert_eq!(recv_op(&mut m.ws, 11).await["op"], 11);

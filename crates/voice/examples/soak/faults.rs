@@ -22,6 +22,8 @@ pub const ALL: &[&str] = &[
     "main_invalidate not resumable",
     "drop_main",
     "close_main 4000",
+    "main_outage 12 s (session lost, voice 4014)",
+    "network_blip (dropped from the channel, no 4014)",
 ];
 
 pub fn inject(sim: &Simulator, index: usize, guild: u64) {
@@ -42,6 +44,8 @@ pub fn inject(sim: &Simulator, index: usize, guild: u64) {
         10 => sim.main_invalidate(true),
         11 => sim.main_invalidate(false),
         12 => sim.drop_main(),
-        _ => sim.close_main(4000),
+        13 => sim.close_main(4000),
+        14 => sim.main_outage(Duration::from_secs(12)),
+        _ => sim.network_blip(guild),
     }
 }

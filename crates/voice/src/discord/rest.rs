@@ -32,6 +32,16 @@ pub fn check_rest_url(raw: &str) -> Result<Url, UrlError> {
     }
 }
 
+/// Whether this REST base speaks for the gateway the engine uses: both Discord's own, or a REST
+/// base set on purpose. With a custom gateway (the simulator, a proxy) and the default REST
+/// base, asking Discord's REST API would send the token somewhere the user did not choose.
+pub fn serves_gateway(rest: &Url, gateway: &Url) -> bool {
+    let discord_rest = Url::parse(DISCORD_API).is_ok_and(|d| d.host() == rest.host());
+    let discord_gateway =
+        Url::parse(super::ws::DISCORD_GATEWAY).is_ok_and(|d| d.host() == gateway.host());
+    discord_gateway || !discord_rest
+}
+
 /// Why a REST call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RestError {
@@ -73,6 +83,10 @@ impl RestClient {
         }
     }
 
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     fn http(&self) -> Result<&reqwest::Client, RestError> {
         self.http
             .get_or_init(|| {
@@ -97,11 +111,7 @@ impl RestClient {
         guild_id: u64,
         body: Value,
     ) -> Result<(), RestError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| RestError::Unreachable("the REST base URL cannot take a path".into()))?
-            .pop_if_empty()
-            .extend(["guilds", &guild_id.to_string(), "voice-states", "@me"]);
+        let url = self.route(&["guilds", &guild_id.to_string(), "voice-states", "@me"])?;
         let response = self
             .http()?
             .patch(url)
@@ -118,15 +128,38 @@ impl RestClient {
         }
         let text = response.text().await.unwrap_or_default();
         let error: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Err(RestError::Refused {
-            status: status.as_u16(),
-            code: error.get("code").and_then(Value::as_u64).unwrap_or(0),
-            message: error
-                .get("message")
-                .and_then(Value::as_str)
-                .map(|m| m.chars().take(200).collect())
-                .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+        Err(refused(status, &error))
+    }
+
+    /// `GET /gateway/bot`: the bot's session start limit.
+    pub async fn session_start_limit(&self) -> Result<SessionStartLimit, RestError> {
+        let url = self.route(&["gateway", "bot"])?;
+        let response = self
+            .http()?
+            .get(url)
+            .header("Authorization", format!("Bot {}", self.token.expose()))
+            .send()
+            .await
+            .map_err(|e| RestError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(refused(status, &body));
+        }
+        SessionStartLimit::from_gateway_bot(&body).ok_or_else(|| {
+            RestError::Unreachable("GET /gateway/bot answered without a session start limit".into())
         })
+    }
+
+    /// The base URL with `segments` appended.
+    fn route(&self, segments: &[&str]) -> Result<Url, RestError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| RestError::Unreachable("the REST base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
     }
 
     /// Asks to speak in a stage: first to become a speaker (needs Mute Members), and when that
@@ -151,6 +184,46 @@ impl RestClient {
     }
 }
 
+/// Discord's error answer: its status, JSON code and message (cut short).
+fn refused(status: reqwest::StatusCode, error: &Value) -> RestError {
+    RestError::Refused {
+        status: status.as_u16(),
+        code: error.get("code").and_then(Value::as_u64).unwrap_or(0),
+        message: error
+            .get("message")
+            .and_then(Value::as_str)
+            .map(|m| m.chars().take(200).collect())
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or("").to_owned()),
+    }
+}
+
+/// `GET /gateway/bot`'s `session_start_limit`: how many new gateway sessions the bot may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStartLimit {
+    pub total: u32,
+    pub remaining: u32,
+    pub reset_after: Duration,
+    /// Identifies allowed per 5 s.
+    pub max_concurrency: u32,
+}
+
+impl SessionStartLimit {
+    /// From the route's JSON; `None` when a field is missing or out of range.
+    pub fn from_gateway_bot(body: &Value) -> Option<Self> {
+        let l = body.get("session_start_limit")?;
+        let field = |name| l.get(name).and_then(Value::as_u64);
+        Some(Self {
+            total: u32::try_from(field("total")?).ok()?,
+            remaining: u32::try_from(field("remaining")?).ok()?,
+            // At most a day and a bit: a larger value is a broken answer, not a longer wait.
+            reset_after: Duration::from_millis(field("reset_after")?.min(90_000_000)),
+            max_concurrency: u32::try_from(field("max_concurrency")?)
+                .ok()?
+                .clamp(1, 1024),
+        })
+    }
+}
+
 /// What a request to speak in a stage came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SpeakOutcome {
@@ -164,6 +237,16 @@ pub enum SpeakOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_rest_api_is_asked_only_for_discords_own_gateway() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let discord = url(DISCORD_API);
+        let sim_rest = url("http://127.0.0.1:9000/api/v10");
+        assert!(serves_gateway(&discord, &url("wss://gateway.discord.gg")));
+        assert!(!serves_gateway(&discord, &url("ws://127.0.0.1:9001")));
+        assert!(serves_gateway(&sim_rest, &url("ws://127.0.0.1:9001")));
+    }
 
     #[test]
     fn plain_http_only_on_loopback() {

@@ -43,6 +43,8 @@ pub fn spawn_engine(
                 url: gateway_url.clone(),
                 token,
                 tls: tls.clone(),
+                rest: crate::discord::rest::serves_gateway(rest.base(), &gateway_url)
+                    .then(|| rest.clone()),
             },
             Arc::new(move |event| {
                 let _ = to_engine.send(EngineMsg::Net(NetEvent::Gateway(event)));

@@ -97,6 +97,9 @@ impl ConnPhase {
 pub struct VoiceSessionInfo {
     pub session_id: Option<String>,
     pub server: Option<VoiceServer>,
+    /// Discord announced `endpoint: null` (it is moving the call) and has not named the new
+    /// server yet.
+    pub reallocating: bool,
 }
 
 /// The link to this connection's voice gateway task.
@@ -111,7 +114,12 @@ pub struct VoiceLink {
     pub ready: Option<VoiceReady>,
     /// The socket from IP discovery, waiting for Session Description.
     pub pending_socket: Option<UdpSocket>,
+    /// Failed attempts in a row; reset once audio can flow (bounds the attempts).
     pub rejoin_attempts: u32,
+    /// Recent rejoins, decaying by one per healthy minute: a server that accepts and then fails
+    /// over and over keeps a long backoff instead of starting from the shortest each time.
+    pub flaps: u32,
+    pub flap_decay_at: Option<Instant>,
     /// When the current socket was opened: its handshake (Hello → Ready → discovery → Session
     /// Description, or Resumed) must finish by [`HANDSHAKE_TIMEOUT`] after it.
     pub opened_at: Option<Instant>,
@@ -135,6 +143,65 @@ impl VoiceLink {
             let _ = tx.send(VoiceCommand::Close(code));
             self.generation += 1;
         }
+    }
+
+    /// A rejoin is being scheduled (after `rejoin_attempts` was counted): the backoff step,
+    /// which counts recent rejoins as well as this run of failures.
+    pub fn backoff_step(&mut self) -> u32 {
+        let step = self.rejoin_attempts.saturating_sub(1).max(self.flaps);
+        self.flaps = self.flaps.saturating_add(1);
+        self.flap_decay_at = None;
+        step
+    }
+
+    /// While audio flows: one healthy minute forgives one recent rejoin.
+    pub fn decay_flaps(&mut self, now: Instant) {
+        match self.flap_decay_at {
+            _ if self.flaps == 0 => {}
+            None => self.flap_decay_at = Some(now + FLAP_DECAY),
+            Some(at) if now >= at => {
+                self.flaps -= 1;
+                self.flap_decay_at = (self.flaps > 0).then_some(now + FLAP_DECAY);
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+const FLAP_DECAY: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flapping_server_keeps_a_growing_backoff_that_decays_with_healthy_minutes() {
+        let mut link = VoiceLink::default();
+        let t0 = Instant::now();
+        // Each rejoin succeeds (the attempt counter resets), then the server fails again.
+        let mut steps = Vec::new();
+        for _ in 0..4 {
+            link.rejoin_attempts = 1;
+            steps.push(link.backoff_step());
+            link.rejoin_attempts = 0;
+            link.decay_flaps(t0);
+        }
+        assert_eq!(steps, [0, 1, 2, 3], "before: always step 0");
+        // Ready for two healthy minutes: two rejoins forgiven.
+        link.decay_flaps(t0 + FLAP_DECAY);
+        link.decay_flaps(t0 + FLAP_DECAY * 2);
+        assert_eq!(link.flaps, 2);
+        link.rejoin_attempts = 1;
+        assert_eq!(link.backoff_step(), 2);
+    }
+
+    #[test]
+    fn a_run_of_failures_counts_even_without_recent_rejoins() {
+        let mut link = VoiceLink {
+            rejoin_attempts: 3,
+            ..Default::default()
+        };
+        assert_eq!(link.backoff_step(), 2);
     }
 }
 

@@ -419,9 +419,10 @@ pub fn schedule_rejoin(c: &mut ConnItem, settings: &Settings, now: Instant) {
         return;
     }
     let attempt = c.link.rejoin_attempts;
+    let step = c.link.backoff_step();
     *c.phase = ConnPhase::Reconnecting {
         attempt,
-        at: now + backoff(attempt - 1),
+        at: now + backoff(step),
     };
 }
 
@@ -437,6 +438,9 @@ pub fn run_timers(
     let now = now.0;
     let Some(net) = net else { return };
     for mut c in conns.iter_mut() {
+        if *c.phase == ConnPhase::Ready && c.link.flaps > 0 {
+            c.link.decay_flaps(now);
+        }
         if *c.phase == ConnPhase::Ready
             && !c.waiters.0.is_empty()
             && c.dave.media_ready(&c.members, now)
@@ -459,7 +463,11 @@ pub fn run_timers(
                 if now.duration_since(since) > settings.join_timeout =>
             {
                 let err = VoiceError::Timeout(settings.join_timeout);
-                if c.waiters.0.is_empty() && c.link.rejoin_attempts > 0 {
+                // A connection that was up (a rejoin, a new main session, a server being
+                // reallocated) asks again rather than failing: Discord may simply be late. A
+                // first join the user is waiting for fails with the reason instead.
+                let was_up = c.stats.rejoins > 0 || c.info.reallocating;
+                if c.waiters.0.is_empty() && (c.link.rejoin_attempts > 0 || was_up) {
                     schedule_rejoin(&mut c, &settings, now);
                 } else {
                     fail(&mut c, err);
@@ -492,6 +500,12 @@ pub fn run_timers(
             ConnPhase::AwaitingMainGateway { since }
                 if now.duration_since(since) > MAIN_GATEWAY_GRACE =>
             {
+                if !gateway.connected {
+                    // The main gateway is down (an outage, a new session on its way): it cannot
+                    // have explained the close yet, and its READY will rejoin us. Wait for it.
+                    *c.phase = ConnPhase::AwaitingMainGateway { since: now };
+                    continue;
+                }
                 let code = c.stats.last_close.unwrap_or(4014);
                 fail(
                     &mut c,

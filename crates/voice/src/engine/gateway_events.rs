@@ -118,6 +118,7 @@ fn on_gateway_event(
             }
             gateway.user_id = Some(user_id);
             gateway.ready = true;
+            gateway.connected = true;
             gateway.trouble = None;
             gateway.pending_guilds = guild_ids
                 .into_iter()
@@ -126,9 +127,13 @@ fn on_gateway_event(
             gateway.last_guild_event = Some(now);
             settle(gateway, conns);
         }
-        GatewayEvent::Resumed => gateway.trouble = None,
+        GatewayEvent::Resumed => {
+            gateway.trouble = None;
+            gateway.connected = true;
+        }
         GatewayEvent::Reconnecting { error, .. } => {
             gateway.reconnects += 1;
+            gateway.connected = false;
             if error.is_some() {
                 gateway.trouble = error;
             }
@@ -215,6 +220,22 @@ fn on_gateway_event(
                 None => match c.phase.clone() {
                     ConnPhase::Leaving { .. } => finish_leave(commands, &mut c, leave_waiters),
                     phase if phase.is_over() => {}
+                    phase if lost_connection(&c, &phase) => {
+                        // Our socket was already gone, without a 4014: Discord timed our voice
+                        // connection out during a network blip. Not a kick: join again.
+                        let why = "Discord dropped the bot from the channel while its \
+                                   connection was down; joining again";
+                        tracing::warn!("guild {}: {why}", c.conn.guild_id);
+                        c.stats.last_error = Some(why.into());
+                        super::connection::forget_voice_state(&mut c);
+                        if let ConnPhase::AwaitingServer { .. } = phase {
+                            // Our rejoin's op 4 is already on its way and reaches Discord after
+                            // this removal, so it is a new join: both dispatches will come.
+                            *c.phase = ConnPhase::AwaitingServer { since: now };
+                        } else {
+                            super::connection::rejoin_now(&mut c, net, now);
+                        }
+                    }
                     _ => {
                         // Removed from the channel by someone else: never auto-rejoin a kick.
                         fail(&mut c, VoiceError::Kicked);
@@ -267,9 +288,14 @@ fn on_gateway_event(
                 c.link.close(4000);
                 c.transport.0 = None;
                 c.info.server = None;
+                c.info.reallocating = true;
+                c.stats.last_error = Some(
+                    "Discord is moving this call to another voice server; waiting for it".into(),
+                );
                 *c.phase = ConnPhase::AwaitingServer { since: now };
                 return;
             }
+            c.info.reallocating = false;
             if had_session {
                 tracing::info!(
                     "guild {}: moving to voice server {:?}",
@@ -286,6 +312,16 @@ fn on_gateway_event(
             maybe_connect(&mut c, net, settings, gateway.user_id, now);
         }
     }
+}
+
+/// Whether the connection was recovering from a socket lost for a reason other than a 4014
+/// (resuming, or rejoining after a failed resume or handshake). A moderator's kick closes the
+/// live socket with 4014 first; a voice state with no channel now is Discord timing us out.
+fn lost_connection(c: &ConnItem, phase: &ConnPhase) -> bool {
+    matches!(
+        phase,
+        ConnPhase::Resuming { .. } | ConnPhase::Reconnecting { .. }
+    ) || (c.link.rejoin_attempts > 0 && !matches!(phase, ConnPhase::AwaitingMainGateway { .. }))
 }
 
 fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {

@@ -70,7 +70,11 @@ pub enum VoiceError {
     NoSupportedMode(Vec<String>),
     #[error("voice connection closed ({code}: {reason})")]
     Closed { code: u16, reason: &'static str },
-    #[error("kicked from the voice channel")]
+    /// Discord closed the live connection (4014) and took the bot out of the channel: someone
+    /// disconnected it. Never rejoined by itself.
+    #[error(
+        "disconnected from the voice channel by someone in the server (or the channel was deleted)"
+    )]
     Kicked,
     /// In a stage, still in the audience when the join timed out: the line says why.
     #[error("{0}")]
@@ -293,6 +297,9 @@ pub struct MainGatewayState {
     /// Guilds in an outage: listed in READY, no GUILD_CREATE yet.
     pub unavailable: HashSet<u64>,
     pub ready: bool,
+    /// False from a lost main connection until READY or RESUMED: a 4014 seen meanwhile cannot
+    /// be explained by the main gateway yet, so its grace waits for the gateway to be back.
+    pub connected: bool,
     pub fatal: Option<VoiceError>,
     pub waiters: Vec<Sender<Result<u64, VoiceError>>>,
     pub reconnects: u32,

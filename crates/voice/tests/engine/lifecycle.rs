@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use voxboard_sim::{ChannelKind, SimChannel, SimConfig, SimGuild, Simulator};
+use voxboard_sim::{ChannelKind, SimChannel, SimConfig, SimEvent, SimGuild, Simulator};
 use voxboard_voice::engine::{Status, Target, VoiceError};
 
 fn voice_channel_named(id: u64, name: &str) -> SimChannel {
@@ -131,5 +131,46 @@ fn another_client_taking_the_bot_is_reported_and_not_fought() {
     assert_eq!(op4s, 2, "the first client must neither leave nor rejoin");
     second.close();
     first.close();
+    assert_no_violations(&sim);
+}
+
+/// Switching channel in a guild is a new voice session with a new token: the old one is spent
+/// the moment Discord moves the bot (the old socket closes with 4014). The next Identify must
+/// carry the new token (the simulator refuses a stale one with 4004, `voice.auth`), and the
+/// sound after the switch is heard.
+#[test]
+fn a_channel_switch_identifies_with_the_new_token_and_is_heard() {
+    let mut config = SimConfig::with_guilds(1);
+    config.guilds[0]
+        .channels
+        .push(voice_channel_named(4242, "Second room"));
+    let sim = Simulator::start(config).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let first = voice.play(sine_clip(440.0, 0.3, 0.5), Target::All, 1.0);
+    assert!(first.wait_timeout(Duration::from_secs(10)));
+    wait_quiet(&voice);
+    voice
+        .join_channel(guild(0), 4242, false, false)
+        .expect("the switch completes");
+    let before = sim.heard(guild(0)).audio_frames();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    assert!(playing.wait_timeout(Duration::from_secs(10)));
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    assert_eq!(status.connections[0].channel_id, 4242, "{status:?}");
+    let identifies = sim
+        .events()
+        .iter()
+        .filter(|e| matches!(e, SimEvent::VoiceIdentify { .. }))
+        .count();
+    assert_eq!(identifies, 2, "one Identify per voice session");
+    assert!(
+        sim.heard(guild(0)).audio_frames() >= before + 140,
+        "the sound after the switch was heard"
+    );
     assert_no_violations(&sim);
 }

@@ -6,5 +6,6 @@ mod dave;
 mod lifecycle;
 mod mixer;
 mod recovery;
+mod sessions;
 mod stage;
 mod voice_engine;

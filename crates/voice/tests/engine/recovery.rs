@@ -185,6 +185,43 @@ fn main_gateway_invalid_session_reidentifies_and_rejoins_voice() {
     assert_no_violations(&sim);
 }
 
+/// A main gateway outage longer than the 4014 grace: Discord ends the voice session with the
+/// main one, and nothing can explain that close until the gateway is back. The connection waits
+/// for the new session and joins again; the sound playing meanwhile is finished, not lost.
+/// (The soak found this: a connection failed for good after a 4014 while READY was late.)
+#[test]
+fn a_main_gateway_outage_past_the_4014_grace_rejoins_when_the_gateway_is_back() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    sim.main_outage(Duration::from_secs(12));
+    assert!(
+        sim.wait_for(Duration::from_secs(10), |e| e
+            .contains(&SimEvent::MainRefused)),
+        "the engine tried the main gateway during the outage"
+    );
+    assert!(
+        playing.wait_timeout(Duration::from_secs(60)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_heard_whole(&sim);
+    assert_eq!(
+        count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
+        2,
+        "a new main session after the outage"
+    );
+    assert_eq!(identifies(&sim), 2, "voice joined again on the new session");
+    assert_no_violations(&sim);
+}
+
 #[test]
 fn main_gateway_drop_resumes() {
     let sim = play_with_fault(|sim| sim.drop_main());
@@ -225,11 +262,59 @@ fn kick_stops_for_good() {
             .reason
             .as_deref()
             .unwrap_or("")
-            .contains("kicked")
+            .contains("disconnected from the voice channel by someone")
     );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(identifies(&sim), 1, "never auto-rejoin after a kick");
     voice.close();
+}
+
+/// A network blip long enough for Discord to drop the bot from the channel: the voice state
+/// with no channel arrives (with the main gateway's resume) while the voice side is already
+/// reconnecting, with no 4014 before it. That is not a kick: the bot joins again, the card says
+/// what happened, and the sound goes on.
+#[test]
+fn a_network_blip_that_drops_the_bot_from_the_channel_is_not_a_kick() {
+    let sim = play_with_fault(|sim| sim.network_blip(guild(0)));
+    assert_heard_whole(&sim);
+    // In the channel, out (the blip), in again, and out at the end (the test's own leave).
+    let channels: Vec<bool> = sim
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SimEvent::VoiceStateUpdate { channel_id, .. } => Some(channel_id.is_some()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(channels, [true, false, true, false]);
+    assert!(
+        count(&sim, |e| matches!(e, SimEvent::MainResume { .. })) >= 1,
+        "the update came with the main gateway's resume"
+    );
+    assert_eq!(identifies(&sim), 2, "joined again on a new voice session");
+}
+
+/// The card after a blip says what happened, and the connection is ready again.
+#[test]
+fn after_a_network_blip_the_card_says_the_bot_was_dropped_and_joined_again() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    sim.network_blip(guild(0));
+    let status = wait_status(&voice, Duration::from_secs(30), |s| {
+        s.connections[0].phase == "ready" && s.connections[0].last_error.is_some()
+    });
+    voice.close();
+    let card = &status.connections[0];
+    assert_eq!(card.phase, "ready", "{status:?}");
+    assert!(
+        card.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("dropped the bot from the channel")),
+        "{card:?}"
+    );
 }
 
 /// Discord reallocating the voice server: `endpoint: null` first, the new server a bit later.
@@ -240,6 +325,40 @@ fn null_endpoint_waits_for_the_reallocated_server() {
     assert_heard_whole(&sim);
     assert_eq!(identifies(&sim), 2, "a fresh Identify on the new server");
     assert_eq!(resumes(&sim), 0);
+    assert_no_violations(&sim);
+}
+
+/// `endpoint: null` and no new server for longer than the join timeout: a connection that was up
+/// says it is waiting, asks again rather than failing, and the sound goes on once a server comes.
+#[test]
+fn a_reallocation_slower_than_the_join_timeout_is_waited_out() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let voice = connect(&sim);
+    voice
+        .join_channel(guild(0), voice_channel(0), false, false)
+        .unwrap();
+    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
+    std::thread::sleep(Duration::from_secs(1));
+    sim.reallocate_voice_server(guild(0), Duration::from_secs(14));
+    let waiting = wait_status(&voice, Duration::from_secs(5), |s| {
+        s.connections[0].last_error.is_some()
+    });
+    assert!(
+        waiting.connections[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("moving this call to another voice server")),
+        "{waiting:?}"
+    );
+    assert!(
+        playing.wait_timeout(Duration::from_secs(60)),
+        "playback never finished"
+    );
+    wait_quiet(&voice);
+    let status = voice.status().borrow().clone();
+    voice.close();
+    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_heard_whole(&sim);
     assert_no_violations(&sim);
 }
 
@@ -394,11 +513,13 @@ fn a_panic_in_the_engine_is_survived_reported_and_rejoined() {
     let cut = voice.play(sine_clip(330.0, 0.3, 4.0), Target::All, 1.0);
     std::thread::sleep(Duration::from_millis(500));
     voice.command(voxboard_voice::engine::Command::InjectPanic);
+    // Generous: the guard is that the caller is answered at all, not how fast (a loaded CI
+    // machine once took over 2 s to rebuild the world).
     assert!(
-        cut.wait_timeout(Duration::from_secs(2)),
+        cut.wait_timeout(Duration::from_secs(15)),
         "a sound lost in the restart still ends for its caller"
     );
-    let back = wait_status(&voice, Duration::from_secs(10), |s| {
+    let back = wait_status(&voice, Duration::from_secs(30), |s| {
         s.engine_restarts == 1 && s.connections.first().is_some_and(|c| c.phase == "ready")
     });
     assert_eq!(back.engine_restarts, 1, "{back:?}");

@@ -5,6 +5,7 @@
 //! dispatches into [`GatewayEvent`]s. It makes no voice decisions: the engine sends op 4 through
 //! [`GatewayCommand`].
 
+mod identify_budget;
 pub mod payloads;
 mod ratelimit;
 
@@ -19,6 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use url::Url;
 
+use self::identify_budget::{IdentifyBudget, Verdict};
 use self::payloads::*;
 use self::ratelimit::SendBudget;
 use crate::discord::ws::{self, Token, WsStream};
@@ -69,6 +71,21 @@ pub enum GatewayError {
     AuthenticationFailed,
     #[error("the gateway refused the connection for good (close {code}: {reason})")]
     Refused { code: u16, reason: &'static str },
+    #[error(
+        "Discord's daily limit of new sessions for this bot is used up ({remaining} of {total} \
+         left, resets in {}): not connecting, so that Discord does not reset the bot token",
+        hours_minutes(*resets_in)
+    )]
+    SessionLimit {
+        remaining: u32,
+        total: u32,
+        resets_in: Duration,
+    },
+}
+
+fn hours_minutes(d: Duration) -> String {
+    let minutes = d.as_secs().div_ceil(60);
+    format!("{} h {:02} min", minutes / 60, minutes % 60)
 }
 
 /// What the engine asks the main gateway to send.
@@ -90,6 +107,8 @@ pub struct GatewayConfig {
     pub url: Url,
     pub token: Token,
     pub tls: ws::TlsTrust,
+    /// Asked for the bot's session start limit before Identifying (`None`: pace only).
+    pub rest: Option<crate::discord::rest::RestClient>,
 }
 
 /// Starts the main gateway task on the current tokio runtime.
@@ -154,19 +173,33 @@ async fn run(
     // op 4 payloads not yet sent; kept across reconnects so nothing asked for is lost.
     let mut pending: Vec<String> = Vec::new();
     let mut connect_error: Option<String> = None;
+    let mut identifies = IdentifyBudget::default();
     loop {
         let resume = session.id.is_some();
+        if !resume {
+            match identify_allowed(config, &mut identifies, commands, &mut pending).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(err) => {
+                    tracing::error!("main gateway: {err}");
+                    sink(GatewayEvent::Fatal(err));
+                    return;
+                }
+            }
+        }
         let base = match (&session.resume_url, resume) {
             (Some(u), true) => u.clone(),
             _ => config.url.clone(),
         };
         let url = ws::main_gateway_url(&base);
+        let attempt_started = Instant::now();
         let ended = match ws::connect(&url, Duration::from_secs(10), &config.tls).await {
             Ok(socket) => {
                 let link = Link {
                     token: &config.token,
                     sink,
                     gateway: &config.url,
+                    identifies: &mut identifies,
                 };
                 connection(
                     socket,
@@ -200,6 +233,11 @@ async fn run(
                     resume,
                     error: connect_error.take(),
                 });
+                // The backoff decays with time connected (one step per healthy minute), so a
+                // gateway that flaps keeps a long wait while one that blipped once an hour
+                // reconnects at once.
+                let lasted = attempt_started.elapsed().as_secs() / 60;
+                failures = failures.saturating_sub(u32::try_from(lasted).unwrap_or(u32::MAX));
                 failures += 1;
                 // Full jitter, capped: reconnect storms help no one.
                 let cap = Duration::from_millis(250 * 2u64.pow(failures.min(6)));
@@ -225,6 +263,58 @@ struct Link<'a> {
     sink: &'a EventSink,
     /// The configured gateway, which a READY's resume URL is checked against.
     gateway: &'a Url,
+    identifies: &'a mut IdentifyBudget,
+}
+
+/// Before a new session: learns the day's budget when it is unknown or reset, then waits out
+/// the concurrency window. `Ok(false)`: shut down while waiting; `Err`: the budget is spent.
+async fn identify_allowed(
+    config: &GatewayConfig,
+    identifies: &mut IdentifyBudget,
+    commands: &mut mpsc::UnboundedReceiver<GatewayCommand>,
+    pending: &mut Vec<String>,
+) -> Result<bool, GatewayError> {
+    if let Some(rest) = &config.rest
+        && identifies.needs_refresh(Instant::now())
+    {
+        match rest.session_start_limit().await {
+            Ok(limit) => {
+                tracing::info!(
+                    "main gateway: {} of {} session starts left today",
+                    limit.remaining,
+                    limit.total
+                );
+                identifies.learn(limit, Instant::now());
+            }
+            // Not knowing is no reason to stay offline: pacing still applies.
+            Err(e) => tracing::warn!("main gateway: session start limit unknown: {e}"),
+        }
+    }
+    let wait = match identifies.before_identify(Instant::now()) {
+        Verdict::Go(wait) => wait,
+        Verdict::Spent {
+            remaining,
+            total,
+            resets_in,
+        } => {
+            return Err(GatewayError::SessionLimit {
+                remaining,
+                total,
+                resets_in,
+            });
+        }
+    };
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        tokio::select! {
+            _ = sleep_until(until) => {}
+            cmd = commands.recv() => match cmd {
+                None | Some(GatewayCommand::Shutdown) => return Ok(false),
+                Some(cmd) => queue_command(pending, cmd),
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Queues an op 4; a newer request for the same guild replaces a queued one (debounce).
@@ -257,6 +347,7 @@ async fn connection(
         token,
         sink,
         gateway,
+        identifies,
     } = link;
     let far_future = Instant::now() + Duration::from_secs(86_400 * 365);
     let mut interval = None::<Duration>;
@@ -295,7 +386,10 @@ async fn connection(
                         next_beat = Instant::now() + every.mul_f64(rand::random::<f64>());
                         let hello = match (&session.id, session.seq) {
                             (Some(id), seq) => resume(token, id, seq),
-                            (None, _) => identify(token),
+                            (None, _) => {
+                                identifies.identified(Instant::now());
+                                identify(token)
+                            }
                         };
                         budget.force_take(Instant::now());
                         if socket.send(Message::text(hello)).await.is_err() {

@@ -62,9 +62,17 @@ pub enum VoiceEvent {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum VoiceCommand {
     Json(String),
+    /// op 5 Speaking, then the talk spurt's first RTP packet on `udp` once op 5 is written:
+    /// Discord must see the op before the audio, and this task is the only place that can
+    /// order a websocket write before a datagram. The packet goes out even if the write fails.
+    SpeakingThen {
+        json: String,
+        packet: Vec<u8>,
+        udp: std::net::UdpSocket,
+    },
     /// A client binary frame: `[op u8] ‖ payload`.
     Binary(Vec<u8>),
     /// Close with this code and end the task (1000 when leaving).
@@ -242,6 +250,12 @@ async fn run(
             cmd = commands.recv() => match cmd {
                 Some(VoiceCommand::Json(text)) => {
                     if socket.send(Message::text(text)).await.is_err() { return None; }
+                }
+                Some(VoiceCommand::SpeakingThen { json, packet, udp }) => {
+                    let written = socket.send(Message::text(json)).await;
+                    // Non-blocking socket: a full buffer loses this one frame, like the engine.
+                    let _ = udp.send(&packet);
+                    if written.is_err() { return None; }
                 }
                 Some(VoiceCommand::Binary(bytes)) => {
                     if socket.send(Message::binary(bytes)).await.is_err() { return None; }
