@@ -180,6 +180,9 @@ pub struct Settings {
     pub monitor_volume: f32,
     pub master_volume: f32,
     pub mic_gain: f32,
+    /// Guild ids the microphone goes to while push-to-talk is held; empty means every
+    /// connected guild (also boards saved before the routing matrix had a microphone row).
+    pub mic_targets: Vec<u64>,
     pub push_to_talk_key: String,
     pub stop_all_key: String,
     pub theme: Theme,
@@ -228,6 +231,7 @@ impl Default for Settings {
             monitor_volume: 0.8,
             master_volume: 1.0,
             mic_gain: 1.0,
+            mic_targets: Vec::new(),
             push_to_talk_key: String::new(),
             stop_all_key: String::new(),
             theme: Theme::Dark,
@@ -359,6 +363,10 @@ mod tests {
         let old: Settings = serde_json::from_str(r#"{"master_volume": 0.5}"#).unwrap();
         assert!(old.deafen_bot);
         assert_eq!(old.master_volume, 0.5);
+        assert!(
+            old.mic_targets.is_empty(),
+            "the microphone goes to every guild"
+        );
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
             );
             let gain = args
                 .normalize
-                .map_or(1.0, |target| normalise(&clip, target));
+                .map_or(1.0, |target| normalise(&clip, &shape, target));
             Ok((clip, gain))
         })
         .collect::<anyhow::Result<Vec<(Clip, f32)>>>()?;
@@ -285,9 +285,11 @@ fn join_and_play(
     Ok(failures)
 }
 
-/// Measures a clip and returns the gain that brings it to `target` LUFS, saying what it found.
-fn normalise(clip: &Clip, target: f64) -> f32 {
-    let Some(m) = loudness::measure(&clip.samples) else {
+/// Measures the part of a clip that plays (its `--start`/`--end` window) and returns the gain
+/// that brings it to `target` LUFS, saying what it found.
+fn normalise(clip: &Clip, shape: &Shape, target: f64) -> f32 {
+    let window = shape.window(clip.samples.len());
+    let Some(m) = loudness::measure(&clip.samples[window.start..window.end]) else {
         return 1.0;
     };
     let Some(lufs) = m.lufs else {

@@ -264,6 +264,7 @@ fn tile(
     } else {
         None
     };
+    super::probe::mark(&format!("Sound {}", sound.name), rect);
     response.widget_info(|| {
         let mut info = egui::WidgetInfo::labeled(egui::Role::Button, true, &sound.name);
         info.value = progress.map(|p| f64::from(p) * 100.0);
@@ -279,7 +280,7 @@ fn tile(
     });
 
     if ui.is_rect_visible(rect) {
-        let lufs = core.loudness(id).and_then(|m| m.lufs);
+        let lufs = core.loudness(&sound).and_then(|m| m.lufs);
         paint_tile(
             ui,
             rect,
@@ -313,7 +314,9 @@ fn tile(
         dropped = Some(from.0);
     }
     response.context_menu(|ui| {
-        if ui.button("✏ Edit…").clicked() {
+        let edit = ui.button("✏ Edit…");
+        super::probe::mark("Edit menu item", edit.rect);
+        if edit.clicked() {
             action = Some(BoardAction::Edit(id));
             ui.close();
         }

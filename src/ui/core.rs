@@ -177,9 +177,11 @@ impl Core {
         self.library.state(self.lib_id(id)?)
     }
 
-    /// The clip's measured loudness and true peak, once it has been decoded.
-    pub fn loudness(&self, id: u64) -> Option<Measurement> {
-        self.library.loudness(self.lib_id(id)?)
+    /// The loudness and true peak of what `sound` plays (its trimmed window, as it stands:
+    /// the edit dialog passes its draft), once the clip has been decoded.
+    pub fn loudness(&self, sound: &crate::board::Sound) -> Option<Measurement> {
+        self.library
+            .loudness(self.lib_id(sound.id)?, &sound.shape())
     }
 
     /// The clip's waveform once decoded; asks for the decode otherwise (the edit dialog calls
@@ -374,6 +376,7 @@ impl Core {
         if let Some(e) = &self.engine {
             e.send(Command::SetMasterGain(s.master_volume));
             e.send(Command::SetMicGain(s.mic_gain));
+            e.send(Command::SetMicTarget(playing::target_of(&s.mic_targets)));
             e.send(Command::SetMonitor {
                 gain: if s.monitor { s.monitor_volume } else { 0.0 },
                 include_mic: false,
@@ -459,6 +462,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::SetMasterGain(_) => "master_gain",
         Command::SetMonitor { .. } => "monitor",
         Command::SetMicGain(_) => "mic_gain",
+        Command::SetMicTarget(_) => "mic_target",
         _ => "other",
     }
 }

@@ -10,6 +10,12 @@ use crate::board::hotkeys;
 use crate::board::{Entrance, PALETTE, Sound};
 use voxboard_voice::engine::Retrigger;
 
+/// The dialog's heading, button row and the modal's margins, in points: what the scrolling
+/// body must leave of the window's height.
+const BUTTONS_AND_MARGINS: f32 = 150.0;
+/// Never squeeze the body below this, however small the window.
+const MIN_BODY: f32 = 120.0;
+
 pub struct EditDialog {
     draft: Sound,
     path_text: String,
@@ -44,16 +50,33 @@ impl EditDialog {
     pub fn ui(&mut self, ctx: &egui::Context, core: &mut Core, problem: Option<String>) -> Outcome {
         let mut outcome = Outcome::Open;
         let modal = egui::Modal::new(egui::Id::unique("edit-sound")).show(ctx, |ui| {
-            ui.set_width(420.0);
+            ui.set_width(446.0);
             ui.heading("Edit sound");
             ui.add_space(6.0);
-            egui::Grid::new("edit-grid")
-                .num_columns(2)
-                .spacing(vec2(12.0, 10.0))
-                .show(ui, |ui| self.fields(ui, core, problem));
-            ui.add_space(10.0);
-            ui.label(egui::RichText::new("Trim and fades").strong());
-            trim_editor::section(ui, &mut self.draft, core, &mut self.preview);
+            // The body scrolls when the window is shorter than the dialog (the waveform makes
+            // it tall), so that Save and Cancel below always stay on screen.
+            let body = (ctx.content_rect().height() - BUTTONS_AND_MARGINS).max(MIN_BODY);
+            egui::ScrollArea::vertical()
+                .max_height(body)
+                .show(ui, |ui| {
+                    // Room at the sides: the scroll area clips, and the waveform's marker
+                    // handles stand out past its ends (the right one clear of the scroll bar).
+                    let room = egui::Margin {
+                        left: 8,
+                        right: 18,
+                        top: 0,
+                        bottom: 0,
+                    };
+                    egui::Frame::NONE.inner_margin(room).show(ui, |ui| {
+                        egui::Grid::new("edit-grid")
+                            .num_columns(2)
+                            .spacing(vec2(12.0, 10.0))
+                            .show(ui, |ui| self.fields(ui, core, problem));
+                        ui.add_space(10.0);
+                        ui.label(egui::RichText::new("Trim and fades").strong());
+                        trim_editor::section(ui, &mut self.draft, core, &mut self.preview);
+                    });
+                });
             ui.add_space(10.0);
             ui.separator();
             ui.horizontal(|ui| {

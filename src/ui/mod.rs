@@ -10,6 +10,7 @@ pub mod core;
 pub mod demo;
 pub mod edit_dialog;
 pub mod log;
+pub mod probe;
 pub mod routing_panel;
 pub mod settings_panel;
 pub mod style;

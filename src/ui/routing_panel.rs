@@ -1,9 +1,12 @@
-//! The routing matrix: every sound against every joined guild, a tick where it plays. The
-//! ticks edit each sound's targets ("All" is the empty list: every connected guild, also ones
-//! joined later). The engine already mixes once per distinct set of sounds, so routing costs
-//! one Opus encode per distinct mix, not per guild.
+//! The routing matrix: the microphone and every sound against every joined guild, a tick where
+//! each plays. The ticks edit the board's target lists ("All" is the empty list: every
+//! connected guild, also ones joined later). The engine mixes once per distinct set of what a
+//! guild hears, so routing costs one Opus encode per distinct mix, not per guild.
 
 use super::core::Core;
+
+/// The microphone row's name (and the start of its ticks' labels).
+pub const MIC_ROW: &str = "🎤 Microphone";
 
 #[derive(Default)]
 pub struct RoutingPanel;
@@ -30,6 +33,8 @@ impl RoutingPanel {
         }
         let ids: Vec<u64> = core.board.sounds().map(|s| s.id).collect();
         let mut changed = false;
+        let mut mic = core.board.settings.mic_targets.clone();
+        let mut mic_changed = false;
         egui::ScrollArea::vertical().show(ui, |ui| {
             egui::Grid::new("routing")
                 .striped(true)
@@ -41,46 +46,67 @@ impl RoutingPanel {
                         ui.strong(name);
                     }
                     ui.end_row();
+                    mic_changed = row(ui, MIC_ROW, &mut mic, &guilds);
                     for id in ids {
                         let Some(sound) = core.board.sound_mut(id) else {
                             continue;
                         };
-                        ui.label(&sound.name);
-                        let mut all = sound.targets.is_empty();
-                        let label = format!("{} → all guilds", sound.name);
-                        if tick(ui, &mut all, &label) && all {
-                            sound.targets.clear();
-                            changed = true;
-                        }
-                        for (guild, name) in &guilds {
-                            let mut on = sound.targets.is_empty() || sound.targets.contains(guild);
-                            if tick(ui, &mut on, &format!("{} → {name}", sound.name)) {
-                                if sound.targets.is_empty() {
-                                    // Leaving "All": every joined guild but this one.
-                                    sound.targets = guilds.iter().map(|g| g.0).collect();
-                                }
-                                sound.targets.retain(|g| g != guild);
-                                if on {
-                                    sound.targets.push(*guild);
-                                }
-                                changed = true;
-                            }
-                        }
-                        ui.end_row();
+                        let name = sound.name.clone();
+                        changed |= row(ui, &name, &mut sound.targets, &guilds);
                     }
                 });
         });
-        if changed {
+        if mic_changed {
+            // Saves too.
+            core.set_mic_targets(mic);
+        } else if changed {
             core.save();
         }
         ui.add_space(8.0);
-        ui.weak("The microphone goes to every joined guild while push-to-talk is held.");
+        ui.weak("The microphone goes to its ticked guilds while push-to-talk is held.");
     }
+}
+
+/// One row of ticks editing `targets` (empty = all guilds); returns whether it changed.
+fn row(ui: &mut egui::Ui, name: &str, targets: &mut Vec<u64>, guilds: &[(u64, String)]) -> bool {
+    let mut changed = false;
+    ui.label(name);
+    let mut all = targets.is_empty();
+    if tick(ui, &mut all, &format!("{name} → all guilds")) && all {
+        targets.clear();
+        changed = true;
+    }
+    for (guild, guild_name) in guilds {
+        let mut on = targets.is_empty() || targets.contains(guild);
+        // An empty list means every guild: unticking the only guild left must not turn into
+        // that (the microphone would go everywhere). Tick another one first.
+        let only = targets.len() == 1 && targets[0] == *guild;
+        let label = format!("{name} → {guild_name}");
+        if ui
+            .add_enabled_ui(!only, |ui| tick(ui, &mut on, &label))
+            .inner
+        {
+            if targets.is_empty() {
+                // Leaving "All": every joined guild but this one.
+                *targets = guilds.iter().map(|g| g.0).collect();
+            }
+            targets.retain(|g| g != guild);
+            if on {
+                targets.push(*guild);
+            }
+            changed = true;
+        }
+    }
+    ui.end_row();
+    changed
 }
 
 /// A checkbox without text, named `label` for screen readers (and the UI tests).
 fn tick(ui: &mut egui::Ui, on: &mut bool, label: &str) -> bool {
     let response = ui.checkbox(on, "");
-    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, true, *on, label));
-    response.changed()
+    let enabled = ui.is_enabled();
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, enabled, *on, label));
+    response
+        .on_disabled_hover_text("The only guild it goes to: tick another one first.")
+        .changed()
 }

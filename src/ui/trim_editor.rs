@@ -55,9 +55,10 @@ pub fn section(ui: &mut egui::Ui, d: &mut Sound, core: &mut Core, preview: &mut 
 
 /// Shows start, end, fade-in and fade-out of `d`. `duration` (seconds) is the decoded clip's
 /// length, when known: it bounds the fields and stands for "to the end".
-/// The clip's measured loudness and true peak, and what normalisation does to it.
+/// The measured loudness and true peak of the trimmed window (following the markers as they
+/// move), and what normalisation does to it.
 fn loudness_text(core: &Core, d: &Sound) -> String {
-    let Some(m) = core.loudness(d.id) else {
+    let Some(m) = core.loudness(d) else {
         return "Loudness: not measured yet".into();
     };
     let Some(lufs) = m.lufs else {

@@ -127,6 +127,7 @@ fn handle(ui: &mut egui::Ui, label: &str, area: Rect, knob: Knob) -> Option<f32>
         .interact(area, ui.scope_id().with(label), Sense::drag())
         .on_hover_cursor(egui::CursorIcon::ResizeHorizontal);
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Slider, true, label));
+    super::probe::mark(label, response.rect);
     let active = response.hovered() || response.dragged();
     let colour = if active { Color32::WHITE } else { style::WARN };
     let painter = ui.painter();

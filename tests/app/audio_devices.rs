@@ -20,46 +20,17 @@ use voxboard_audio::devices::{AudioDeviceError, list_devices};
 use voxboard_audio::monitor::Monitor;
 use voxboard_audio::{FRAME_LEN, SAMPLE_RATE};
 
-const CHILD: &str = "VOXBOARD_AUDIO_TEST_CHILD";
 /// Enough audio for a sub-Hz pitch estimate: 0.5 s.
 const WANTED_FRAMES: usize = 25;
 /// How long to wait for that much audio (PulseAudio takes ~1.7 s to start a capture).
 const DATA_TIMEOUT: Duration = Duration::from_secs(6);
 
-/// Runs the ignored test `name` in a child process with extra environment variables and
-/// fails if it fails, did not run, or hung (coreutils' `timeout` kills it after two minutes).
 fn run_child(name: &str, env: &[(&str, &str)]) {
-    // Test names are module paths inside this binary.
-    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
-    let name = &format!("{module}::{name}");
-    let out = Command::new("timeout")
-        .args(["--kill-after=5", "120"])
-        .arg(std::env::current_exe().expect("test binary path"))
-        .args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the test binary");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("--- {name} stdout ---\n{stdout}--- {name} stderr ---\n{stderr}");
-    assert!(out.status.success(), "{name} failed (output above)");
-    assert!(stdout.contains("1 passed"), "{name} did not run");
+    sink::run_child(module_path!(), name, env);
 }
 
 fn in_child() -> bool {
-    let yes = std::env::var_os(CHILD).is_some();
-    if !yes {
-        println!("not run directly: its parent test starts it in a child process");
-    }
-    yes
+    sink::in_child()
 }
 
 /// Plays a tone into the null sink until dropped.
@@ -303,21 +274,8 @@ fn child_no_audio_system() {
     println!("monitor: {monitor}");
 }
 
-/// Runs the child test `name` against a private PulseAudio daemon (which it may kill and
-/// restart without disturbing any other test).
 fn with_private_daemon(name: &str) {
-    let _sink = sink::take_turn();
-    let private = std::env::temp_dir().join(format!("voxboard-{name}-{}", std::process::id()));
-    let private = private.to_str().expect("utf-8 temp dir").to_string();
-    sink::start_in(Some(&private));
-    run_child(
-        name,
-        &[
-            ("XDG_RUNTIME_DIR", &private),
-            ("VOXBOARD_PULSE_DIR", &private),
-        ],
-    );
-    sink::stop_private(&private);
+    sink::with_private_daemon(module_path!(), name);
 }
 
 #[test]

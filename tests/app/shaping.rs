@@ -175,6 +175,11 @@ fn play_trims_and_fades_from_the_command_line() {
 
 /// Writes `secs` of a sine at `freq` Hz and peak `amp`, 48 kHz mono 16-bit.
 fn write_sine(path: &std::path::Path, freq: f32, amp: f32, secs: f32) {
+    write_sines(path, freq, &[(amp, secs)]);
+}
+
+/// Writes a sine at `freq` Hz whose peak steps through `(amp, secs)` segments.
+fn write_sines(path: &std::path::Path, freq: f32, segments: &[(f32, f32)]) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,
@@ -182,9 +187,13 @@ fn write_sine(path: &std::path::Path, freq: f32, amp: f32, secs: f32) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).expect("create wav");
-    for i in 0..(secs * RATE as f32) as usize {
-        let s = amp * (i as f32 * freq * std::f32::consts::TAU / RATE as f32).sin();
-        w.write_sample((s * 32767.0) as i16).expect("write");
+    let mut i = 0usize;
+    for &(amp, secs) in segments {
+        for _ in 0..(secs * RATE as f32) as usize {
+            let s = amp * (i as f32 * freq * std::f32::consts::TAU / RATE as f32).sin();
+            w.write_sample((s * 32767.0) as i16).expect("write");
+            i += 1;
+        }
     }
     w.finalize().expect("finalize");
 }
@@ -298,4 +307,111 @@ fn the_board_normalises_clips_20_lu_apart_to_its_target() {
             "sound {i} arrived at {lufs:.2} LUFS, target {TARGET}"
         );
     }
+}
+
+/// A clip with a loud 2 s intro and a 3 s body 20 LU quieter, trimmed to start after the
+/// intro: normalisation must follow the window that plays. Measured on the whole clip, the
+/// intro would set the gain (a 10 dB cut) and the body would arrive some 16 LU under target.
+const INTRO: [(f32, f32); 2] = [(0.5, 2.0), (0.05, 3.0)];
+
+/// The source's loudness: the intro's and the trimmed window's, 20 LU apart.
+fn intro_and_body_lufs(path: &std::path::Path) -> (f64, f64) {
+    let clip = voxboard_audio::decode::decode_file(path, &mut |_| {}).unwrap();
+    let split = 2 * RATE as usize * voxboard_audio::CHANNELS;
+    let intro = integrated_lufs(&clip.samples[..split]).unwrap();
+    let body = integrated_lufs(&clip.samples[split..]).unwrap();
+    assert!(
+        (intro - body - 20.0).abs() < 0.5,
+        "20 LU apart: {intro} vs {body}"
+    );
+    println!("source: intro {intro:.2} LUFS, trimmed window {body:.2} LUFS");
+    (intro, body)
+}
+
+/// The 3 s the listener heard, as LUFS, checked against `target`.
+fn assert_window_at_target(sim: &Simulator, target: f64) {
+    let heard = heard_frames(sim);
+    assert_eq!(heard.len(), 150, "the 3 s window, whole");
+    let lufs = integrated_lufs(&heard.concat()).expect("measurable");
+    println!("listener: {lufs:.2} LUFS (target {target})");
+    assert!(
+        (lufs - target).abs() <= 1.0,
+        "the trimmed window arrived at {lufs:.2} LUFS, target {target}"
+    );
+}
+
+#[test]
+fn the_board_normalises_the_trimmed_window_not_the_whole_clip() {
+    const TARGET: f64 = -20.0;
+    let env = Env::new(
+        |dir| {
+            let mut b = voxboard::board::Board::default();
+            let path = dir.join("intro.wav");
+            write_sines(&path, 440.0, &INTRO);
+            let id = b.add_sound(0, path);
+            let s = b.sound_mut(id).expect("sound");
+            s.trim_start = 2.0;
+            s.normalise = true;
+            b.settings.loudness_target_lufs = TARGET;
+            b.settings.connections.insert(100, 1002);
+            b
+        },
+        true,
+    );
+    intro_and_body_lufs(&env.dir.path().join("intro.wav"));
+    let sim = env.sim.as_ref().expect("sim");
+    let mut h = ready_app(&env);
+    let ids = sound_ids(&h);
+    // Decoded (and measured) before the click, as a board's sounds usually are.
+    step_until(&mut h, Duration::from_secs(10), "the clip measured", |h| {
+        let core = &h.state().core;
+        core.board
+            .sound(ids[0])
+            .and_then(|s| core.loudness(s))
+            .is_some()
+    });
+    let core = &h.state().core;
+    let sound = core.board.sound(ids[0]).expect("sound");
+    let shown = core.loudness(sound).and_then(|m| m.lufs).expect("lufs");
+    assert!(
+        (shown - -26.0).abs() < 1.0,
+        "the tile shows the window's {shown} LUFS"
+    );
+    h.state_mut().core.play(ids[0]);
+    step_until(&mut h, Duration::from_secs(10), "the window plays", |_| {
+        heard_frames(sim).len() >= 150
+    });
+    until_silent(&mut h, &ids);
+    assert_window_at_target(sim, TARGET);
+}
+
+#[test]
+fn play_normalize_measures_the_trimmed_window() {
+    const TARGET: f64 = -20.0;
+    let sim = Simulator::start(voxboard_sim::SimConfig::with_guilds(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("intro.wav");
+    write_sines(&path, 440.0, &INTRO);
+    intro_and_body_lufs(&path);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join",
+            "100:1002",
+        ])
+        .args(["--start", "2", "--normalize", &TARGET.to_string()])
+        .arg(&path)
+        .env("DISCORD_TOKEN", voxboard_sim::SimConfig::TEST_TOKEN)
+        .output()
+        .expect("run voxboard");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_window_at_target(&sim, TARGET);
+    voxboard_testkit::assert_no_violations(&sim);
 }

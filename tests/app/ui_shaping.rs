@@ -1,6 +1,6 @@
 //! The edit dialog's waveform with egui_kittest: it appears once the clip is decoded with the
-//! clip's measured loudness beside it, and dragging its handles edits the trim and fades that
-//! the board then saves.
+//! clip's measured loudness beside it, dragging its handles edits the trim and fades that the
+//! board then saves, and in a small window the dialog scrolls with Save still on screen.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use voxboard::ui::VoxApp;
 
-use crate::ui_support::{Env, board_with, step_until};
+use crate::ui_support::{Env, board_with, harness_sized, step_until};
 
 /// Drags the handle named `label` from its centre by `dx` points.
 fn drag(h: &mut Harness<'static, VoxApp>, label: &str, dx: f32) {
@@ -76,4 +76,59 @@ fn dragging_the_waveform_handles_sets_the_stored_trim_and_fades() {
     );
     assert!(near(s.fade_in, 0.2), "fade in {}", s.fade_in);
     assert!(near(s.fade_out, 0.3), "fade out {}", s.fade_out);
+}
+
+/// A window shorter than the dialog with its waveform: the body scrolls, so Save stays on
+/// screen (and works), and the mouse wheel brings the waveform's markers into view.
+#[test]
+fn the_edit_dialog_scrolls_in_a_small_window_with_save_on_screen() {
+    let size = egui::vec2(900.0, 420.0);
+    let on_screen = |r: egui::Rect| r.min.y >= 0.0 && r.max.y <= size.y;
+    let env = Env::new(|dir| board_with(dir, &["Tone"], 2.0), false);
+    let mut h = harness_sized(env.app(), size);
+    h.get_by_label("Tone").click_secondary();
+    h.run_steps(2);
+    h.get_by_label("✏ Edit…").click();
+    step_until(&mut h, Duration::from_secs(10), "the waveform", |h| {
+        h.query_by_label("Start marker").is_some()
+    });
+    h.run_steps(2);
+    let save = h.get_by_label("Save").rect();
+    assert!(on_screen(save), "Save off screen: {save:?}");
+    let marker = h.get_by_label("End marker").rect();
+    assert!(
+        !on_screen(marker),
+        "the dialog fits anyway ({marker:?}): the test proves nothing at this size"
+    );
+
+    h.hover_at(h.get_by_label("Name").rect().center());
+    h.run_steps(1);
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Point,
+        delta: egui::vec2(0.0, -2000.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Unknown,
+        modifiers: egui::Modifiers::NONE,
+    });
+    step_until(
+        &mut h,
+        Duration::from_secs(5),
+        "scrolled to the waveform",
+        |h| {
+            let marker = h.get_by_label("End marker").rect();
+            on_screen(marker) && marker.max.y <= h.get_by_label("Save").rect().min.y
+        },
+    );
+    assert_eq!(
+        h.get_by_label("Save").rect(),
+        save,
+        "the buttons do not move"
+    );
+
+    h.get_by_label("Save").click();
+    h.run_steps(3);
+    assert!(
+        h.query_by_label("Start marker").is_none(),
+        "Save closed the dialog"
+    );
 }

@@ -82,8 +82,13 @@ impl Env {
 /// The app in a kittest harness, showing the board (without a token the app opens on
 /// Settings, which asks for one; the tests go back to the board through the top bar).
 pub fn harness(app: VoxApp) -> Harness<'static, VoxApp> {
+    harness_sized(app, egui::vec2(1200.0, 760.0))
+}
+
+/// [`harness`] in a window of `size` points.
+pub fn harness_sized(app: VoxApp, size: egui::Vec2) -> Harness<'static, VoxApp> {
     let mut h = Harness::builder()
-        .with_size(egui::vec2(1200.0, 760.0))
+        .with_size(size)
         .build_eframe(move |_cc| app);
     h.run_steps(2);
     if h.state().view != View::Board {

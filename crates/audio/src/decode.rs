@@ -300,9 +300,10 @@ fn decode_unguarded<'s>(
             let reserve = expected_out.map_or(0, |b| b.min(MAX_DECODED_BYTES) / 4 + 64);
             Vec::with_capacity(reserve as usize)
         }),
-        meter: plan.analyse.then(crate::loudness::Meter::default),
-        // In-memory clips get their exact waveform from the samples at the end; build one on
-        // the way only where the clip may turn out long.
+        // In-memory clips get their exact waveform and per-100 ms loudness from the samples at
+        // the end; measure on the way only where the clip may turn out long.
+        meter: (plan.analyse && (long_from_header || expected_out.is_none()))
+            .then(crate::loudness::Meter::default),
         waveform: (plan.analyse && (long_from_header || expected_out.is_none()))
             .then(crate::waveform::WaveformBuilder::default),
         stream_above: plan.stream_above_bytes,

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::CHANNELS;
 use super::loudness;
+use super::shaping::Shape;
 use super::stream::Source;
 use super::waveform::Waveform;
 
@@ -136,7 +137,7 @@ impl fmt::Debug for SoundLibrary {
 #[derive(Clone, Debug)]
 struct ClipInfo {
     duration: Duration,
-    loudness: loudness::Measurement,
+    loudness: Arc<loudness::Profile>,
     waveform: Arc<Waveform>,
 }
 
@@ -386,7 +387,7 @@ impl SoundLibrary {
             Slot::Ready { .. } => match &entry.info {
                 Some(info) => SoundState::Ready {
                     duration: info.duration,
-                    loudness_lufs: info.loudness.lufs,
+                    loudness_lufs: info.loudness.whole().lufs,
                 },
                 None => SoundState::Unloaded,
             },
@@ -523,16 +524,20 @@ impl SoundLibrary {
         }
     }
 
-    /// Linear gain that brings the sound to `target_lufs` (boost capped at +12 dB and at
-    /// −1 dBTP true peak); `None` until it has been decoded once, or if it is silent.
-    pub fn normalisation_gain(&self, id: SoundId, target_lufs: f64) -> Option<f32> {
-        let m = self.loudness(id)?;
+    /// Linear gain that brings the window `shape` trims to `target_lufs` (boost capped at
+    /// +12 dB and at −1 dBTP true peak); `None` until it has been decoded once, or if it is
+    /// silent.
+    pub fn normalisation_gain(&self, id: SoundId, target_lufs: f64, shape: &Shape) -> Option<f32> {
+        let m = self.loudness(id, shape)?;
         loudness::gain_to_target(m.lufs?, m.true_peak, target_lufs)
     }
 
-    /// The clip's loudness and true peak, once it has been decoded (kept after eviction).
-    pub fn loudness(&self, id: SoundId) -> Option<loudness::Measurement> {
-        Some(self.shared.lock().sounds.get(&id)?.info.as_ref()?.loudness)
+    /// Loudness and true peak of the window `shape` trims from the clip (the whole clip for
+    /// `Shape::default()`), once it has been decoded; kept after eviction, and computed from
+    /// the per-100 ms profile, so a trim being dragged costs no decode and no meter pass.
+    pub fn loudness(&self, id: SoundId, shape: &Shape) -> Option<loudness::Measurement> {
+        let profile = Arc::clone(&self.shared.lock().sounds.get(&id)?.info.as_ref()?.loudness);
+        Some(profile.window(shape))
     }
 
     /// The clip's waveform, once it has been decoded (kept after the samples are evicted).

@@ -3,7 +3,11 @@
 //! Measured once per decode, off the engine thread, so that "normalise" can make a quiet
 //! recording and a loud one sit at the same level in the mix.
 
+mod profile;
+
 use ebur128::{EbuR128, Mode};
+
+pub use profile::Profile;
 
 use super::{CHANNELS, SAMPLE_RATE};
 
@@ -17,7 +21,7 @@ pub const MAX_BOOST_DB: f64 = 12.0;
 pub const TRUE_PEAK_CEILING_DB: f64 = -1.0;
 
 /// What normalisation needs to know about a clip, measured in one pass.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Measurement {
     /// Integrated loudness; `None` for silence or a clip under one 400 ms gating block.
     pub lufs: Option<f64>,

@@ -86,6 +86,7 @@ impl VoxApp {
                 button = button.fill(style::GOOD);
             }
             let r = ui.add(button);
+            crate::ui::probe::mark("Hold to talk", r.rect);
             // Held from a press that started on the button until the button is released,
             // however long: egui stops calling a press longer than its click time a click.
             let primary_down = ui.input(|i| i.pointer.primary_down());

@@ -86,7 +86,7 @@ impl Core {
             return;
         };
         let Some(engine) = &self.engine else { return };
-        let target = into.map_or_else(|| target_of(&sound), |g| Target::Guilds(vec![g]));
+        let target = into.map_or_else(|| target_of(&sound.targets), |g| Target::Guilds(vec![g]));
         let mut request = PlayRequest::new(engine.next_id(), samples, target);
         request.sound = Some(id);
         request.gain = sound.gain * self.normalisation(&sound);
@@ -103,8 +103,9 @@ impl Core {
         }
         self.lib_id(sound.id)
             .and_then(|lid| {
-                self.library
-                    .normalisation_gain(lid, self.board.settings.loudness_target_lufs)
+                let target = self.board.settings.loudness_target_lufs;
+                // The trimmed window's loudness: a loud intro cut off must not hold it down.
+                self.library.normalisation_gain(lid, target, &sound.shape())
             })
             .unwrap_or(1.0)
     }
@@ -174,6 +175,18 @@ impl Core {
         self.send(Command::StopAll);
     }
 
+    /// Routes the microphone (empty: every connected guild), saves the board and tells the
+    /// engine, so push-to-talk goes only where the routing matrix says.
+    pub fn set_mic_targets(&mut self, targets: Vec<u64>) {
+        self.board.settings.mic_targets = targets;
+        self.save();
+        if self.engine.is_some() {
+            self.send(Command::SetMicTarget(target_of(
+                &self.board.settings.mic_targets,
+            )));
+        }
+    }
+
     pub fn push_to_talk(&mut self, held: bool) {
         if self.ptt_held != held {
             self.ptt_held = held;
@@ -188,10 +201,11 @@ impl Core {
     }
 }
 
-fn target_of(sound: &Sound) -> Target {
-    if sound.targets.is_empty() {
+/// A board target list as the engine takes it: empty is every connected guild.
+pub(crate) fn target_of(targets: &[u64]) -> Target {
+    if targets.is_empty() {
         Target::All
     } else {
-        Target::Guilds(sound.targets.clone())
+        Target::Guilds(targets.to_vec())
     }
 }

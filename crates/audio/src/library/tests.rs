@@ -102,7 +102,10 @@ fn clip_larger_than_the_cap_is_handed_over_not_kept() {
     assert!(lib.get(big).is_none());
     assert_eq!(lib.stats().cached_bytes, 0);
     // Known loudness survives for normalisation, though the samples are gone.
-    assert!(lib.normalisation_gain(big, -20.0).is_some());
+    assert!(
+        lib.normalisation_gain(big, -20.0, &Default::default())
+            .is_some()
+    );
 }
 
 #[test]
@@ -130,7 +133,7 @@ fn reload_reads_the_changed_file_and_reports_a_vanished_one() {
         Some(SoundState::Failed { reason }) => assert_eq!(reason, err),
         other => panic!("{other:?}"),
     }
-    assert_eq!(lib.normalisation_gain(id, -20.0), None);
+    assert_eq!(lib.normalisation_gain(id, -20.0, &Default::default()), None);
     // A playback that started before the file vanished still has all of its audio.
     assert_eq!(old.len(), 96_000);
     assert!(old.iter().any(|&s| s != 0.0));

@@ -104,12 +104,17 @@ fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome
             let measured = analysis.map(|a| (a.loudness, a.waveform));
             match decoded {
                 Decoded::Memory(clip) => {
-                    let loudness = measured.map(|m| m.0).unwrap_or(loudness::Measurement {
-                        lufs: None,
-                        true_peak: analysis::peak(&clip.samples),
+                    // Per 100 ms, so that a trimmed window's loudness is known without the
+                    // samples. The meter cannot fail for 48 kHz stereo; were it to, the clip
+                    // plays un-normalised.
+                    let loudness = loudness::Profile::measure(&clip.samples).unwrap_or_else(|| {
+                        loudness::Profile::whole_only(loudness::Measurement {
+                            lufs: None,
+                            true_peak: analysis::peak(&clip.samples),
+                        })
                     });
                     let waveform = Arc::new(Waveform::compute(&clip.samples));
-                    (Source::Memory(clip.samples), loudness, waveform)
+                    (Source::Memory(clip.samples), Arc::new(loudness), waveform)
                 }
                 Decoded::Long { frames, .. } => {
                     let (loudness, waveform) = measured.unwrap_or((
@@ -128,9 +133,11 @@ fn decode(shared: &Shared, id: SoundId, generation: u64, path: &Path) -> Outcome
                         path: path.to_path_buf(),
                         frames: frames as usize,
                     };
+                    // Measured in the streaming pass as a whole: a trim window of a streamed
+                    // clip is normalised by the whole clip's loudness.
                     (
                         Source::Stream(Arc::new(clip)),
-                        loudness,
+                        Arc::new(loudness::Profile::whole_only(loudness)),
                         Arc::new(waveform.unwrap_or_default()),
                     )
                 }

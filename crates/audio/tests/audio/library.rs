@@ -173,7 +173,7 @@ fn broken_files_fail_alone_with_a_reason_naming_the_file() {
             other => panic!("{name}: {other:?}"),
         }
         assert!(lib.get(id).is_none());
-        assert_eq!(lib.normalisation_gain(id, -20.0), None);
+        assert_eq!(lib.normalisation_gain(id, -20.0, &Default::default()), None);
         eprintln!("{name}: {err}");
     }
     for id in [before, after] {
@@ -375,7 +375,11 @@ fn loudness_of_a_minus_20_dbfs_sine_matches_r128() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lib = library(256 << 20, 1);
     let id = lib.add(wav(dir.path(), "sine.wav", 3.0, 44_100, 1, 0.1));
-    assert_eq!(lib.normalisation_gain(id, -14.0), None, "not measured yet");
+    assert_eq!(
+        lib.normalisation_gain(id, -14.0, &Default::default()),
+        None,
+        "not measured yet"
+    );
     lib.wait_ready(id, WAIT).expect("decodes");
     let Some(SoundState::Ready {
         loudness_lufs: Some(lufs),
@@ -386,13 +390,19 @@ fn loudness_of_a_minus_20_dbfs_sine_matches_r128() {
     };
     assert!((lufs - -20.0).abs() < 0.3, "{lufs} LUFS");
     // To -14 LUFS: +6 dB, with 20 dB of peak headroom.
-    let g = lib.normalisation_gain(id, -14.0).expect("gain");
+    let g = lib
+        .normalisation_gain(id, -14.0, &Default::default())
+        .expect("gain");
     assert!((g - 2.0).abs() < 0.1, "{g}");
     // To 0 LUFS: +20 dB wanted, capped at +12 dB.
-    let g = lib.normalisation_gain(id, 0.0).expect("gain");
+    let g = lib
+        .normalisation_gain(id, 0.0, &Default::default())
+        .expect("gain");
     assert!((g - 3.981).abs() < 0.01, "{g}");
     // A loud clip is turned down.
-    let g = lib.normalisation_gain(id, -30.0).expect("gain");
+    let g = lib
+        .normalisation_gain(id, -30.0, &Default::default())
+        .expect("gain");
     assert!((g - 0.316).abs() < 0.02, "{g}");
 }
 
@@ -443,7 +453,8 @@ fn every_bundled_sound_decodes() {
         // Made at -3 dBFS (0.708); lossy codecs and resampling move it a little.
         assert!((0.5..=0.9).contains(&peak), "{name}: peak {peak}");
         assert!(
-            lib.normalisation_gain(id, -16.0).is_some(),
+            lib.normalisation_gain(id, -16.0, &Default::default())
+                .is_some(),
             "{name}: loudness measured"
         );
         assert!(

@@ -74,7 +74,9 @@ fn a_long_clip_is_measured_in_one_pass_and_streams() {
         matches!(lib.state(id), Some(SoundState::Ready { duration, .. }) if duration == whole.duration())
     );
     // The one-pass measurements agree with the whole-buffer ones.
-    let streamed = lib.loudness(id).expect("measured");
+    let streamed = lib
+        .loudness(id, &voxboard_audio::shaping::Shape::default())
+        .expect("measured");
     let full = loudness::measure(&whole.samples).expect("meter");
     let (a, b) = (streamed.lufs.expect("lufs"), full.lufs.expect("lufs"));
     assert!((a - b).abs() < 0.01, "{a} vs {b} LUFS");

@@ -159,6 +159,7 @@ pub fn ingest_commands(
             | Command::SetGuildGain { .. }
             | Command::PushToTalk(_)
             | Command::SetMicGain(_)
+            | Command::SetMicTarget(_)
             | Command::SetMonitor { .. }
             | Command::SetMic(_)
             | Command::SetMonitorSink(_) => {}

@@ -1,6 +1,6 @@
-//! Mixing on the tick: the gated microphone and every playing sound, per distinct mix (the
-//! connections that hear exactly the same thing share one mix and one Opus encode), with gains
-//! and a limiter; plus the local monitor mix.
+//! Mixing on the tick: the gated microphone (into the guilds it is routed to) and every playing
+//! sound, per distinct mix (the connections that hear exactly the same thing share one mix and
+//! one Opus encode), with gains and a limiter; plus the local monitor mix.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -51,6 +51,8 @@ pub struct MixSettings {
     pub master_gain: f32,
     pub mic_gain: f32,
     pub push_to_talk: bool,
+    /// The guilds that hear the microphone (the routing matrix's microphone row).
+    pub mic_target: Target,
     pub monitor_gain: f32,
     pub monitor_includes_mic: bool,
 }
@@ -61,6 +63,7 @@ impl Default for MixSettings {
             master_gain: 1.0,
             mic_gain: 1.0,
             push_to_talk: false,
+            mic_target: Target::All,
             monitor_gain: 1.0,
             monitor_includes_mic: false,
         }
@@ -106,6 +109,8 @@ pub struct MixGroup {
     key: u64,
     guild_id: u64,
     guild_gain: f32,
+    /// Part of the key, so every connection of the group agrees.
+    hears_mic: bool,
     bitrate: u32,
     pub opus: Vec<u8>,
     pub len: usize,
@@ -265,8 +270,9 @@ pub fn mix_and_encode(
         let bitrate =
             channel_bitrate(&gateway, conn).map_or(mixer.bitrate, |b| b.min(mixer.bitrate));
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        let mut any = mic.active;
-        mic.active.hash(&mut hasher);
+        let hears_mic = mic.active && settings.mic_target.includes(conn.guild_id);
+        let mut any = hears_mic;
+        hears_mic.hash(&mut hasher);
         gain.0.to_bits().hash(&mut hasher);
         bitrate.hash(&mut hasher);
         for (pe, _, target) in &playbacks {
@@ -286,6 +292,7 @@ pub fn mix_and_encode(
                     key,
                     guild_id: conn.guild_id,
                     guild_gain: gain.0,
+                    hears_mic,
                     bitrate,
                     opus: vec![0; MAX_PACKET],
                     len: 0,
@@ -331,7 +338,7 @@ pub fn mix_and_encode(
                 }
             }
         }
-        if mic.active {
+        if group.hears_mic {
             for (out, m) in buffer.iter_mut().zip(&mic.frame) {
                 *out += m * group.guild_gain;
             }

@@ -116,6 +116,9 @@ pub enum Command {
     /// Push-to-talk held (`true`) or released.
     PushToTalk(bool),
     SetMicGain(f32),
+    /// The guilds the microphone goes to while push-to-talk is held (`Target::All` at start;
+    /// `Target::Monitor` sends it nowhere).
+    SetMicTarget(Target),
     SetMonitor {
         gain: f32,
         include_mic: bool,
@@ -369,6 +372,12 @@ impl EngineCore {
             EngineMsg::Command(c) => inbox.commands.push(c),
             EngineMsg::Net(n) => inbox.net.push(n),
         }
+    }
+
+    /// How many distinct mixes (Opus encodes) the last tick made.
+    #[doc(hidden)]
+    pub fn mix_count(&self) -> usize {
+        self.world.resource::<mix::Mixer>().groups.len()
     }
 
     /// Whether any sound is playing or any connection still owes silence frames.

@@ -48,6 +48,7 @@ pub fn ingest_playback_commands(
             }
             Command::PushToTalk(held) => settings.push_to_talk = held,
             Command::SetMicGain(g) => settings.mic_gain = sanitize_gain(g),
+            Command::SetMicTarget(t) => settings.mic_target = t,
             Command::SetMonitor { gain, include_mic } => {
                 settings.monitor_gain = sanitize_gain(gain);
                 settings.monitor_includes_mic = include_mic;

@@ -257,3 +257,62 @@ fn a_monitor_only_preview_plays_its_window_locally_and_sends_nothing() {
         "a preview must not reach Discord"
     );
 }
+
+/// The routing matrix's microphone row: with the mic routed to guild 1 only, guild 1 gets
+/// packets while push-to-talk is held and guild 2 gets none; a sound to every guild then makes
+/// two distinct mixes (mic + sound, sound alone) for three connections, so two encodes.
+#[test]
+fn the_microphone_goes_only_to_the_guilds_it_is_routed_to() {
+    let mut rig = Rig::new();
+    let mut sinks = Vec::new();
+    for guild in [2, 3] {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(sink.local_addr().unwrap()).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let key = [guild as u8; 32];
+        rig.core.add_ready_connection(
+            guild,
+            socket,
+            7 + guild as u32,
+            TransportMode::AeadAes256GcmRtpsize,
+            &key,
+        );
+        sink.set_nonblocking(true).unwrap();
+        sinks.push(sink);
+    }
+    rig.sink.set_nonblocking(true).unwrap();
+    let packets = |s: &UdpSocket| {
+        let mut buf = [0u8; 1500];
+        std::iter::from_fn(|| s.recv(&mut buf).ok()).count()
+    };
+    rig.send(Command::SetMic(Some(Exclusive::new(Box::new(ConstMic(
+        0.3,
+    ))))));
+    rig.send(Command::SetMicTarget(Target::Guilds(vec![1])));
+    rig.send(Command::PushToTalk(true));
+    rig.ticks(10);
+    assert_eq!(rig.core.mix_count(), 1, "one mix: the mic for guild 1");
+    std::thread::sleep(Duration::from_millis(50)); // loopback delivery
+    assert!(packets(&rig.sink) >= 10, "guild 1 hears the mic");
+    assert_eq!(packets(&sinks[0]), 0, "guild 2 must not hear the mic");
+    assert_eq!(packets(&sinks[1]), 0, "guild 3 must not hear the mic");
+
+    rig.play(1, 9, &constant(0.1, 50), Retrigger::Overlap);
+    rig.ticks(3);
+    assert_eq!(
+        rig.core.mix_count(),
+        2,
+        "mic + sound for guild 1, the sound alone shared by guilds 2 and 3"
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        packets(&sinks[0]) >= 3 && packets(&sinks[1]) >= 3,
+        "the sound goes everywhere"
+    );
+
+    // Back to every guild: one mix again.
+    rig.send(Command::SetMicTarget(Target::All));
+    rig.ticks(1);
+    assert_eq!(rig.core.mix_count(), 1);
+}
