@@ -19,6 +19,7 @@ pub mod status;
 mod supervisor;
 mod transmit;
 pub mod voice;
+mod voice_events;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Sender;
