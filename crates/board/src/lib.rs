@@ -11,7 +11,7 @@ pub mod keys;
 
 pub use api_key::ApiKey;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,11 @@ use voxboard_voice::engine::Retrigger;
 
 /// The control API's first port (the app's `api::DEFAULT_PORT`).
 pub const DEFAULT_API_PORT: u16 = 7337;
+
+/// The largest sound id a board keeps: ids stay exact in every JSON tool (JavaScript numbers;
+/// Stream Deck plugins are JavaScript), and handing out the next one never overflows. A file
+/// with a larger id gets it renumbered.
+pub const MAX_SOUND_ID: u64 = (1 << 53) - 1;
 
 /// Bumped when the file format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -250,7 +255,12 @@ impl Default for Settings {
 impl Board {
     /// Adds a sound file to a tab, named after the file; returns its id.
     pub fn add_sound(&mut self, tab: usize, path: PathBuf) -> u64 {
-        let id = self.next_id.max(self.max_id() + 1);
+        let mut id = self.next_id.max(self.max_id().saturating_add(1));
+        if id > MAX_SOUND_ID {
+            // 2^53 sounds later: the lowest free id rather than one past the cap.
+            let used: HashSet<u64> = self.sounds().map(|s| s.id).collect();
+            id = free_id(&mut 1, &used);
+        }
         self.next_id = id + 1;
         let name = path
             .file_stem()
@@ -312,18 +322,20 @@ impl Board {
         tab.sounds.insert(to, sound);
     }
 
-    /// Repairs what a hand-edited file may have broken: duplicate or zero ids, no tabs.
+    /// Repairs what a hand-edited file may have broken: duplicate, zero or too large ids
+    /// (above [`MAX_SOUND_ID`]; `u64::MAX` once overflowed here), no tabs.
     pub fn sanitise(&mut self) {
         if self.tabs.is_empty() {
             self.tabs.push(Tab::default());
         }
-        let mut seen = std::collections::HashSet::new();
-        let mut next = self.max_id() + 1;
+        let valid = |id: u64| (1..=MAX_SOUND_ID).contains(&id);
+        let mut seen = HashSet::new();
+        let top = self.sounds().map(|s| s.id).filter(|&id| valid(id)).max();
+        let mut next = top.unwrap_or(0) + 1;
         for sound in self.tabs.iter_mut().flat_map(|t| t.sounds.iter_mut()) {
-            if sound.id == 0 || !seen.insert(sound.id) {
-                sound.id = next;
-                seen.insert(next);
-                next += 1;
+            if !valid(sound.id) || !seen.insert(sound.id) {
+                sound.id = free_id(&mut next, &seen);
+                seen.insert(sound.id);
             }
             sound.gain = if sound.gain.is_finite() {
                 sound.gain.clamp(0.0, 2.0)
@@ -337,7 +349,8 @@ impl Board {
             sound.fade_in = secs(sound.fade_in);
             sound.fade_out = secs(sound.fade_out);
         }
-        self.next_id = self.next_id.max(next);
+        // Above every id, and never past the cap (so `add_sound` cannot overflow).
+        self.next_id = self.next_id.max(self.max_id() + 1).min(MAX_SOUND_ID + 1);
         let s = &mut self.settings;
         for v in [&mut s.master_volume, &mut s.monitor_volume, &mut s.mic_gain] {
             *v = if v.is_finite() {
@@ -346,6 +359,20 @@ impl Board {
                 1.0
             };
         }
+    }
+}
+
+/// The first id from `next` on that is valid and not in `used`, starting over at 1 past the
+/// cap. Always found: a board has far fewer sounds than ids.
+fn free_id(next: &mut u64, used: &HashSet<u64>) -> u64 {
+    loop {
+        if *next == 0 || *next > MAX_SOUND_ID {
+            *next = 1;
+        }
+        if !used.contains(next) {
+            return *next;
+        }
+        *next += 1;
     }
 }
 
@@ -426,5 +453,26 @@ mod tests {
         assert_eq!(b.tabs[0].sounds[1].trim_end, None);
         assert_ne!(b.tabs[0].sounds[0].id, b.tabs[0].sounds[1].id);
         assert_eq!(b.tabs[0].sounds[1].gain, 1.0);
+    }
+
+    #[test]
+    fn ids_at_the_top_of_u64_are_renumbered_without_overflow() {
+        // The issue's "ids near u64::MAX overflow": `max_id() + 1` panicked in sanitise (the
+        // board_json fuzz target with fuzz/corpus/board_json/id_u64_max.json).
+        let mut b: Board = serde_json::from_str(
+            r#"{"tabs": [{"sounds": [{"id": 18446744073709551615}, {"id": 9007199254740991},
+                {"id": 9007199254740991}]}], "next_id": 18446744073709551615}"#,
+        )
+        .unwrap();
+        b.sanitise();
+        let ids: Vec<u64> = b.sounds().map(|s| s.id).collect();
+        assert!(ids.iter().all(|&id| (1..=MAX_SOUND_ID).contains(&id)), "{ids:?}");
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 3, "{ids:?}");
+        assert!(ids.iter().all(|&id| id < b.next_id));
+        let again = b.clone();
+        b.sanitise();
+        assert_eq!(b, again, "a second repair changes nothing");
+        let new = b.add_sound(0, "x.wav".into());
+        assert!(!ids.contains(&new) && new <= MAX_SOUND_ID, "{new}");
     }
 }
