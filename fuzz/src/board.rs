@@ -17,10 +17,19 @@ pub fn board_json(data: &[u8]) {
     assert!(!board.tabs.is_empty(), "no tab");
     let mut ids = HashSet::new();
     for s in board.sounds() {
-        assert!(s.id != 0 && ids.insert(s.id), "id {} zero or repeated", s.id);
+        assert!(
+            s.id != 0 && ids.insert(s.id),
+            "id {} zero or repeated",
+            s.id
+        );
         assert!(s.id < board.next_id, "id {} not below next_id", s.id);
         assert!((0.0..=2.0).contains(&s.gain), "gain {}", s.gain);
-        for v in [s.trim_start, s.fade_in, s.fade_out, s.trim_end.unwrap_or(0.0)] {
+        for v in [
+            s.trim_start,
+            s.fade_in,
+            s.fade_out,
+            s.trim_end.unwrap_or(0.0),
+        ] {
             assert!(v.is_finite() && v >= 0.0, "seconds {v}");
         }
     }

@@ -104,7 +104,11 @@ pub fn dave_ops(data: &[u8]) {
             }
             3 => {
                 let Some(n) = s.byte() else { break };
-                let ids: Vec<u64> = s.bytes(usize::from(n % 8)).iter().map(|&b| u64::from(b)).collect();
+                let ids: Vec<u64> = s
+                    .bytes(usize::from(n % 8))
+                    .iter()
+                    .map(|&b| u64::from(b))
+                    .collect();
                 track_members(&VoiceEvent::ClientsConnect(ids), &mut members);
                 dave.member_joined(t0);
             }

@@ -466,7 +466,10 @@ mod tests {
         .unwrap();
         b.sanitise();
         let ids: Vec<u64> = b.sounds().map(|s| s.id).collect();
-        assert!(ids.iter().all(|&id| (1..=MAX_SOUND_ID).contains(&id)), "{ids:?}");
+        assert!(
+            ids.iter().all(|&id| (1..=MAX_SOUND_ID).contains(&id)),
+            "{ids:?}"
+        );
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 3, "{ids:?}");
         assert!(ids.iter().all(|&id| id < b.next_id));
         let again = b.clone();
