@@ -32,8 +32,8 @@ pub mod ws;
 
 pub use apply::answer_calls;
 pub use guard::RateLimit;
-pub use voxboard_board::ApiKey;
 pub use server::{ApiOptions, ApiServer};
+pub use voxboard_board::ApiKey;
 
 /// The first port the API tries (the next few are tried when it is taken).
 pub const DEFAULT_PORT: u16 = voxboard_board::DEFAULT_API_PORT;
