@@ -1,7 +1,13 @@
-//! One function per fuzz target: what Voxboard reads from the network or from disk, fed
-//! arbitrary bytes. Each must return (an error is fine) and never panic, hang or allocate without
-//! bound. `cargo fuzz` drives them through `fuzz_targets/`; `cargo test` replays the committed
+//! One function per fuzz target: what Voxboard reads from the network, from disk or from what a
+//! user types, fed arbitrary bytes. Each must return (an error is fine) and never panic, hang or
+//! allocate without bound. `cargo fuzz` drives them through `fuzz_targets/`; `cargo test` replays the committed
 //! corpus (`corpus/<target>/`) through the very same functions on every CI run.
+
+mod board;
+mod dave;
+
+pub use board::{board_json, hotkey_strings};
+pub use dave::dave_ops;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +33,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("audio_decode", audio_decode),
     ("opus_decode", opus_decode),
     ("mixer", mixer),
+    ("dave_ops", dave_ops),
+    ("board_json", board_json),
+    ("hotkey_strings", hotkey_strings),
 ];
 
 /// A main gateway dispatch's `d`, through every parser that could see it.

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::ApiKey;
 use super::error::ApiError;
-use super::key::ApiKey;
 
 /// The one path served without the key: the API's description is not a secret, and tools
 /// read it before they are configured.

@@ -24,7 +24,6 @@ pub mod bridge;
 pub mod error;
 pub mod events;
 pub mod guard;
-pub mod key;
 pub mod overlay;
 pub mod routes;
 pub mod runtime_file;
@@ -33,11 +32,11 @@ pub mod ws;
 
 pub use apply::answer_calls;
 pub use guard::RateLimit;
-pub use key::ApiKey;
 pub use server::{ApiOptions, ApiServer};
+pub use voxboard_board::ApiKey;
 
 /// The first port the API tries (the next few are tried when it is taken).
-pub const DEFAULT_PORT: u16 = 7337;
+pub const DEFAULT_PORT: u16 = voxboard_board::DEFAULT_API_PORT;
 
 /// How long push-to-talk held over the API stays down without a renewal (another
 /// `down: true`): long enough for any press, short enough that a lost "up" does not leave the

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
+use super::ApiKey;
 use super::bridge::{self, Call, Inbox};
 use super::events::EventHub;
 use super::guard::{Guard, RateLimit};
-use super::key::ApiKey;
 use super::routes;
 use super::runtime_file::{self, RuntimeInfo};
 use crate::board::ApiSettings;

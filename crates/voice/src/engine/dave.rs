@@ -6,7 +6,7 @@
 //! goes out unencrypted in a DAVE call.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU16;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -66,6 +66,10 @@ pub struct Dave {
     pub dropped_frames: u64,
     /// Set once the first transition executed: from then on every audio frame is encrypted.
     pub transitions: u32,
+    /// The version each prepared transition (op 21, or a commit or welcome) switches to, by
+    /// transition id: op 22 moves media to that version, never to whatever op came last, and
+    /// an op 22 for a transition never prepared changes nothing (found by fuzz/dave_ops).
+    pending: HashMap<u16, u16>,
 }
 
 impl std::fmt::Debug for Dave {
@@ -178,6 +182,7 @@ impl Dave {
         self.transitions = 0;
         self.waiting_since = Some(now);
         self.session = None;
+        self.pending.clear();
         let Some(v) = NonZeroU16::new(version) else {
             return Ok(());
         };
@@ -299,8 +304,12 @@ impl Dave {
                 };
                 match applied {
                     Ok(true) => {
-                        if let Err(e) = s.prepare_transition(tid, version) {
-                            tracing::warn!("DAVE prepare transition {tid} failed: {e}");
+                        match s.prepare_transition(tid, version) {
+                            Ok(()) if tid != 0 => {
+                                self.pending.insert(tid, version);
+                            }
+                            Ok(()) => {}
+                            Err(e) => tracing::warn!("DAVE prepare transition {tid} failed: {e}"),
                         }
                         if tid != 0 {
                             link.send(ready_for_transition(tid));
@@ -341,9 +350,14 @@ impl Dave {
                     return;
                 };
                 let Some(s) = self.session() else { return };
-                if let Err(e) = s.prepare_transition(tid, pv) {
-                    tracing::warn!("DAVE prepare transition {tid} failed: {e}");
+                match s.prepare_transition(tid, pv) {
+                    Ok(()) if tid != 0 => {
+                        self.pending.insert(tid, pv);
+                    }
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!("DAVE prepare transition {tid} failed: {e}"),
                 }
+                let Some(s) = self.session() else { return };
                 if pv == 0 {
                     // Downgrade: accept non-DAVE frames from others for a while.
                     s.set_passthrough_mode(true, Some(10));
@@ -360,22 +374,30 @@ impl Dave {
                 let Some(tid) = tid else { return };
                 let Some(s) = self.session() else { return };
                 match s.execute_transition(tid) {
-                    Ok(_) => {
+                    // Nothing was prepared under this id: nothing switches.
+                    Ok(false) => tracing::debug!("DAVE transition {tid} was never prepared"),
+                    Ok(true) => {
                         tracing::info!(
                             "DAVE transition {tid} executed (epoch {:?}, privacy code {:?})",
                             s.epoch().map(|e| e.as_u64()),
                             s.voice_privacy_code().map(group_in_fives)
                         );
                         self.transitions += 1;
-                        self.media_version = self.protocol_version;
+                        if let Some(version) = self.pending.remove(&tid) {
+                            self.media_version = version;
+                        }
                     }
                     Err(e) => tracing::warn!("DAVE execute transition {tid} failed: {e}"),
                 }
             }
             OP_PREPARE_EPOCH => {
                 let epoch = d.get("epoch").and_then(Value::as_u64);
-                if let Some(pv) = pv {
-                    self.protocol_version = pv;
+                // An epoch belongs to a DAVE group: version 0 comes only by a transition (op 21),
+                // which the server must announce and execute (found by fuzz/dave_ops).
+                match pv {
+                    Some(0) => tracing::warn!("DAVE prepare epoch to version 0 ignored"),
+                    Some(pv) => self.protocol_version = pv,
+                    None => {}
                 }
                 // Epoch 1 is a new group: start over with a fresh key package.
                 if epoch == Some(1) {
@@ -510,6 +532,33 @@ mod tests {
             Some(&frame[..]),
             "plain until the new keys are live"
         );
+    }
+
+    #[test]
+    fn only_a_prepared_downgrade_sends_plain_opus() {
+        // fuzz/corpus/dave_ops/finding-*: op 24 to version 0 and then any op 22 (even for a
+        // transition never prepared, or one prepared to version 1) switched media to plain.
+        let members = CallMembers([2].into());
+        let (link, _sent) = recording_link();
+        let frame = b"opus frame";
+        for prepared in [None, Some(1)] {
+            let (bot, _listener) = voxboard_sim::ready_pair(1, 2, 9).unwrap();
+            let mut dave = Dave::with_session(bot);
+            if let Some(pv) = prepared {
+                let d = json!({"transition_id": 7, "protocol_version": pv});
+                dave.on_event(&json(OP_PREPARE_TRANSITION, d), &members, 1, 9, &link);
+            }
+            let epoch = json!({"epoch": 2, "protocol_version": 0});
+            dave.on_event(&json(OP_PREPARE_EPOCH, epoch), &members, 1, 9, &link);
+            let execute = json!({"transition_id": 7});
+            dave.on_event(&json(OP_EXECUTE_TRANSITION, execute), &members, 1, 9, &link);
+            assert_eq!(dave.media_version, 1, "prepared {prepared:?}");
+            assert_ne!(
+                dave.protect(frame).as_deref(),
+                Some(&frame[..]),
+                "no plain Opus without an announced downgrade (prepared {prepared:?})"
+            );
+        }
     }
 
     #[test]
