@@ -89,6 +89,23 @@ fn the_edit_dialog_persists() {
     h.run_steps(2);
     h.get_by_label("✏ Edit…").click();
     h.run_steps(2);
+    // The dialog asks for the clip; its waveform appears once decoded and moves what is below
+    // it, so a click aimed before that lands on the old place (seen once under a loaded suite).
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "the clip is decoded",
+        |h| {
+            let core = &h.state().core;
+            let id = core.board.tabs[0].sounds[0].id;
+            core.lib_id(id).is_some_and(|lid| {
+                matches!(
+                    core.library.state(lid),
+                    Some(voxboard_audio::library::SoundState::Ready { .. })
+                )
+            })
+        },
+    );
     let name = h.get_by(|n| {
         n.role() == egui::accesskit::Role::TextInput && n.value().as_deref() == Some("Tone")
     });
