@@ -6,10 +6,10 @@ use std::time::Duration;
 use crate::common::*;
 use voxboard_sim::{SimConfig, SimEvent, Simulator};
 use voxboard_voice::discord::ws::{TlsTrust, Token};
-use voxboard_voice::engine::{Target, Voice, VoiceConfig};
+use voxboard_voice::engine::{PlaybackHandle, Target, Voice, VoiceConfig};
 
-/// Plays the three tones, injecting `fault` one second in; returns the simulator to inspect.
-fn play_with_fault(fault: impl FnOnce(&Simulator)) -> Simulator {
+/// One guild joined and the three tones one second in: where each fault is injected.
+fn one_second_into_the_tones() -> (Simulator, Voice, PlaybackHandle) {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
     let voice = connect(&sim);
     voice
@@ -17,6 +17,12 @@ fn play_with_fault(fault: impl FnOnce(&Simulator)) -> Simulator {
         .unwrap();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
     std::thread::sleep(Duration::from_secs(1));
+    (sim, voice, playing)
+}
+
+/// Plays the three tones, injecting `fault` one second in; returns the simulator to inspect.
+fn play_with_fault(fault: impl FnOnce(&Simulator)) -> Simulator {
+    let (sim, voice, playing) = one_second_into_the_tones();
     fault(&sim);
     assert!(
         playing.wait_timeout(Duration::from_secs(20)),
@@ -191,13 +197,7 @@ fn main_gateway_invalid_session_reidentifies_and_rejoins_voice() {
 /// (The soak found this: a connection failed for good after a 4014 while READY was late.)
 #[test]
 fn a_main_gateway_outage_past_the_4014_grace_rejoins_when_the_gateway_is_back() {
-    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
-    let voice = connect(&sim);
-    voice
-        .join_channel(guild(0), voice_channel(0), false, false)
-        .unwrap();
-    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
-    std::thread::sleep(Duration::from_secs(1));
+    let (sim, voice, playing) = one_second_into_the_tones();
     sim.main_outage(Duration::from_secs(12));
     assert!(
         sim.wait_for(Duration::from_secs(10), |e| e
@@ -332,13 +332,7 @@ fn null_endpoint_waits_for_the_reallocated_server() {
 /// says it is waiting, asks again rather than failing, and the sound goes on once a server comes.
 #[test]
 fn a_reallocation_slower_than_the_join_timeout_is_waited_out() {
-    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
-    let voice = connect(&sim);
-    voice
-        .join_channel(guild(0), voice_channel(0), false, false)
-        .unwrap();
-    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
-    std::thread::sleep(Duration::from_secs(1));
+    let (sim, voice, playing) = one_second_into_the_tones();
     sim.reallocate_voice_server(guild(0), Duration::from_secs(14));
     let waiting = wait_status(&voice, Duration::from_secs(5), |s| {
         s.connections[0].last_error.is_some()
@@ -367,13 +361,7 @@ fn a_reallocation_slower_than_the_join_timeout_is_waited_out() {
 /// heard whole.
 #[test]
 fn an_unreachable_voice_server_is_reported_and_rejoined() {
-    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
-    let voice = connect(&sim);
-    voice
-        .join_channel(guild(0), voice_channel(0), false, false)
-        .unwrap();
-    let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
-    std::thread::sleep(Duration::from_secs(1));
+    let (sim, voice, playing) = one_second_into_the_tones();
     sim.announce_unreachable_voice_server(guild(0));
     let trouble = wait_status(&voice, Duration::from_secs(5), |s| {
         s.connections
