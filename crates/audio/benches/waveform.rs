@@ -11,26 +11,9 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group};
 use voxboard_audio::waveform::Waveform;
 
-/// An hour under `cargo bench`; 10 s when run once as a test.
-fn seconds() -> usize {
-    if std::env::args().any(|a| a == "--bench") {
-        3_600
-    } else {
-        10
-    }
-}
-
-fn clip(seconds: usize) -> Vec<f32> {
-    let frames = seconds * 48_000;
-    let mut samples = Vec::with_capacity(frames * 2);
-    for i in 0..frames {
-        let t = i as f32 / 48_000.0;
-        let swell = 0.5 + 0.4 * (t * 0.01).sin();
-        let s = swell * (t * 440.0 * std::f32::consts::TAU).sin();
-        samples.extend_from_slice(&[s, -s]);
-    }
-    samples
-}
+#[path = "common/hour_clip.rs"]
+mod hour_clip;
+use hour_clip::{clip, seconds};
 
 fn bench_waveform(c: &mut Criterion) {
     let seconds = seconds();
