@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::status::{Status, StatusOut};
-use super::{Command, EngineCore, EngineMsg, Net, NetEvent, Settings, TICK};
+use super::{Command, EngineCore, EngineMsg, Net, NetEvent, Settings, TICK, TokioNetwork};
 use crate::discord::gateway::{self, GatewayConfig};
 use crate::discord::ws::{TlsTrust, Token};
 
@@ -52,12 +52,14 @@ pub fn spawn_engine(
         )
     };
     let net = Net {
-        runtime: runtime.handle().clone(),
+        network: Arc::new(TokioNetwork {
+            runtime: runtime.handle().clone(),
+            tls,
+            to_engine: tx.clone(),
+            gateway,
+            rest,
+        }),
         gateway_url,
-        tls,
-        to_engine: tx.clone(),
-        gateway,
-        rest,
     };
     let core = EngineCore::new(settings, Some(net), Instant::now());
     let status = core.world.resource::<StatusOut>().subscribe();

@@ -1,6 +1,5 @@
 //! The connection state machine: commands in, timers, and the actions shared by both.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
@@ -8,13 +7,10 @@ use bevy_ecs::query::QueryData;
 
 use super::components::*;
 use super::dave::{CallMembers, Dave};
-use super::{
-    Command, ConnIndex, EngineMsg, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError,
-};
-use crate::discord::gateway::GatewayCommand;
-use crate::discord::udp;
+use super::network::{NetRequest, Outbox};
+use super::{Command, ConnIndex, MainGatewayState, Net, Now, Settings, VoiceError};
 use crate::discord::voice_gateway::payloads::VoiceCredentials;
-use crate::discord::voice_gateway::{self, Opening, VoiceCommand, VoiceGatewayConfig};
+use crate::discord::voice_gateway::{Opening, VoiceCommand, VoiceGatewayConfig};
 use crate::discord::ws;
 
 /// Everything mutable about one connection.
@@ -50,7 +46,7 @@ pub fn ingest_commands(
     mut gateway: ResMut<MainGatewayState>,
     mut conns: Query<Conn>,
     mut error_subscribers: ResMut<super::status::ErrorSubscribers>,
-    net: Option<Res<Net>>,
+    mut outbox: ResMut<Outbox>,
     now: Res<Now>,
 ) {
     let now = now.0;
@@ -98,7 +94,7 @@ pub fn ingest_commands(
                     c.link.close(4000);
                     c.transport.0 = None;
                     c.info.server = None;
-                    *c.phase = ConnPhase::AwaitingServer { since: now };
+                    set_phase(&mut c, ConnPhase::AwaitingServer { since: now });
                     c.link.rejoin_attempts = 0;
                     if let Some(r) = reply {
                         c.waiters.0.push(r);
@@ -108,9 +104,7 @@ pub fn ingest_commands(
                         .entity(entity)
                         .insert((conn_config, JoinWaiters(reply.into_iter().collect())));
                 }
-                if let Some(net) = &net {
-                    request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
-                }
+                outbox.update_voice_state(guild_id, Some(channel_id), self_mute, self_deaf);
             }
             Command::Leave { guild_id, reply } => {
                 match index.0.get(&guild_id).and_then(|e| conns.get_mut(*e).ok()) {
@@ -118,10 +112,8 @@ pub fn ingest_commands(
                         c.link.close(1000);
                         c.transport.0 = None;
                         c.waiters.resolve(Err(VoiceError::ShutDown));
-                        *c.phase = ConnPhase::Leaving { since: now };
-                        if let Some(net) = &net {
-                            request_voice_state(net, guild_id, None, false, false);
-                        }
+                        set_phase(&mut c, ConnPhase::Leaving { since: now });
+                        outbox.update_voice_state(guild_id, None, false, false);
                         if let Some(r) = reply {
                             commands.entity(c.entity).insert(LeaveWaiter(r));
                         }
@@ -180,9 +172,7 @@ pub fn ingest_commands(
                     c.link.close(1000);
                     c.waiters.resolve(Err(VoiceError::ShutDown));
                 }
-                if let Some(net) = &net {
-                    let _ = net.gateway.send(GatewayCommand::Shutdown);
-                }
+                outbox.push(NetRequest::CloseGateway);
             }
         }
     }
@@ -246,23 +236,9 @@ pub fn validate_join(
     }
 }
 
-pub fn request_voice_state(
-    net: &Net,
-    guild_id: u64,
-    channel_id: Option<u64>,
-    mute: bool,
-    deaf: bool,
-) {
-    let _ = net.gateway.send(GatewayCommand::UpdateVoiceState {
-        guild_id,
-        channel_id,
-        self_mute: mute,
-        self_deaf: deaf,
-    });
-}
-
 /// Opens a new voice socket for this connection (Identify or Resume).
 pub fn open_voice_socket(
+    outbox: &mut Outbox,
     net: &Net,
     settings: &Settings,
     user_id: u64,
@@ -295,14 +271,6 @@ pub fn open_voice_socket(
         c.members.0.clear();
     }
     let guild_id = c.conn.guild_id;
-    let to_engine = net.to_engine.clone();
-    let sink = Arc::new(move |event| {
-        let _ = to_engine.send(EngineMsg::Net(NetEvent::Voice {
-            guild_id,
-            generation,
-            event,
-        }));
-    });
     let config = VoiceGatewayConfig {
         url: url.clone(),
         credentials: VoiceCredentials {
@@ -318,29 +286,16 @@ pub fn open_voice_socket(
             resume => resume,
         },
         last_seq: c.link.last_seq,
-        tls: net.tls.clone(),
     };
-    let _enter = net.runtime.enter();
-    c.link.tx = Some(voice_gateway::spawn(config, sink));
+    let (tx, commands) = tokio::sync::mpsc::unbounded_channel();
+    c.link.tx = Some(tx);
+    outbox.push(NetRequest::OpenVoice {
+        generation,
+        config,
+        commands,
+    });
     c.link.url = Some(url);
     c.stats.endpoint = Some(endpoint);
-}
-
-/// Starts IP discovery towards the media server named in Ready.
-pub fn start_discovery(net: &Net, guild_id: u64, generation: u32, ip: &str, port: u16, ssrc: u32) {
-    let to_engine = net.to_engine.clone();
-    let addr = format!("{ip}:{port}");
-    net.runtime.spawn(async move {
-        let result = match addr.parse() {
-            Ok(server) => udp::discover(server, ssrc).await.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("bad media server address {addr}")),
-        };
-        let _ = to_engine.send(EngineMsg::Net(NetEvent::Discovered {
-            guild_id,
-            generation,
-            result,
-        }));
-    });
 }
 
 /// Moves to a terminal state and tells anyone waiting.
@@ -349,14 +304,29 @@ pub fn fail(c: &mut ConnItem, error: VoiceError) {
     c.link.close(1000);
     c.transport.0 = None;
     c.waiters.resolve(Err(error.clone()));
-    *c.phase = ConnPhase::Failed { error };
+    set_phase(c, ConnPhase::Failed { error });
+}
+
+/// Every phase change of a connection goes through here: one place that sees them all (and
+/// logs them), so a card showing the wrong state has one function to read.
+pub fn set_phase(c: &mut ConnItem, next: ConnPhase) {
+    if *c.phase != next {
+        tracing::debug!(
+            "guild {}: {} -> {}",
+            c.conn.guild_id,
+            c.phase.name(),
+            next.name()
+        );
+    }
+    // Assigned even when equal: a fresh `since` or `at` counts, and change detection
+    // publishes the status at once.
+    *c.phase = next;
 }
 
 /// A connection that failed for good while the bot may still be in the channel (gave up,
 /// E2EE required, closed by the server) takes the bot out with op 4 `channel_id: null`, so it
 /// does not linger there silent. Not after a kick (already out) or a refused gateway.
-pub fn leave_after_failure(conns: Query<(&VoiceConn, Ref<ConnPhase>)>, net: Option<Res<Net>>) {
-    let Some(net) = net else { return };
+pub fn leave_after_failure(conns: Query<(&VoiceConn, Ref<ConnPhase>)>, mut outbox: ResMut<Outbox>) {
     for (conn, phase) in &conns {
         let ConnPhase::Failed { error } = &*phase else {
             continue;
@@ -373,7 +343,7 @@ pub fn leave_after_failure(conns: Query<(&VoiceConn, Ref<ConnPhase>)>, net: Opti
                 | VoiceError::NotAVoiceChannel { .. }
         );
         if phase.is_changed() && in_channel {
-            request_voice_state(&net, conn.guild_id, None, conn.self_mute, conn.self_deaf);
+            outbox.update_voice_state(conn.guild_id, None, conn.self_mute, conn.self_deaf);
         }
     }
 }
@@ -389,19 +359,19 @@ pub fn backoff(attempt: u32) -> Duration {
 /// bot is still in the channel, Discord answers with a VOICE_SERVER_UPDATE only (its voice state
 /// did not change), and waiting for a VOICE_STATE_UPDATE too would hang. A new main session
 /// drops it ([`forget_voice_state`]).
-pub fn rejoin_now(c: &mut ConnItem, net: &Net, now: Instant) {
+pub fn rejoin_now(c: &mut ConnItem, outbox: &mut Outbox, now: Instant) {
     c.link.close(4000);
     c.transport.0 = None;
     c.info.server = None;
     c.stats.rejoins += 1;
-    *c.phase = ConnPhase::AwaitingServer { since: now };
+    set_phase(c, ConnPhase::AwaitingServer { since: now });
     let VoiceConn {
         guild_id,
         channel_id,
         self_mute,
         self_deaf,
     } = c.conn.clone();
-    request_voice_state(net, guild_id, Some(channel_id), self_mute, self_deaf);
+    outbox.update_voice_state(guild_id, Some(channel_id), self_mute, self_deaf);
 }
 
 /// The voice state belonged to a main session that is gone: a rejoin must wait for a new one.
@@ -420,12 +390,16 @@ pub fn schedule_rejoin(c: &mut ConnItem, settings: &Settings, now: Instant) {
     }
     let attempt = c.link.rejoin_attempts;
     let step = c.link.backoff_step();
-    *c.phase = ConnPhase::Reconnecting {
-        attempt,
-        at: now + backoff(step),
-    };
+    set_phase(
+        c,
+        ConnPhase::Reconnecting {
+            attempt,
+            at: now + backoff(step),
+        },
+    );
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn run_timers(
     mut commands: Commands,
     mut conns: Query<Conn>,
@@ -433,6 +407,7 @@ pub fn run_timers(
     gateway: Res<MainGatewayState>,
     settings: Res<Settings>,
     net: Option<Res<Net>>,
+    mut outbox: ResMut<Outbox>,
     now: Res<Now>,
 ) {
     let now = now.0;
@@ -478,7 +453,7 @@ pub fn run_timers(
                     "guild {}: rejoining through the main gateway",
                     c.conn.guild_id
                 );
-                rejoin_now(&mut c, &net, now);
+                rejoin_now(&mut c, &mut outbox, now);
             }
             ConnPhase::Resuming { attempt, at } if now >= at && c.link.tx.is_none() => {
                 if attempt > MAX_RESUME_ATTEMPTS {
@@ -488,6 +463,7 @@ pub fn run_timers(
                 if let Some(user) = gateway.user_id {
                     let seq_ack = c.link.last_seq;
                     open_voice_socket(
+                        &mut outbox,
                         &net,
                         &settings,
                         user,
@@ -503,7 +479,7 @@ pub fn run_timers(
                 if !gateway.connected {
                     // The main gateway is down (an outage, a new session on its way): it cannot
                     // have explained the close yet, and its READY will rejoin us. Wait for it.
-                    *c.phase = ConnPhase::AwaitingMainGateway { since: now };
+                    set_phase(&mut c, ConnPhase::AwaitingMainGateway { since: now });
                     continue;
                 }
                 let code = c.stats.last_close.unwrap_or(4014);
@@ -561,9 +537,12 @@ pub fn finish_leave(
         let _ = w.0.send(());
         commands.entity(c.entity).remove::<LeaveWaiter>();
     }
-    *c.phase = ConnPhase::Disconnected {
-        reason: "left the channel".into(),
-    };
+    set_phase(
+        c,
+        ConnPhase::Disconnected {
+            reason: "left the channel".into(),
+        },
+    );
 }
 
 /// Tells the voice task to send a JSON payload, if connected.

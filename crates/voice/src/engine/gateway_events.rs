@@ -5,7 +5,10 @@ use std::time::Instant;
 use bevy_ecs::prelude::*;
 
 use super::components::*;
-use super::connection::{Conn, ConnItem, LeaveWaiter, fail, finish_leave, open_voice_socket};
+use super::connection::{
+    Conn, ConnItem, LeaveWaiter, fail, finish_leave, open_voice_socket, set_phase,
+};
+use super::network::Outbox;
 use super::{ConnIndex, Inbox, MainGatewayState, Net, NetEvent, Now, Settings, VoiceError};
 use crate::discord::gateway::payloads::ChannelKind;
 use crate::discord::gateway::{GatewayError, GatewayEvent};
@@ -21,6 +24,7 @@ pub fn ingest_net_events(
     leave_waiters: Query<&LeaveWaiter>,
     settings: Res<Settings>,
     net: Option<Res<Net>>,
+    mut outbox: ResMut<Outbox>,
     now: Res<Now>,
 ) {
     let now = now.0;
@@ -37,6 +41,7 @@ pub fn ingest_net_events(
                 &mut conns,
                 &mut commands,
                 &leave_waiters,
+                &mut outbox,
                 &net,
                 &settings,
                 now,
@@ -56,7 +61,14 @@ pub fn ingest_net_events(
                 let Some(user_id) = gateway.user_id else {
                     continue;
                 };
-                super::voice_events::on_voice_event(event, &mut c, &net, &settings, user_id, now);
+                super::voice_events::on_voice_event(
+                    event,
+                    &mut c,
+                    &mut outbox,
+                    &settings,
+                    user_id,
+                    now,
+                );
             }
             NetEvent::Discovered {
                 guild_id,
@@ -93,6 +105,7 @@ fn on_gateway_event(
     conns: &mut Query<Conn>,
     commands: &mut Commands,
     leave_waiters: &Query<&LeaveWaiter>,
+    outbox: &mut Outbox,
     net: &Net,
     settings: &Settings,
     now: Instant,
@@ -107,7 +120,7 @@ fn on_gateway_event(
             if gateway.user_id.is_some() {
                 // A new main session (not a resume): Discord dropped our voice states with the
                 // old one, so every connection we still want joins again.
-                rejoin_all(conns, net, now);
+                rejoin_all(conns, outbox, now);
             }
             gateway.user_id = Some(user_id);
             gateway.ready = true;
@@ -224,9 +237,9 @@ fn on_gateway_event(
                         if let ConnPhase::AwaitingServer { .. } = phase {
                             // Our rejoin's op 4 is already on its way and reaches Discord after
                             // this removal, so it is a new join: both dispatches will come.
-                            *c.phase = ConnPhase::AwaitingServer { since: now };
+                            set_phase(&mut c, ConnPhase::AwaitingServer { since: now });
                         } else {
-                            super::connection::rejoin_now(&mut c, net, now);
+                            super::connection::rejoin_now(&mut c, outbox, now);
                         }
                     }
                     _ => {
@@ -256,7 +269,7 @@ fn on_gateway_event(
                     });
                     c.stage.on_voice_state(&vs, is_stage, now);
                     c.info.session_id = Some(vs.session_id);
-                    maybe_connect(&mut c, net, settings, gateway.user_id, now);
+                    maybe_connect(&mut c, outbox, net, settings, gateway.user_id, now);
                 }
             }
         }
@@ -285,7 +298,7 @@ fn on_gateway_event(
                 c.stats.last_error = Some(
                     "Discord is moving this call to another voice server; waiting for it".into(),
                 );
-                *c.phase = ConnPhase::AwaitingServer { since: now };
+                set_phase(&mut c, ConnPhase::AwaitingServer { since: now });
                 return;
             }
             c.info.reallocating = false;
@@ -301,8 +314,8 @@ fn on_gateway_event(
             // Each server update carries a new token: a fresh Identify, never a resume.
             c.link.close(1000);
             c.transport.0 = None;
-            *c.phase = ConnPhase::AwaitingServer { since: now };
-            maybe_connect(&mut c, net, settings, gateway.user_id, now);
+            set_phase(&mut c, ConnPhase::AwaitingServer { since: now });
+            maybe_connect(&mut c, outbox, net, settings, gateway.user_id, now);
         }
     }
 }
@@ -317,7 +330,7 @@ fn lost_connection(c: &ConnItem, phase: &ConnPhase) -> bool {
     ) || (c.link.rejoin_attempts > 0 && !matches!(phase, ConnPhase::AwaitingMainGateway { .. }))
 }
 
-fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
+fn rejoin_all(conns: &mut Query<Conn>, outbox: &mut Outbox, now: Instant) {
     for mut c in conns.iter_mut() {
         if c.phase.is_over() || matches!(*c.phase, ConnPhase::Leaving { .. }) {
             continue;
@@ -327,7 +340,7 @@ fn rejoin_all(conns: &mut Query<Conn>, net: &Net, now: Instant) {
             c.conn.guild_id
         );
         super::connection::forget_voice_state(&mut c);
-        super::connection::rejoin_now(&mut c, net, now);
+        super::connection::rejoin_now(&mut c, outbox, now);
     }
 }
 
@@ -376,6 +389,7 @@ fn settle(gateway: &mut MainGatewayState, conns: &mut Query<Conn>) {
 /// Opens the voice socket once both dispatches of a join (or move) have arrived.
 fn maybe_connect(
     c: &mut ConnItem,
+    outbox: &mut Outbox,
     net: &Net,
     settings: &Settings,
     user_id: Option<u64>,
@@ -390,6 +404,7 @@ fn maybe_connect(
     if let (true, true, Some(user)) = (waiting, have_both, user_id) {
         c.link.last_seq = -1;
         open_voice_socket(
+            outbox,
             net,
             settings,
             user,
@@ -399,6 +414,6 @@ fn maybe_connect(
             },
             now,
         );
-        *c.phase = ConnPhase::Connecting;
+        set_phase(c, ConnPhase::Connecting);
     }
 }

@@ -9,10 +9,13 @@ mod clock;
 pub mod components;
 mod connection;
 pub mod dave;
+#[doc(hidden)]
+pub mod fake_network;
 mod gateway_events;
 pub mod handle;
 pub mod members;
 pub mod mix;
+pub mod network;
 mod playback;
 pub mod stage;
 pub mod status;
@@ -21,22 +24,25 @@ mod transmit;
 pub mod voice;
 mod voice_events;
 
+#[cfg(test)]
+mod machine_tests;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
-use url::Url;
 pub use voxboard_audio::stream::Source;
 
+use crate::discord::gateway::GatewayEvent;
 use crate::discord::gateway::payloads::Guild;
-use crate::discord::gateway::{GatewayCommand, GatewayEvent};
 use crate::discord::udp::Discovered;
 use crate::discord::voice_gateway::VoiceEvent;
 
 pub use self::clock::spawn_engine;
 pub use self::components::Target;
 pub use self::handle::EngineHandle;
+pub use self::network::{Net, NetRequest, Network, Outbox, TokioNetwork};
 pub use self::status::{ConnStatus, Status};
 pub use self::voice::{PlaybackHandle, Session, Voice, VoiceConfig};
 
@@ -243,19 +249,6 @@ pub struct Inbox {
 #[derive(Resource, Clone, Copy)]
 pub struct Now(pub Instant);
 
-/// Where tasks are spawned and how they report back. Absent in network-free benchmarks.
-#[derive(Resource, Clone)]
-pub struct Net {
-    pub runtime: tokio::runtime::Handle,
-    pub gateway_url: Url,
-    /// What `wss://` trusts, for the voice gateways too.
-    pub tls: crate::discord::ws::TlsTrust,
-    pub to_engine: Sender<EngineMsg>,
-    pub gateway: tokio::sync::mpsc::UnboundedSender<GatewayCommand>,
-    /// Discord's REST API (a stage speaker request).
-    pub rest: crate::discord::rest::RestClient,
-}
-
 #[derive(Resource, Clone)]
 pub struct Settings {
     pub join_timeout: Duration,
@@ -324,6 +317,7 @@ impl EngineCore {
     pub fn new(settings: Settings, net: Option<Net>, now: Instant) -> Self {
         let mut world = World::new();
         world.insert_resource(Inbox::default());
+        world.insert_resource(Outbox::default());
         world.insert_resource(Now(now));
         world.insert_resource(MainGatewayState::default());
         world.insert_resource(ConnIndex::default());
@@ -355,6 +349,7 @@ impl EngineCore {
                 status::report_failures,
                 connection::leave_after_failure,
                 status::publish_status,
+                network::perform_requests,
             )
                 .chain(),
         );

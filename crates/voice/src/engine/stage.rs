@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 
+use super::Net;
 use super::components::ConnPhase;
-use super::{EngineMsg, Net, NetEvent};
+use super::network::{NetRequest, Outbox};
 use crate::discord::gateway::payloads::VoiceState;
 use crate::discord::rest::SpeakOutcome;
 
@@ -96,9 +97,12 @@ impl Stage {
 /// Asks to speak, once per stage channel, for every connection that joined one suppressed.
 pub fn ask_to_speak(
     mut conns: Query<(&super::components::VoiceConn, &ConnPhase, &mut Stage)>,
+    mut outbox: ResMut<Outbox>,
     net: Option<Res<Net>>,
 ) {
-    let Some(net) = net else { return };
+    if net.is_none() {
+        return;
+    }
     for (conn, phase, mut stage) in &mut conns {
         let (Some(channel_id), true) = (stage.channel, stage.suppressed) else {
             continue;
@@ -114,14 +118,9 @@ pub fn ask_to_speak(
         tracing::info!(
             "guild {guild_id}: joined stage {channel_id} in the audience; asking to speak"
         );
-        let (rest, to_engine) = (net.rest.clone(), net.to_engine.clone());
-        net.runtime.spawn(async move {
-            let outcome = rest.request_to_speak(guild_id, channel_id).await;
-            let _ = to_engine.send(EngineMsg::Net(NetEvent::Speak {
-                guild_id,
-                channel_id,
-                outcome,
-            }));
+        outbox.push(NetRequest::RequestToSpeak {
+            guild_id,
+            channel_id,
         });
     }
 }

@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use super::components::*;
-use super::connection::{ConnItem, fail, schedule_rejoin, send_json, start_discovery};
-use super::{Net, Settings, VoiceError};
+use super::connection::{ConnItem, fail, schedule_rejoin, send_json, set_phase};
+use super::network::{NetRequest, Outbox};
+use super::{Settings, VoiceError};
 use crate::discord::close_codes::{VoiceCloseAction, voice_close_action, voice_close_reason};
 use crate::discord::crypto::{TransportCipher, TransportMode};
 use crate::discord::rtp::RtpStream;
@@ -16,7 +17,7 @@ use crate::discord::voice_gateway::payloads::select_protocol;
 pub fn on_voice_event(
     event: VoiceEvent,
     c: &mut ConnItem,
-    net: &Net,
+    outbox: &mut Outbox,
     settings: &Settings,
     user_id: u64,
     now: Instant,
@@ -25,15 +26,20 @@ pub fn on_voice_event(
     match event {
         VoiceEvent::Connected => {}
         VoiceEvent::Ready(ready) => {
-            *c.phase = ConnPhase::Discovering;
-            start_discovery(
-                net,
+            let Ok(ip) = ready.ip.parse::<std::net::IpAddr>() else {
+                let problem = format!("the voice server named a bad media address {:?}", ready.ip);
+                tracing::warn!("guild {guild_id}: {problem}");
+                c.stats.last_error = Some(problem);
+                schedule_rejoin(c, settings, now);
+                return;
+            };
+            set_phase(c, ConnPhase::Discovering);
+            outbox.push(NetRequest::Discover {
                 guild_id,
-                c.link.generation,
-                &ready.ip,
-                ready.port,
-                ready.ssrc,
-            );
+                generation: c.link.generation,
+                server: std::net::SocketAddr::new(ip, ready.port),
+                ssrc: ready.ssrc,
+            });
             c.link.ready = Some(ready);
         }
         VoiceEvent::SessionDescription(sd) => {
@@ -78,7 +84,7 @@ pub fn on_voice_event(
             c.speaking.asserted = false;
             c.speaking.silence_left = 0;
             c.link.rejoin_attempts = 0;
-            *c.phase = ConnPhase::Ready;
+            set_phase(c, ConnPhase::Ready);
             // Join callers are answered once audio can flow (`run_timers`): at once without
             // DAVE, after the first key exchange with it.
             tracing::info!(
@@ -89,7 +95,7 @@ pub fn on_voice_event(
         VoiceEvent::Resumed => {
             c.stats.resumes += 1;
             c.speaking.reassert = true;
-            *c.phase = ConnPhase::Ready;
+            set_phase(c, ConnPhase::Ready);
             tracing::info!("guild {guild_id}: voice session resumed");
         }
         VoiceEvent::HeartbeatAck { rtt } => c.stats.heartbeat_rtt = Some(rtt),
@@ -148,7 +154,7 @@ pub fn on_discovered(
                 c,
                 select_protocol(&found.address, found.port, mode.as_str()),
             );
-            *c.phase = ConnPhase::Selecting;
+            set_phase(c, ConnPhase::Selecting);
         }
         Err(e) => {
             tracing::warn!("guild {guild_id}: IP discovery failed: {e}");
@@ -177,22 +183,20 @@ fn on_voice_closed(c: &mut ConnItem, code: Option<u16>, settings: &Settings, now
                 ConnPhase::Resuming { attempt, .. } => attempt + 1,
                 _ => 0,
             };
-            *c.phase = ConnPhase::Resuming {
-                attempt,
-                at: now
-                    + if attempt == 0 {
-                        std::time::Duration::ZERO
-                    } else {
-                        super::connection::backoff(attempt)
-                    },
-            };
+            let at = now
+                + if attempt == 0 {
+                    std::time::Duration::ZERO
+                } else {
+                    super::connection::backoff(attempt)
+                };
+            set_phase(c, ConnPhase::Resuming { attempt, at });
         }
         VoiceCloseAction::Resume | VoiceCloseAction::Rejoin => schedule_rejoin(c, settings, now),
         VoiceCloseAction::AwaitMainGateway => {
             c.transport.0 = None;
             // Moved or kicked: the next server (if any) comes with a new token.
             c.info.server = None;
-            *c.phase = ConnPhase::AwaitingMainGateway { since: now };
+            set_phase(c, ConnPhase::AwaitingMainGateway { since: now });
         }
         VoiceCloseAction::Stop => {
             let error = match code {

@@ -90,17 +90,18 @@ pub struct VoiceGatewayConfig {
     pub opening: Opening,
     /// The last seq seen on the previous socket (for a resume), else -1.
     pub last_seq: i64,
-    pub tls: ws::TlsTrust,
 }
 
-/// Starts a voice gateway task on the current tokio runtime.
-pub fn spawn(config: VoiceGatewayConfig, sink: EventSink) -> mpsc::UnboundedSender<VoiceCommand> {
-    let (tx, rx) = mpsc::unbounded_channel();
+/// Starts a voice gateway task on the current tokio runtime; it takes its commands from `rx`.
+pub fn spawn(
+    config: VoiceGatewayConfig,
+    tls: ws::TlsTrust,
+    rx: mpsc::UnboundedReceiver<VoiceCommand>,
+    sink: EventSink,
+) {
     tokio::spawn(async move {
         let mut last_seq = config.last_seq;
-        let (code, error) = match ws::connect(&config.url, Duration::from_secs(10), &config.tls)
-            .await
-        {
+        let (code, error) = match ws::connect(&config.url, Duration::from_secs(10), &tls).await {
             Ok(socket) => {
                 // A panic in the task ends this socket like a dropped connection (the
                 // engine resumes), instead of leaving a session nobody heartbeats.
@@ -132,7 +133,6 @@ pub fn spawn(config: VoiceGatewayConfig, sink: EventSink) -> mpsc::UnboundedSend
             error,
         });
     });
-    tx
 }
 
 fn now_ms() -> u64 {
