@@ -20,6 +20,7 @@ use voxboard::board::store::Store;
 use voxboard::ui::token::TokenState;
 use voxboard::ui::{AppConfig, VoxApp};
 use voxboard_sim::{SimConfig, Simulator, demo_config};
+use voxboard_voice::engine::Phase;
 
 const GUILD: u64 = 100;
 const CHANNEL: u64 = 1002;
@@ -91,7 +92,7 @@ impl Rig {
             .status
             .connections
             .iter()
-            .any(|c| c.guild_id == GUILD && c.phase == "ready")
+            .any(|c| c.guild_id == GUILD && c.phase == Phase::Ready)
         {
             assert!(Instant::now() < end, "the guild never became ready");
             h.step();

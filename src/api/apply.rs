@@ -179,7 +179,7 @@ fn status(core: &Core) -> Value {
                 "guild_id": c.guild_id.to_string(),
                 "guild": guild_name(c.guild_id),
                 "channel_id": c.channel_id.to_string(),
-                "phase": c.phase,
+                "phase": c.phase.name(),
                 "reason": c.reason,
                 "speaking": c.speaking,
                 "ping_ms": c.heartbeat_rtt.map(|d| rounded(d.as_secs_f32() * 1000.0)),

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+use voxboard_voice::engine::Phase;
 
 use crate::ui::core::Core;
 
@@ -42,7 +43,7 @@ struct Shared {
     seq: u64,
     playing: BTreeMap<u64, Seen>,
     /// guild id → (channel id, phase, reason)
-    connections: BTreeMap<u64, (u64, &'static str, Option<String>)>,
+    connections: BTreeMap<u64, (u64, Phase, Option<String>)>,
     push_to_talk: bool,
 }
 
@@ -96,7 +97,7 @@ impl EventHub {
         let connections: Vec<Value> = s
             .connections
             .iter()
-            .map(|(g, (c, phase, reason))| connection_json(*g, *c, phase, reason.as_deref()))
+            .map(|(g, (c, phase, reason))| connection_json(*g, *c, phase.name(), reason.as_deref()))
             .collect();
         let snapshot = json!({
             "seq": s.seq,
@@ -169,7 +170,12 @@ impl EventHub {
             gone.retain(|g| *g != c.guild_id);
             let entry = (c.channel_id, c.phase, c.reason.clone());
             if s.connections.get(&c.guild_id) != Some(&entry) {
-                let mut e = connection_json(c.guild_id, c.channel_id, c.phase, c.reason.as_deref());
+                let mut e = connection_json(
+                    c.guild_id,
+                    c.channel_id,
+                    c.phase.name(),
+                    c.reason.as_deref(),
+                );
                 e["event"] = json!("connection");
                 out.push(e);
                 s.connections.insert(c.guild_id, entry);

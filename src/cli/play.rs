@@ -15,7 +15,7 @@ use voxboard_sim::{SimConfig, Simulator};
 use voxboard_voice::discord::rest::DISCORD_API;
 use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
 use voxboard_voice::engine::voice::ConnectError;
-use voxboard_voice::engine::{PlayRequest, Status, Target, Voice, VoiceConfig, VoiceError};
+use voxboard_voice::engine::{Phase, PlayRequest, Status, Target, Voice, VoiceConfig, VoiceError};
 
 /// `play` only speaks: joining deafened spares Discord sending it everyone's audio.
 const DEAFENED: bool = true;
@@ -337,7 +337,7 @@ fn spawn_phase_printer(
     running: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut last: HashMap<u64, (&'static str, Option<String>)> = HashMap::new();
+        let mut last: HashMap<u64, (Phase, Option<String>)> = HashMap::new();
         while running.load(Ordering::Relaxed) {
             for c in &status.borrow().connections {
                 let now = (c.phase, c.stage.clone());
@@ -345,7 +345,7 @@ fn spawn_phase_printer(
                 if before.as_ref().map(|b| b.0) != Some(c.phase) {
                     let extra = match (&c.reason, c.mode) {
                         (Some(r), _) => format!(": {r}"),
-                        (None, Some(m)) if c.phase == "ready" => format!(" ({m})"),
+                        (None, Some(m)) if c.phase == Phase::Ready => format!(" ({m})"),
                         _ => String::new(),
                     };
                     println!("guild {}: {}{extra}", c.guild_id, c.phase);
@@ -353,7 +353,7 @@ fn spawn_phase_printer(
                 if before.and_then(|b| b.1) != now.1 {
                     match &now.1 {
                         Some(stage) => println!("guild {}: {stage}", c.guild_id),
-                        None if c.phase == "ready" => {
+                        None if c.phase == Phase::Ready => {
                             println!("guild {}: stage: speaker", c.guild_id)
                         }
                         None => {}

@@ -9,6 +9,7 @@ use egui::RichText;
 use super::core::Core;
 use super::style;
 use voxboard_voice::discord::close_codes::voice_close_reason;
+use voxboard_voice::engine::Phase;
 use voxboard_voice::engine::status::{ConnStatus, GuildInfo};
 
 #[derive(Default)]
@@ -58,7 +59,7 @@ impl ConnectionsPanel {
     ) {
         style::card(ui).show(ui, |ui| {
             ui.set_width(ui.available_width());
-            let live = conn.is_some_and(|c| !matches!(c.phase, "failed" | "disconnected"));
+            let live = conn.is_some_and(|c| !c.phase.is_over());
             ui.horizontal(|ui| {
                 let name = guild.map_or_else(|| format!("Guild {id}"), |g| g.name.clone());
                 ui.label(RichText::new(name).strong().size(15.0));
@@ -70,8 +71,10 @@ impl ConnectionsPanel {
                         style::GOOD,
                         if speaking { "speaking" } else { "silent" },
                     );
-                    let phase = conn.map_or("not connected", |c| c.phase);
-                    style::pill(ui, phase, style::phase_colour(phase));
+                    let (phase, colour) = conn.map_or(("not connected", style::WARN), |c| {
+                        (c.phase.name(), style::phase_colour(c.phase))
+                    });
+                    style::pill(ui, phase, colour);
                 });
             });
             self.picker(ui, core, id, guild, conn, live);
@@ -187,7 +190,7 @@ fn gateway_line(ui: &mut egui::Ui, core: &Core) {
 fn details(ui: &mut egui::Ui, c: &ConnStatus) {
     if let Some(reason) = &c.reason {
         ui.colored_label(
-            if c.phase == "failed" {
+            if c.phase == Phase::Failed {
                 style::BAD
             } else {
                 style::WARN

@@ -3,6 +3,7 @@
 use egui::{Color32, CornerRadius, Stroke, Visuals};
 
 use crate::board::Theme;
+use voxboard_voice::engine::Phase;
 
 pub const ACCENT: Color32 = Color32::from_rgb(88, 101, 242);
 pub const GOOD: Color32 = Color32::from_rgb(59, 165, 93);
@@ -109,12 +110,12 @@ pub fn meter(ui: &mut egui::Ui, level: f32, width: f32) -> egui::Response {
 }
 
 /// Colour for a connection phase.
-pub fn phase_colour(phase: &str) -> Color32 {
+pub fn phase_colour(phase: Phase) -> Color32 {
     match phase {
-        "ready" => GOOD,
-        "failed" => BAD,
-        "disconnected" | "leaving" => MUTED,
-        p if p.starts_with("disconnected") => WARN,
+        Phase::Ready => GOOD,
+        Phase::Failed => BAD,
+        Phase::Disconnected | Phase::Leaving => MUTED,
+        // On the way up, or recovering (a 4014 waiting for the gateway included).
         _ => WARN,
     }
 }

@@ -51,7 +51,7 @@ fn the_card_follows_the_phase_and_shows_why_it_closed() {
         .find(|c| c.guild_id == 100)
         .map(|c| c.phase)
         .expect("connection");
-    assert_ne!(phase, "ready");
+    assert_ne!(phase, voxboard_voice::engine::Phase::Ready);
     // The other guild's card is there too, with a picker and a Connect button.
     assert!(h.query_by_label("Demo Guild B").is_some());
     assert!(h.query_all_by_label("Connect").count() >= 1);

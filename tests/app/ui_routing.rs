@@ -10,6 +10,7 @@ use crate::sink;
 use crate::ui_support::{Env, board_with, step_until};
 use voxboard::ui::routing_panel::MIC_ROW;
 use voxboard_audio::analysis::{dominant_frequency, rms};
+use voxboard_voice::engine::Phase;
 
 #[test]
 fn the_matrix_routes_each_sound_to_its_guilds_only() {
@@ -26,7 +27,7 @@ fn the_matrix_routes_each_sound_to_its_guilds_only() {
     let mut h = env.harness();
     step_until(&mut h, Duration::from_secs(15), "both guilds ready", |h| {
         let c = &h.state().core.status.connections;
-        c.len() == 2 && c.iter().all(|c| c.phase == "ready")
+        c.len() == 2 && c.iter().all(|c| c.phase == Phase::Ready)
     });
     h.get_by_label("Routing").click();
     h.run_steps(2);
@@ -80,7 +81,7 @@ fn two_guilds(sounds: &[&str]) -> Env {
 
 fn both_ready(h: &mut egui_kittest::Harness<'static, voxboard::ui::VoxApp>) -> bool {
     let c = &h.state().core.status.connections;
-    c.len() == 2 && c.iter().all(|c| c.phase == "ready")
+    c.len() == 2 && c.iter().all(|c| c.phase == Phase::Ready)
 }
 
 /// The microphone's row: unticking guild B keeps the microphone in A only, saved with the

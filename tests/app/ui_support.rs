@@ -12,6 +12,7 @@ use voxboard::board::store::Store;
 use voxboard::ui::token::TokenState;
 use voxboard::ui::{AppConfig, View, VoxApp};
 use voxboard_sim::{SimConfig, Simulator, demo_config};
+use voxboard_voice::engine::Phase;
 
 /// Writes a mono 44.1 kHz sine of `freq` Hz lasting `secs`.
 pub fn write_tone(path: &Path, freq: f32, secs: f32) {
@@ -72,7 +73,7 @@ impl Env {
                     .status
                     .connections
                     .iter()
-                    .any(|c| c.guild_id == guild_id && c.phase == "ready")
+                    .any(|c| c.guild_id == guild_id && c.phase == Phase::Ready)
             },
         );
         h

@@ -9,6 +9,7 @@ use serde_json::Value;
 use voxboard::api::runtime_file;
 use voxboard::api::{ApiOptions, RateLimit};
 use voxboard::ui::VoxApp;
+use voxboard_voice::engine::Phase;
 
 use crate::ui_support::{Env, harness, step_until};
 
@@ -70,7 +71,7 @@ impl ApiApp {
                 .status
                 .connections
                 .iter()
-                .any(|c| c.guild_id == guild && c.phase == "ready")
+                .any(|c| c.guild_id == guild && c.phase == Phase::Ready)
         });
     }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use voxboard_voice::engine::Status;
+use voxboard_voice::engine::{Phase, Status};
 
 use crate::sim_child::GUILDS;
 
@@ -50,7 +50,7 @@ impl Watch {
                 .iter()
                 .find(|c| c.guild_id == voxboard_testkit::guild(i));
             let ready = conn.is_some_and(|c| {
-                c.phase == "ready" && (c.dave.protocol_version == 0 || c.dave.can_encrypt)
+                c.phase == Phase::Ready && (c.dave.protocol_version == 0 || c.dave.can_encrypt)
             });
             let dropped = conn.map_or(0, |c| c.dave_dropped_frames);
             if dropped != self.dave_dropped[i] {

@@ -67,28 +67,76 @@ pub enum ConnPhase {
 }
 
 impl ConnPhase {
-    /// Short name for status lines and logs.
-    pub fn name(&self) -> &'static str {
+    /// The phase without its timers and payloads, as the status shows it.
+    pub fn kind(&self) -> Phase {
         match self {
-            ConnPhase::AwaitingServer { .. } => "awaiting voice server",
-            ConnPhase::Connecting => "connecting",
-            ConnPhase::Discovering => "discovering",
-            ConnPhase::Selecting => "selecting protocol",
-            ConnPhase::Ready => "ready",
-            ConnPhase::Resuming { .. } => "resuming",
-            ConnPhase::Reconnecting { .. } => "reconnecting",
-            ConnPhase::AwaitingMainGateway { .. } => "disconnected, waiting for the gateway",
-            ConnPhase::Leaving { .. } => "leaving",
-            ConnPhase::Disconnected { .. } => "disconnected",
-            ConnPhase::Failed { .. } => "failed",
+            ConnPhase::AwaitingServer { .. } => Phase::AwaitingServer,
+            ConnPhase::Connecting => Phase::Connecting,
+            ConnPhase::Discovering => Phase::Discovering,
+            ConnPhase::Selecting => Phase::Selecting,
+            ConnPhase::Ready => Phase::Ready,
+            ConnPhase::Resuming { .. } => Phase::Resuming,
+            ConnPhase::Reconnecting { .. } => Phase::Reconnecting,
+            ConnPhase::AwaitingMainGateway { .. } => Phase::AwaitingMainGateway,
+            ConnPhase::Leaving { .. } => Phase::Leaving,
+            ConnPhase::Disconnected { .. } => Phase::Disconnected,
+            ConnPhase::Failed { .. } => Phase::Failed,
         }
     }
 
+    /// Short name for status lines and logs.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
     pub fn is_over(&self) -> bool {
-        matches!(
-            self,
-            ConnPhase::Disconnected { .. } | ConnPhase::Failed { .. }
-        )
+        self.kind().is_over()
+    }
+}
+
+/// A connection's phase in the status snapshot: what panels colour and what callers wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    AwaitingServer,
+    Connecting,
+    Discovering,
+    Selecting,
+    Ready,
+    Resuming,
+    Reconnecting,
+    AwaitingMainGateway,
+    Leaving,
+    Disconnected,
+    Failed,
+}
+
+impl Phase {
+    /// Words for cards, `play`'s output and the control API's JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::AwaitingServer => "awaiting voice server",
+            Phase::Connecting => "connecting",
+            Phase::Discovering => "discovering",
+            Phase::Selecting => "selecting protocol",
+            Phase::Ready => "ready",
+            Phase::Resuming => "resuming",
+            Phase::Reconnecting => "reconnecting",
+            Phase::AwaitingMainGateway => "disconnected, waiting for the gateway",
+            Phase::Leaving => "leaving",
+            Phase::Disconnected => "disconnected",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// Over for good: nothing more happens without a new join.
+    pub fn is_over(self) -> bool {
+        matches!(self, Phase::Disconnected | Phase::Failed)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -66,7 +66,7 @@ impl EngineHandle {
             .borrow()
             .connections
             .iter()
-            .filter(|c| !matches!(c.phase, "failed" | "disconnected"))
+            .filter(|c| !c.phase.is_over())
             .map(|c| c.guild_id)
             .collect();
         let waits: Vec<_> = live

@@ -40,7 +40,7 @@ use crate::discord::udp::Discovered;
 use crate::discord::voice_gateway::VoiceEvent;
 
 pub use self::clock::spawn_engine;
-pub use self::components::Target;
+pub use self::components::{Phase, Target};
 pub use self::handle::EngineHandle;
 pub use self::network::{Net, NetRequest, Network, Outbox, TokioNetwork};
 pub use self::status::{ConnStatus, Status};

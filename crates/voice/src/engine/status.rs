@@ -13,7 +13,7 @@ use super::components::*;
 pub struct ConnStatus {
     pub guild_id: u64,
     pub channel_id: u64,
-    pub phase: &'static str,
+    pub phase: Phase,
     /// Set when the phase is failed or disconnected: why, in plain words.
     pub reason: Option<String>,
     pub endpoint: Option<String>,
@@ -139,7 +139,7 @@ pub fn publish_status(
         .map(|(conn, phase, speaking, stats, dave, stage)| ConnStatus {
             guild_id: conn.guild_id,
             channel_id: conn.channel_id,
-            phase: phase.name(),
+            phase: phase.kind(),
             reason: match &*phase {
                 ConnPhase::Failed { error } => Some(error.to_string()),
                 ConnPhase::Disconnected { reason } => Some(reason.clone()),

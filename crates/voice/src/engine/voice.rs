@@ -160,7 +160,7 @@ impl Voice {
             .borrow()
             .connections
             .iter()
-            .any(|c| c.guild_id == guild_id && !matches!(c.phase, "failed" | "disconnected"))
+            .any(|c| c.guild_id == guild_id && !c.phase.is_over())
     }
 
     /// Plays 48 kHz stereo samples into the targeted connections, mixed with anything playing.
@@ -204,7 +204,7 @@ impl Voice {
             .borrow()
             .connections
             .iter()
-            .filter(|c| c.phase == "failed")
+            .filter(|c| c.phase == super::Phase::Failed)
             .map(|c| (c.guild_id, c.reason.clone().unwrap_or_default()))
             .collect();
         self.handle.shutdown(Duration::from_secs(3));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::common::*;
 use voxboard_sim::{SimConfig, SimEvent, Simulator};
 use voxboard_voice::discord::ws::{TlsTrust, Token};
-use voxboard_voice::engine::{PlaybackHandle, Target, Voice, VoiceConfig};
+use voxboard_voice::engine::{Phase, PlaybackHandle, Target, Voice, VoiceConfig};
 
 /// One guild joined and the three tones one second in: where each fault is injected.
 fn one_second_into_the_tones() -> (Simulator, Voice, PlaybackHandle) {
@@ -211,7 +211,7 @@ fn a_main_gateway_outage_past_the_4014_grace_rejoins_when_the_gateway_is_back() 
     wait_quiet(&voice);
     let status = voice.status().borrow().clone();
     voice.close();
-    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_eq!(status.connections[0].phase, Phase::Ready, "{status:?}");
     assert_heard_whole(&sim);
     assert_eq!(
         count(&sim, |e| matches!(e, SimEvent::MainIdentify { .. })),
@@ -254,9 +254,9 @@ fn kick_stops_for_good() {
         "a kicked connection must end its sounds"
     );
     let status = wait_status(&voice, Duration::from_secs(1), |s| {
-        s.connections[0].phase == "failed"
+        s.connections[0].phase == Phase::Failed
     });
-    assert_eq!(status.connections[0].phase, "failed");
+    assert_eq!(status.connections[0].phase, Phase::Failed);
     assert!(
         status.connections[0]
             .reason
@@ -304,11 +304,11 @@ fn after_a_network_blip_the_card_says_the_bot_was_dropped_and_joined_again() {
         .unwrap();
     sim.network_blip(guild(0));
     let status = wait_status(&voice, Duration::from_secs(30), |s| {
-        s.connections[0].phase == "ready" && s.connections[0].last_error.is_some()
+        s.connections[0].phase == Phase::Ready && s.connections[0].last_error.is_some()
     });
     voice.close();
     let card = &status.connections[0];
-    assert_eq!(card.phase, "ready", "{status:?}");
+    assert_eq!(card.phase, Phase::Ready, "{status:?}");
     assert!(
         card.last_error
             .as_deref()
@@ -351,7 +351,7 @@ fn a_reallocation_slower_than_the_join_timeout_is_waited_out() {
     wait_quiet(&voice);
     let status = voice.status().borrow().clone();
     voice.close();
-    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_eq!(status.connections[0].phase, Phase::Ready, "{status:?}");
     assert_heard_whole(&sim);
     assert_no_violations(&sim);
 }
@@ -384,7 +384,7 @@ fn an_unreachable_voice_server_is_reported_and_rejoined() {
         problem.contains("voice server") && problem.contains("refused"),
         "{problem}"
     );
-    assert_eq!(status.connections[0].phase, "ready", "{status:?}");
+    assert_eq!(status.connections[0].phase, Phase::Ready, "{status:?}");
     assert_eq!(
         identifies(&sim),
         2,
@@ -508,7 +508,10 @@ fn a_panic_in_the_engine_is_survived_reported_and_rejoined() {
         "a sound lost in the restart still ends for its caller"
     );
     let back = wait_status(&voice, Duration::from_secs(30), |s| {
-        s.engine_restarts == 1 && s.connections.first().is_some_and(|c| c.phase == "ready")
+        s.engine_restarts == 1
+            && s.connections
+                .first()
+                .is_some_and(|c| c.phase == Phase::Ready)
     });
     assert_eq!(back.engine_restarts, 1, "{back:?}");
     let said = back.engine_error.clone().unwrap_or_default();
@@ -516,7 +519,7 @@ fn a_panic_in_the_engine_is_survived_reported_and_rejoined() {
         said.contains("internal error") && said.contains("injected by a test"),
         "{said}"
     );
-    assert_eq!(back.connections[0].phase, "ready", "{back:?}");
+    assert_eq!(back.connections[0].phase, Phase::Ready, "{back:?}");
     let before = sim.heard(guild(0)).audio_frames();
     let playing = voice.play(three_tone_clip().samples, Target::All, 1.0);
     assert!(playing.wait_timeout(Duration::from_secs(10)));

@@ -8,6 +8,7 @@ use crate::common::*;
 use voxboard_sim::{SimConfig, SimEvent, Simulator};
 use voxboard_voice::discord::rest::{RestClient, RestError, check_rest_url};
 use voxboard_voice::discord::ws::{TlsTrust, Token};
+use voxboard_voice::engine::Phase;
 
 fn main_identifies(sim: &Simulator) -> usize {
     sim.events()
@@ -37,9 +38,9 @@ fn identifies_are_paced_and_the_engine_stops_before_discord_would_reset_the_toke
         "the engine identified again"
     );
     let back = wait_status(&voice, Duration::from_secs(30), |s| {
-        s.connections[0].phase == "ready" && s.connections[0].rejoins > 0
+        s.connections[0].phase == Phase::Ready && s.connections[0].rejoins > 0
     });
-    assert_eq!(back.connections[0].phase, "ready", "{back:?}");
+    assert_eq!(back.connections[0].phase, Phase::Ready, "{back:?}");
     // The day's last session start: the engine refuses it rather than losing the token.
     sim.main_invalidate(false);
     let refused = wait_status(&voice, Duration::from_secs(30), |s| {

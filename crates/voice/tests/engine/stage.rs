@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use voxboard_sim::{BotPermissions, ChannelKind, SimChannel, SimConfig, SimEvent, Simulator};
-use voxboard_voice::engine::{Target, VoiceError};
+use voxboard_voice::engine::{Phase, Target, VoiceError};
 
 const STAGE: u64 = 4242;
 
@@ -88,7 +88,8 @@ fn without_mute_members_the_hand_is_raised_nothing_is_sent_and_an_invitation_let
     );
     let card = voice.status().borrow().connections[0].clone();
     assert_eq!(
-        card.phase, "ready",
+        card.phase,
+        Phase::Ready,
         "the bot stays in the stage, ready to speak"
     );
     assert_eq!(card.stage.as_deref(), Some(why.as_str()));
