@@ -68,6 +68,34 @@ fn bench_tick(c: &mut Criterion) {
         }
         group.finish();
     }
+    bench_send_floor(c);
+}
+
+/// What the kernel alone charges per connection per tick: one `send` of an RTP-sized datagram
+/// on each of `n` loopback sockets, nothing else. `tick/N` minus this is the engine's own work;
+/// on a VM the syscall is most of a connection's cost.
+fn bench_send_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("send_floor");
+    for &n in sizes() {
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sockets: Vec<UdpSocket> = (0..n)
+            .map(|_| {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.connect(sink.local_addr().unwrap()).unwrap();
+                socket.set_nonblocking(true).unwrap();
+                socket
+            })
+            .collect();
+        let packet = [0x5au8; 180];
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                for socket in &sockets {
+                    let _ = socket.send(std::hint::black_box(&packet));
+                }
+            })
+        });
+    }
+    group.finish();
 }
 
 /// The same tick with DAVE on: each connection frame-encrypts (AES-128-GCM, its own sender
