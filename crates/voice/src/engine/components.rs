@@ -261,6 +261,9 @@ pub struct UdpTransport {
     /// Reused for every packet: steady-state sending does not allocate.
     pub packet: Vec<u8>,
     pub last_sent: Instant,
+    /// Set while packets of this talk spurt wait in the voice task behind its op 5 (see
+    /// `transmit::send_after_speaking`): how many are still unsent.
+    pub in_flight: Option<std::sync::Arc<std::sync::atomic::AtomicU32>>,
 }
 
 #[derive(Component, Default)]

@@ -426,6 +426,7 @@ impl EngineCore {
                     cipher,
                     packet: Vec::with_capacity(1500),
                     last_sent: now,
+                    in_flight: None,
                 })),
                 Speaking::default(),
                 ConnStats::default(),

@@ -2,6 +2,8 @@
 //! five silence frames when the audio stops.
 
 use std::io::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
@@ -126,8 +128,8 @@ pub fn transmit(
         let mut packet = std::mem::take(&mut udp.packet);
         udp.cipher.seal(&header, frame, &mut packet);
         let sent = match speak_first {
-            Some(op5) => send_after_speaking(link, &udp.socket, op5, &packet),
-            None => udp.socket.send(&packet),
+            Some(op5) => send_after_speaking(link, udp, op5, &packet),
+            None => send_in_order(link, udp, &packet),
         };
         match sent {
             Ok(n) => {
@@ -160,24 +162,57 @@ pub fn transmit(
 /// op is sent again after the resume.
 fn send_after_speaking(
     link: &VoiceLink,
-    udp: &std::net::UdpSocket,
+    udp: &mut UdpTransport,
     op5: String,
     packet: &[u8],
 ) -> std::io::Result<usize> {
-    if let (Some(tx), Ok(socket)) = (&link.tx, udp.try_clone()) {
+    udp.in_flight = None;
+    if let (Some(tx), Ok(socket)) = (&link.tx, udp.socket.try_clone()) {
+        let in_flight = Arc::new(AtomicU32::new(1));
         let command = VoiceCommand::SpeakingThen {
             json: op5,
             packet: packet.to_vec(),
             udp: socket,
+            in_flight: in_flight.clone(),
         };
         if tx.send(command).is_ok() {
+            udp.in_flight = Some(in_flight);
             return Ok(packet.len());
         }
         // The task is gone, and the op with it: the packet still goes.
-        return udp.send(packet);
+        return udp.socket.send(packet);
     }
     link.send(VoiceCommand::Json(op5));
-    udp.send(packet)
+    udp.socket.send(packet)
+}
+
+/// At most this many packets wait in the voice task behind a talk spurt's first one (200 ms):
+/// a websocket stuck longer than that should not hold the audio back, so later packets go
+/// straight out again.
+const MAX_IN_FLIGHT: u32 = 10;
+
+/// Sends a packet after the spurt's first. While the voice task still holds earlier packets
+/// (its op 5 not written yet, on a slow websocket), this one queues behind them, so the server
+/// never sees the sequence numbers out of order; otherwise it goes straight out.
+fn send_in_order(
+    link: &VoiceLink,
+    udp: &mut UdpTransport,
+    packet: &[u8],
+) -> std::io::Result<usize> {
+    let waiting = udp
+        .in_flight
+        .as_ref()
+        .map_or(0, |n| n.load(Ordering::Acquire));
+    if (1..MAX_IN_FLIGHT).contains(&waiting)
+        && let (Some(tx), Some(in_flight)) = (&link.tx, &udp.in_flight)
+    {
+        in_flight.fetch_add(1, Ordering::AcqRel);
+        if tx.send(VoiceCommand::Packet(packet.to_vec())).is_ok() {
+            return Ok(packet.len());
+        }
+    }
+    udp.in_flight = None;
+    udp.socket.send(packet)
 }
 
 #[cfg(test)]
@@ -205,30 +240,115 @@ mod tests {
         None
     }
 
+    fn transport(socket: UdpSocket) -> UdpTransport {
+        let mode = crate::discord::crypto::TransportMode::AeadAes256GcmRtpsize;
+        UdpTransport {
+            socket,
+            rtp: crate::discord::rtp::RtpStream::new(1),
+            cipher: crate::discord::crypto::TransportCipher::new(mode, &[7; 32]).unwrap(),
+            packet: Vec::new(),
+            last_sent: std::time::Instant::now(),
+            in_flight: None,
+        }
+    }
+
     #[test]
     fn the_first_packet_waits_for_the_websocket_task_to_write_op5() {
         let (client, server) = pair();
+        let mut udp = transport(client);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let link = VoiceLink {
             tx: Some(tx),
             ..Default::default()
         };
-        send_after_speaking(&link, &client, "op5".into(), b"first").unwrap();
+        send_after_speaking(&link, &mut udp, "op5".into(), b"first").unwrap();
         assert_eq!(arrived(&server), None, "sent before op 5 was handed over");
         // What the task does: write the op, then send the packet.
-        let Ok(VoiceCommand::SpeakingThen { json, packet, udp }) = rx.try_recv() else {
+        let Ok(VoiceCommand::SpeakingThen {
+            json,
+            packet,
+            udp: socket,
+            in_flight,
+        }) = rx.try_recv()
+        else {
             panic!("op 5 and the packet go to the task together");
         };
         assert_eq!(json, "op5");
-        udp.send(&packet).unwrap();
+        socket.send(&packet).unwrap();
+        in_flight.fetch_sub(1, Ordering::Release);
         assert_eq!(arrived(&server).as_deref(), Some(&b"first"[..]));
+    }
+
+    /// A websocket slower than a tick: the spurt's next packets queue behind the first in the
+    /// task instead of overtaking it (the soak's simulator saw seq numbers out of order), and
+    /// go straight out again once the task has caught up.
+    #[test]
+    fn later_packets_never_overtake_the_first() {
+        let (client, server) = pair();
+        let mut udp = transport(client);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let link = VoiceLink {
+            tx: Some(tx),
+            ..Default::default()
+        };
+        send_after_speaking(&link, &mut udp, "op5".into(), b"1").unwrap();
+        send_in_order(&link, &mut udp, b"2").unwrap();
+        send_in_order(&link, &mut udp, b"3").unwrap();
+        assert_eq!(
+            arrived(&server),
+            None,
+            "nothing overtakes the unwritten op 5"
+        );
+        // The task writes op 5 and works through its queue, in order.
+        let Ok(VoiceCommand::SpeakingThen {
+            packet,
+            udp: socket,
+            in_flight,
+            ..
+        }) = rx.try_recv()
+        else {
+            panic!("the first packet goes with its op 5");
+        };
+        socket.send(&packet).unwrap();
+        in_flight.fetch_sub(1, Ordering::Release);
+        for _ in 0..2 {
+            let Ok(VoiceCommand::Packet(packet)) = rx.try_recv() else {
+                panic!("the next packets queue behind the first");
+            };
+            socket.send(&packet).unwrap();
+            in_flight.fetch_sub(1, Ordering::Release);
+        }
+        send_in_order(&link, &mut udp, b"4").unwrap();
+        assert!(rx.try_recv().is_err(), "caught up: straight out again");
+        let order: Vec<_> = (0..4).filter_map(|_| arrived(&server)).collect();
+        assert_eq!(order, [b"1", b"2", b"3", b"4"]);
+    }
+
+    /// A task that never gets to write (a stuck websocket) holds at most `MAX_IN_FLIGHT`.
+    #[test]
+    fn a_stuck_websocket_does_not_hold_the_audio_back_for_long() {
+        let (client, server) = pair();
+        let mut udp = transport(client);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let link = VoiceLink {
+            tx: Some(tx),
+            ..Default::default()
+        };
+        send_after_speaking(&link, &mut udp, "op5".into(), b"first").unwrap();
+        for _ in 1..MAX_IN_FLIGHT {
+            send_in_order(&link, &mut udp, b"held").unwrap();
+        }
+        assert_eq!(arrived(&server), None);
+        send_in_order(&link, &mut udp, b"direct").unwrap();
+        assert_eq!(arrived(&server).as_deref(), Some(&b"direct"[..]));
     }
 
     #[test]
     fn without_a_websocket_the_packet_still_goes() {
         let (client, server) = pair();
+        let mut udp = transport(client);
         // Resuming: no task. And a task that is gone.
-        send_after_speaking(&VoiceLink::default(), &client, "op5".into(), b"a").unwrap();
+        send_after_speaking(&VoiceLink::default(), &mut udp, "op5".into(), b"a").unwrap();
         assert_eq!(arrived(&server).as_deref(), Some(&b"a"[..]));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         drop(rx);
@@ -236,7 +356,9 @@ mod tests {
             tx: Some(tx),
             ..Default::default()
         };
-        send_after_speaking(&link, &client, "op5".into(), b"b").unwrap();
+        send_after_speaking(&link, &mut udp, "op5".into(), b"b").unwrap();
         assert_eq!(arrived(&server).as_deref(), Some(&b"b"[..]));
+        send_in_order(&link, &mut udp, b"c").unwrap();
+        assert_eq!(arrived(&server).as_deref(), Some(&b"c"[..]));
     }
 }

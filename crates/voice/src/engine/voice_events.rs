@@ -67,6 +67,7 @@ pub fn on_voice_event(
                 cipher,
                 packet: Vec::with_capacity(1500),
                 last_sent: now,
+                in_flight: None,
             });
             c.stats.mode = Some(mode.as_str());
             if let Err(problem) = c.dave.start(

@@ -8,6 +8,7 @@
 pub mod payloads;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -72,7 +73,13 @@ pub enum VoiceCommand {
         json: String,
         packet: Vec<u8>,
         udp: std::net::UdpSocket,
+        /// Packets handed to this task and not sent yet; the task counts each one down once
+        /// sent. While it is above zero the engine queues the spurt's next packets behind this
+        /// one ([`VoiceCommand::Packet`]) instead of letting them overtake it.
+        in_flight: Arc<AtomicU32>,
     },
+    /// A packet of the same talk spurt, sent on the socket of the last `SpeakingThen`.
+    Packet(Vec<u8>),
     /// A client binary frame: `[op u8] ‖ payload`.
     Binary(Vec<u8>),
     /// Close with this code and end the task (1000 when leaving).
@@ -167,6 +174,8 @@ async fn run(
     let mut next_beat = far_future;
     let mut missed: u32 = 0;
     let mut sent_at: Option<(u64, Instant)> = None;
+    // The media socket and in-flight count of the current talk spurt's first packet.
+    let mut media: Option<(std::net::UdpSocket, Arc<AtomicU32>)> = None;
 
     loop {
         tokio::select! {
@@ -251,11 +260,19 @@ async fn run(
                 Some(VoiceCommand::Json(text)) => {
                     if socket.send(Message::text(text)).await.is_err() { return None; }
                 }
-                Some(VoiceCommand::SpeakingThen { json, packet, udp }) => {
+                Some(VoiceCommand::SpeakingThen { json, packet, udp, in_flight }) => {
                     let written = socket.send(Message::text(json)).await;
                     // Non-blocking socket: a full buffer loses this one frame, like the engine.
                     let _ = udp.send(&packet);
+                    in_flight.fetch_sub(1, Ordering::Release);
+                    media = Some((udp, in_flight));
                     if written.is_err() { return None; }
+                }
+                Some(VoiceCommand::Packet(packet)) => {
+                    if let Some((udp, in_flight)) = &media {
+                        let _ = udp.send(&packet);
+                        in_flight.fetch_sub(1, Ordering::Release);
+                    }
                 }
                 Some(VoiceCommand::Binary(bytes)) => {
                     if socket.send(Message::binary(bytes)).await.is_err() { return None; }
