@@ -5,6 +5,10 @@
 //! listener hears audio again after the interruption (0 when the audio never stopped: a voice
 //! resume keeps UDP flowing). Prints p50 and max per fault. Wall-clock figures of a real engine
 //! and simulator on loopback, so they move with the machine's load: say which machine.
+//!
+//! Each run has its own simulator and engine. On one connection, a fault every two seconds is
+//! a flapping server, and the engine rightly waits longer before each rejoin
+//! (`VoiceLink::backoff_step`); that would measure the backoff, not the recovery.
 
 use std::time::{Duration, Instant};
 
@@ -43,18 +47,30 @@ fn audio_back(sim: &Simulator, fault_at: Instant) -> Option<Duration> {
         .then_some(Duration::ZERO)
 }
 
-fn measure(sim: &Simulator, voice: &Voice, name: &str, runs: usize, fault: impl Fn()) {
+/// A fresh simulator and an engine joined to its voice channel.
+fn joined() -> (Simulator, Voice) {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).expect("simulator");
+    let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
+    config.gateway_url = sim.gateway_url();
+    config.rest_url = sim.rest_url();
+    let voice = Voice::connect(config).expect("connect");
+    voice.join_channel(GUILD, 1002, false, true).expect("join");
+    (sim, voice)
+}
+
+fn measure(name: &str, runs: usize, fault: impl Fn(&Simulator)) {
     let mut times = Vec::new();
     let mut lost = 0;
     for _ in 0..runs {
+        let (sim, voice) = joined();
         let playing = voice.play(tone(12.0), Target::All, 1.0);
         std::thread::sleep(Duration::from_millis(600));
         let fault_at = Instant::now();
-        fault();
+        fault(&sim);
         let deadline = fault_at + Duration::from_secs(11);
         let back = loop {
             std::thread::sleep(Duration::from_millis(50));
-            let back = audio_back(sim, fault_at);
+            let back = audio_back(&sim, fault_at);
             let settled = back.is_some_and(|b| b > Duration::ZERO)
                 || fault_at.elapsed() > Duration::from_millis(800);
             if (back.is_some() && settled) || Instant::now() > deadline {
@@ -67,7 +83,11 @@ fn measure(sim: &Simulator, voice: &Voice, name: &str, runs: usize, fault: impl 
             Some(t) => times.push(t.as_secs_f64() * 1000.0),
             None => lost += 1,
         }
-        std::thread::sleep(Duration::from_millis(400));
+        voice.close();
+        let violations = sim.violations();
+        if !violations.is_empty() {
+            println!("{name}: protocol violations: {violations:#?}");
+        }
     }
     times.sort_by(f64::total_cmp);
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
@@ -96,46 +116,17 @@ fn main() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(20);
-    let sim = Simulator::start(SimConfig::with_guilds(1)).expect("simulator");
-    let mut config = VoiceConfig::new(Token::new(SimConfig::TEST_TOKEN));
-    config.gateway_url = sim.gateway_url();
-    config.rest_url = sim.rest_url();
-    let voice = Voice::connect(config).expect("connect");
-    voice.join_channel(GUILD, 1002, false, true).expect("join");
-    measure(
-        &sim,
-        &voice,
-        "close 4006 (session gone: rejoin)",
-        runs,
-        || sim.close_voice(GUILD, 4006),
-    );
-    measure(
-        &sim,
-        &voice,
-        "close 1001 (server going away: rejoin)",
-        runs,
-        || sim.close_voice(GUILD, 1001),
-    );
-    measure(
-        &sim,
-        &voice,
-        "close 4015 (server crashed: resume)",
-        runs,
-        || sim.close_voice(GUILD, 4015),
-    );
-    measure(
-        &sim,
-        &voice,
-        "silent voice server on the rejoin",
-        runs,
-        || {
-            sim.silence_voice_server(GUILD, 1);
-            sim.close_voice(GUILD, 4006);
-        },
-    );
-    voice.close();
-    let violations = sim.violations();
-    if !violations.is_empty() {
-        println!("protocol violations: {violations:#?}");
-    }
+    measure("close 4006 (session gone: rejoin)", runs, |sim| {
+        sim.close_voice(GUILD, 4006)
+    });
+    measure("close 1001 (server going away: rejoin)", runs, |sim| {
+        sim.close_voice(GUILD, 1001)
+    });
+    measure("close 4015 (server crashed: resume)", runs, |sim| {
+        sim.close_voice(GUILD, 4015)
+    });
+    measure("silent voice server on the rejoin", runs, |sim| {
+        sim.silence_voice_server(GUILD, 1);
+        sim.close_voice(GUILD, 4006);
+    });
 }
