@@ -3,6 +3,7 @@
 mod api;
 mod common;
 mod dave;
+mod dave_calls;
 mod lifecycle;
 mod mixer;
 mod recovery;
