@@ -40,13 +40,19 @@ pub fn secret_guard<S>() -> FilterFn<impl Fn(&Metadata<'_>) -> bool> {
     tracing_subscriber::filter::filter_fn(may_log)
 }
 
-/// Human-readable lines on stderr at `RUST_LOG`'s level (warnings by default); colours only on
-/// a terminal, so a redirected log has no escape codes.
+/// What stderr shows without `RUST_LOG`: warnings, but nothing from the decoders. symphonia
+/// logs an ERROR ("probe reached EOF") for every file that is not audio, a failure we already
+/// report in one clear line of our own; `RUST_LOG` brings it back for whoever asks.
+const DEFAULT_FILTER: &str = "warn,symphonia=off";
+
+/// Human-readable lines on stderr at `RUST_LOG`'s level ([`DEFAULT_FILTER`] without it);
+/// colours only on a terminal, so a redirected log has no escape codes.
 pub fn stderr_layer<S>() -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -172,9 +172,12 @@ impl<S: Subscriber> Layer<S> for UiLogLayer {
 /// both behind the secret guard of [`crate::logging`].
 pub fn init(buffer: &LogBuffer) {
     use tracing_subscriber::prelude::*;
+    // Not the decoders' own errors: a file that is not audio is marked on its button in our
+    // words (see `logging::DEFAULT_FILTER`).
     let ui_filter = tracing_subscriber::filter::Targets::new()
         .with_default(Level::INFO)
-        .with_target("voxboard::ui", Level::DEBUG);
+        .with_target("voxboard::ui", Level::DEBUG)
+        .with_target("symphonia", tracing_subscriber::filter::LevelFilter::OFF);
     let _ = tracing_subscriber::registry()
         .with(crate::logging::secret_guard::<tracing_subscriber::Registry>())
         .with(crate::logging::stderr_layer())

@@ -159,6 +159,27 @@ fn garbage_file_is_named_and_nothing_is_joined() {
         &["--join", "100:1002", path(&garbage)],
     );
     assert_fails_with(&out, "garbage.mp3", SimConfig::TEST_TOKEN);
+    // At the default log level the user sees one clear line: not symphonia's "probe reached
+    // EOF" ERROR before it, and (stderr is not a terminal here) no colour escapes.
+    let quiet = Command::new(env!("CARGO_BIN_EXE_voxboard"))
+        .args([
+            "play",
+            "--gateway",
+            &sim.gateway_url(),
+            "--join",
+            "100:1002",
+        ])
+        .arg(path(&garbage))
+        .env("DISCORD_TOKEN", SimConfig::TEST_TOKEN)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run voxboard");
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert_eq!(stderr.lines().count(), 1, "stderr:\n{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && !stderr.contains('\u{1b}'),
+        "stderr:\n{stderr}"
+    );
     assert!(
         sim.events().is_empty(),
         "a bad file must fail before connecting: {:?}",
