@@ -487,6 +487,13 @@ pub async fn silence_watch(shared: Arc<Shared>) {
         let mut st = shared.lock();
         let delays: HashMap<u64, Duration> =
             st.guilds.iter().map(|(g, gv)| (*g, gv.udp_delay)).collect();
+        // Each guild's current voice token: a session holding an older one was replaced by a
+        // VOICE_SERVER_UPDATE (a region move), and the client rightly drops it mid-stream.
+        let tokens: HashMap<u64, String> = st
+            .guilds
+            .iter()
+            .filter_map(|(g, gv)| gv.grant.as_ref().map(|gr| (*g, gr.token.clone())))
+            .collect();
         // Forget sessions long over, so a long demo does not accumulate them.
         st.voice.retain(|_, v| {
             let over = v
@@ -498,9 +505,13 @@ pub async fn silence_watch(shared: Arc<Shared>) {
         for v in st.voice.values_mut() {
             let settle = delays.get(&v.guild_id).copied().unwrap_or_default() + 2 * FRAME_PERIOD;
             let t = &mut v.rtp;
-            if v.ended_at.is_some() {
+            let replaced = tokens
+                .get(&v.guild_id)
+                .is_some_and(|current| *current != v.grant.token);
+            if v.ended_at.is_some() || replaced {
                 // A session that ended (closed by the server, replaced by a move or a rejoin)
-                // cannot carry a tail: its key is gone. The rule is for audio that stops.
+                // cannot carry a tail: its key is gone, or its server is being left. The rule
+                // is for audio that stops.
                 t.in_audio = false;
                 continue;
             }
