@@ -116,11 +116,14 @@ impl Rig {
         self.play.send(()).expect("worker");
         // Stepped as eframe would run it, woken at once, but leaving the CPU to the API, engine
         // and simulator threads between frames (a busy loop here starves them on 2 cores).
+        let end = Instant::now() + Duration::from_secs(10);
         let (at, status, answered) = loop {
             self.h.step();
             if let Ok(r) = self.played.try_recv() {
                 break r;
             }
+            // Fail, never hang (a CI run would wait for its global timeout instead).
+            assert!(Instant::now() < end, "the API never answered the play");
             std::thread::sleep(Duration::from_micros(200));
         };
         assert!(status == 200 || status == 202, "play answered {status}");
