@@ -20,7 +20,7 @@
 //! | `main.op4_payload` (4001), `main.op4_unknown_guild`, `main.op4_not_voice` (ignored, nothing sent back) | op 4 |
 //! | `voice.version` (4012), `voice.decode` (4002), `voice.not_authenticated` (4003), `voice.auth` (4004) | voice socket and Identify |
 //! | `voice.identify_twice` / `voice.resume_authed` (4005), `voice.unknown_op` (4001) | |
-//! | `voice.resume_invalid` / `voice.resume_seq_ack` (4006) | Resume of an unknown/ended session or outside the buffer |
+//! | `voice.resume_invalid` / `voice.resume_seq_ack` (4006) | Resume of a session never issued, or outside the buffer (one the server ended is refused with 4006 too, without a violation) |
 //! | `voice.select_protocol` (4012), `voice.select_mode` (4016), `voice.select_payload` (4020), `voice.select_twice` | Select Protocol |
 //! | `voice.select_address` | Select Protocol address/port differ from what IP discovery answered |
 //! | `voice.speaking_payload`, `voice.speaking_ssrc` | op 5 (ignored) |

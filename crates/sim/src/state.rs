@@ -149,6 +149,9 @@ pub struct VoiceSession {
     pub dave_version: Option<u16>,
     pub detached_at: Option<Instant>,
     pub ended_at: Option<Instant>,
+    /// The client closed it with 1000/1001: it knows the session is over, and resuming it is
+    /// its own mistake (a server-ended session is refused without blaming the client).
+    pub ended_by_client: bool,
     pub mode: Option<String>,
     pub cipher: Option<Arc<TransportCipher>>,
     pub discovered: Option<SocketAddr>,

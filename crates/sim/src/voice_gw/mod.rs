@@ -327,6 +327,7 @@ impl Conn {
                 dave_version: None,
                 detached_at: None,
                 ended_at: None,
+                ended_by_client: false,
                 mode: None,
                 cipher: None,
                 discovered: None,
@@ -375,11 +376,28 @@ impl Conn {
             })
         });
         let Some(vid) = vid else {
+            // A session this server issued and then ended (a fault, a blip that outlasted it,
+            // a move) is refused with 4006 as Discord does, but the client could not have
+            // known: it is not a violation. Credentials never issued here are, and so is a
+            // session the client itself ended with 1000/1001.
+            let issued = st.voice.values().any(|v| {
+                v.server == self.server
+                    && !v.ended_by_client
+                    && session_id == Some(v.grant.session_id.as_str())
+                    && token == Some(v.grant.token.as_str())
+            });
             drop(st);
+            if issued {
+                self.handle
+                    .send(Ctl::Close(4006, "voice session no longer valid".into()));
+                self.closing = true;
+                return;
+            }
             return self.fail(
                 4006,
                 "voice.resume_invalid",
-                "Resume of an unknown, ended or expired voice session".into(),
+                "Resume of a voice session this server never issued, or one the client ended itself"
+                    .into(),
             );
         };
         let Some(v) = st.voice.get_mut(&vid) else {
@@ -440,6 +458,11 @@ impl Conn {
         };
         if !resumable {
             st.end_voice(vid, code.unwrap_or(1000), "closed");
+            if let Some(v) = st.voice.get_mut(&vid)
+                && !by_server
+            {
+                v.ended_by_client = true;
+            }
             return;
         }
         if let Some(v) = st.voice.get_mut(&vid)

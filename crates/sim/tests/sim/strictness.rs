@@ -298,6 +298,30 @@ async fn voice_resume_after_the_client_closed_with_1000_is_refused() {
     let mut voice = Voice::connect(&endpoint).await;
     send(&mut voice.ws, resume).await;
     assert_eq!(expect_close(&mut voice.ws).await, Some(4006));
+    // The client ended it itself: resuming it is the client's mistake.
+    assert!(
+        wait_rule(&sim, "voice.resume_invalid"),
+        "{:?}",
+        sim.violations()
+    );
+}
+
+/// A session the server ended (here a 4006 close; in the field a blip that outlasted it) is
+/// refused with 4006 like an unknown one, but the client could not have known: no violation.
+#[tokio::test]
+async fn voice_resume_of_a_session_the_server_ended_is_refused_without_blame() {
+    let sim = sim();
+    let mut main = main_identify(&sim.gateway_url(), SimConfig::TEST_TOKEN).await;
+    let (sid, token, endpoint) = join_channel(&mut main, GUILD, VOICE).await;
+    let mut voice = Voice::connect(&endpoint).await;
+    send(&mut voice.ws, json!({"op": 0, "d": {"server_id": "100", "user_id": main.user_id, "session_id": sid, "token": token}})).await;
+    voice.recv_op(2).await;
+    sim.close_voice(GUILD, 4006);
+    assert_eq!(expect_close(&mut voice.ws).await, Some(4006));
+    let mut voice = Voice::connect(&endpoint).await;
+    send(&mut voice.ws, json!({"op": 7, "d": {"server_id": "100", "session_id": sid, "token": token, "seq_ack": 1}})).await;
+    assert_eq!(expect_close(&mut voice.ws).await, Some(4006));
+    assert!(sim.violations().is_empty(), "{:?}", sim.violations());
 }
 
 #[tokio::test]
@@ -308,6 +332,11 @@ async fn voice_resume_of_an_unknown_session_is_closed_4006() {
     let mut voice = Voice::connect(&endpoint).await;
     send(&mut voice.ws, json!({"op": 7, "d": {"server_id": "100", "session_id": sid, "token": token, "seq_ack": -1}})).await;
     assert_eq!(expect_close(&mut voice.ws).await, Some(4006));
+    assert!(
+        wait_rule(&sim, "voice.resume_invalid"),
+        "{:?}",
+        sim.violations()
+    );
 }
 
 #[tokio::test]
