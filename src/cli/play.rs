@@ -8,9 +8,11 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use voxboard_audio::decode::{Clip, decode_file};
+use voxboard_audio::decode::Clip;
+use voxboard_audio::library::STREAM_ABOVE_BYTES;
 use voxboard_audio::loudness;
 use voxboard_audio::shaping::Shape;
+use voxboard_audio::stream::{Prepared, Source, prepare_file};
 use voxboard_sim::{SimConfig, Simulator};
 use voxboard_voice::discord::rest::DISCORD_API;
 use voxboard_voice::discord::ws::{DISCORD_GATEWAY, Token};
@@ -131,27 +133,40 @@ pub fn run(args: PlayArgs) -> anyhow::Result<()> {
         .files
         .iter()
         .map(|path| {
-            let clip =
-                decode_file(path, &mut |_| {}).map_err(|e| anyhow::anyhow!("cannot play: {e}"))?;
+            // Long files (music beds, hour-long ambience) stream from disk, as in the app.
+            let prepared = prepare_file(path, STREAM_ABOVE_BYTES as u64, &mut |_| {})
+                .map_err(|e| anyhow::anyhow!("cannot play: {e}"))?;
+            let source = match &prepared {
+                Prepared::Memory(clip) => Source::Memory(clip.samples.clone()),
+                Prepared::Stream { clip, .. } => Source::Stream(clip.clone()),
+            };
             let shape = args.shape();
             let trimmed = if shape.is_identity() {
                 String::new()
             } else {
-                let frames = shape.window(clip.samples.len()).len() / voxboard_audio::CHANNELS;
-                let secs = frames as f64 / f64::from(voxboard_audio::SAMPLE_RATE);
-                format!(", playing {secs:.2} s of it")
+                let frames = shape.window(source.len()).len() / voxboard_audio::CHANNELS;
+                format!(", playing {:.2} s of it", seconds(frames))
+            };
+            let streamed = match prepared {
+                Prepared::Stream { .. } => ", streamed from disk",
+                Prepared::Memory(_) => "",
             };
             println!(
-                "loaded {} ({:.2} s{trimmed})",
+                "loaded {} ({:.2} s{trimmed}{streamed})",
                 path.display(),
-                clip.duration().as_secs_f64()
+                seconds(source.len() / voxboard_audio::CHANNELS)
             );
-            let gain = args
-                .normalize
-                .map_or(1.0, |target| normalise(&clip, &shape, target));
-            Ok((clip, gain))
+            let gain = args.normalize.map_or(1.0, |target| match &prepared {
+                Prepared::Memory(clip) => normalise(clip, &shape, target),
+                Prepared::Stream { loudness, .. } => {
+                    // Measured in the pass that counted it: the whole file, not the window.
+                    println!("  loudness of the whole file (it streams, so --start/--end do not change it)");
+                    normalise_measured(*loudness, target)
+                }
+            });
+            Ok((source, gain))
         })
-        .collect::<anyhow::Result<Vec<(Clip, f32)>>>()?;
+        .collect::<anyhow::Result<Vec<(Source, f32)>>>()?;
 
     let sim = if args.sim {
         let mut config = SimConfig::with_guilds(args.joins.len().max(1));
@@ -256,7 +271,7 @@ impl PlayArgs {
 fn join_and_play(
     voice: &Voice,
     joins: &[(u64, u64)],
-    clips: &[(Clip, f32)],
+    clips: &[(Source, f32)],
     shape: &Shape,
 ) -> anyhow::Result<Receiver<(u64, VoiceError)>> {
     // Join every guild at once; the slowest decides.
@@ -275,9 +290,9 @@ fn join_and_play(
     // From here on a connection that fails for good loses audio: say so and exit non-zero
     // rather than report success with part of the sound missing.
     let failures = voice.errors();
-    for (clip, gain) in clips {
+    for (source, gain) in clips {
         // One mix for all connections: encoded once, encrypted per connection.
-        let mut request = PlayRequest::new(voice.next_id(), clip.samples.clone(), Target::All);
+        let mut request = PlayRequest::new(voice.next_id(), source.clone(), Target::All);
         request.shape = *shape;
         request.gain = *gain;
         voice.play_request(request).wait();
@@ -289,7 +304,16 @@ fn join_and_play(
 /// that brings it to `target` LUFS, saying what it found.
 fn normalise(clip: &Clip, shape: &Shape, target: f64) -> f32 {
     let window = shape.window(clip.samples.len());
-    let Some(m) = loudness::measure(&clip.samples[window.start..window.end]) else {
+    normalise_measured(
+        loudness::measure(&clip.samples[window.start..window.end]),
+        target,
+    )
+}
+
+/// The gain that brings a measured clip to `target` LUFS (a streamed file is measured whole,
+/// in the pass that counted its length), saying what it found.
+fn normalise_measured(m: Option<loudness::Measurement>, target: f64) -> f32 {
+    let Some(m) = m else {
         return 1.0;
     };
     let Some(lufs) = m.lufs else {
@@ -395,4 +419,9 @@ fn report_sim(sim: &Simulator, joins: &[(u64, u64)]) -> anyhow::Result<()> {
     }
     println!("the simulator recorded no protocol violations");
     Ok(())
+}
+
+/// Seconds in `frames` of 48 kHz audio.
+fn seconds(frames: usize) -> f64 {
+    frames as f64 / f64::from(voxboard_audio::SAMPLE_RATE)
 }

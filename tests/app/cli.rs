@@ -187,6 +187,45 @@ fn garbage_file_is_named_and_nothing_is_joined() {
     );
 }
 
+/// A file too long to keep decoded (here 93 s, past the 32 MiB of 48 kHz stereo that stays in
+/// memory; in the field an hour-long ambience, 1.4 GB decoded) streams from disk, as in the
+/// app: it plays, trimmed, instead of being refused as too large.
+#[test]
+fn a_long_file_streams_from_disk() {
+    let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
+    let f = fixture();
+    let long = f.dir.path().join("long bed.wav");
+    write_tones(
+        &long,
+        &[(440.0, 1.0), (660.0, 1.0), (880.0, 1.0), (0.0, 90.0)],
+    );
+    let out = play(
+        &sim,
+        SimConfig::TEST_TOKEN,
+        &[
+            "--join",
+            "100:1002",
+            "--end",
+            "3",
+            "--normalize",
+            "-16",
+            path(&long),
+        ],
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains("long bed.wav (93.00 s, playing 3.00 s of it, streamed from disk)"),
+        "{all}"
+    );
+    assert!(
+        all.contains("loudness of the whole file") && all.contains("LUFS"),
+        "{all}"
+    );
+    assert_three_tones(&sim, 100, 0.95, 1.05);
+    assert_no_violations(&sim);
+}
+
 #[test]
 fn no_token_no_token_flag_and_no_plain_ws_to_remote_hosts() {
     let sim = Simulator::start(SimConfig::with_guilds(1)).unwrap();
