@@ -2,6 +2,7 @@
 
 mod dave;
 mod faults;
+mod resumes;
 mod sim_client;
 mod sim_dave;
 mod strictness;
