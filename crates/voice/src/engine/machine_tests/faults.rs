@@ -83,11 +83,7 @@ fn transport_failures_resume_at_once_and_speak_again() {
 /// handshake deadline, with the reason on the card, and the next attempt made.
 #[test]
 fn a_silent_voice_server_is_abandoned_within_5_s() {
-    let mut m = Machine::connected();
-    let _reply = m.join(VOICE);
-    m.gateway(our_voice_state(Some(VOICE)));
-    m.gateway(voice_server("token-1"));
-    m.asked();
+    let mut m = Machine::identifying();
     let opened = m.now;
     m.voice(VoiceEvent::Connected);
     m.advance(HANDSHAKE_TIMEOUT - Duration::from_millis(100));
@@ -105,13 +101,7 @@ fn a_silent_voice_server_is_abandoned_within_5_s() {
         gave_up <= HANDSHAKE_TIMEOUT + FIRST_BACKOFF_MAX,
         "next attempt {gave_up:?} after the socket opened"
     );
-    let card = m.card();
-    assert!(
-        card.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("did not answer within 5 s")),
-        "{card:?}"
-    );
+    m.assert_card_error("did not answer within 5 s");
     m.gateway(voice_server("token-2"));
     assert_eq!(m.asked(), [identify("token-2")]);
     m.answer_handshake();
@@ -121,11 +111,7 @@ fn a_silent_voice_server_is_abandoned_within_5_s() {
 /// resume the server never confirms.
 #[test]
 fn a_handshake_or_resume_that_stops_halfway_is_abandoned() {
-    let mut m = Machine::connected();
-    let _reply = m.join(VOICE);
-    m.gateway(our_voice_state(Some(VOICE)));
-    m.gateway(voice_server("token-1"));
-    m.asked();
+    let mut m = Machine::identifying();
     m.voice(VoiceEvent::Ready(Ready {
         ssrc: 7,
         ip: "192.0.2.1".into(),
@@ -165,11 +151,7 @@ fn a_handshake_or_resume_that_stops_halfway_is_abandoned() {
 /// A Ready naming a media address that is not an IP is a broken server: join again, say why.
 #[test]
 fn a_ready_with_a_bad_media_address_rejoins() {
-    let mut m = Machine::connected();
-    let _reply = m.join(VOICE);
-    m.gateway(our_voice_state(Some(VOICE)));
-    m.gateway(voice_server("token-1"));
-    m.asked();
+    let mut m = Machine::identifying();
     m.voice(VoiceEvent::Ready(Ready {
         ssrc: 7,
         ip: "not an address".into(),
@@ -183,13 +165,7 @@ fn a_ready_with_a_bad_media_address_rejoins() {
             channel: Some(VOICE)
         }]
     );
-    let card = m.card();
-    assert!(
-        card.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("bad media address")),
-        "{card:?}"
-    );
+    m.assert_card_error("bad media address");
 }
 
 /// A server that fails again right after each recovery is not hammered: every rejoin counts,

@@ -53,13 +53,7 @@ fn a_network_blip_is_not_a_kick() {
             channel: Some(VOICE)
         }]
     );
-    let card = m.card();
-    assert!(
-        card.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("while its connection was down")),
-        "{card:?}"
-    );
+    m.assert_card_error("while its connection was down");
     // The bot was out of the channel: this join is a new one, both dispatches come.
     m.gateway(our_voice_state(Some(VOICE)));
     m.gateway(voice_server("token-2"));
@@ -112,13 +106,7 @@ fn a_null_endpoint_waits_for_the_real_one() {
     assert!(matches!(m.phase(), ConnPhase::AwaitingServer { .. }));
     m.advance(Duration::from_secs(8));
     assert_eq!(m.asked(), []);
-    let card = m.card();
-    assert!(
-        card.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("moving this call to another voice server")),
-        "{card:?}"
-    );
+    m.assert_card_error("moving this call to another voice server");
     m.gateway(voice_server("token-3"));
     assert_eq!(m.asked(), [identify("token-3")]);
     m.answer_handshake();

@@ -97,8 +97,9 @@ impl Machine {
         m
     }
 
-    /// Joined [`VOICE`] with both dispatches and the voice handshake answered: audio can flow.
-    pub fn in_call() -> Self {
+    /// Joined [`VOICE`] with both dispatches: the voice socket is open and Identify sent, with
+    /// nothing answered yet.
+    pub fn identifying() -> Self {
         let mut m = Self::connected();
         let _reply = m.join(VOICE);
         assert_eq!(
@@ -110,8 +111,25 @@ impl Machine {
         m.gateway(our_voice_state(Some(VOICE)));
         m.gateway(voice_server("token-1"));
         assert_eq!(m.asked(), [identify("token-1")]);
+        m
+    }
+
+    /// [`Machine::identifying`], then the voice handshake answered: audio can flow.
+    pub fn in_call() -> Self {
+        let mut m = Self::identifying();
         m.answer_handshake();
         m
+    }
+
+    /// The card's last error (within 100 ms) says `words`.
+    pub fn assert_card_error(&mut self, words: &str) {
+        let card = self.card();
+        assert!(
+            card.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains(words)),
+            "no {words:?} on the card: {card:?}"
+        );
     }
 
     /// One 20 ms tick.
