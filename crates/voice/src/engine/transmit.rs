@@ -252,15 +252,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_first_packet_waits_for_the_websocket_task_to_write_op5() {
+    /// A transport whose packets arrive at `server`, and a link to a voice task whose commands
+    /// the test reads from the receiver (playing the task).
+    fn with_a_voice_task() -> (
+        UdpTransport,
+        UdpSocket,
+        VoiceLink,
+        tokio::sync::mpsc::UnboundedReceiver<VoiceCommand>,
+    ) {
         let (client, server) = pair();
-        let mut udp = transport(client);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let link = VoiceLink {
             tx: Some(tx),
             ..Default::default()
         };
+        (transport(client), server, link, rx)
+    }
+
+    #[test]
+    fn the_first_packet_waits_for_the_websocket_task_to_write_op5() {
+        let (mut udp, server, link, mut rx) = with_a_voice_task();
         send_after_speaking(&link, &mut udp, "op5".into(), b"first").unwrap();
         assert_eq!(arrived(&server), None, "sent before op 5 was handed over");
         // What the task does: write the op, then send the packet.
@@ -284,13 +295,7 @@ mod tests {
     /// go straight out again once the task has caught up.
     #[test]
     fn later_packets_never_overtake_the_first() {
-        let (client, server) = pair();
-        let mut udp = transport(client);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let link = VoiceLink {
-            tx: Some(tx),
-            ..Default::default()
-        };
+        let (mut udp, server, link, mut rx) = with_a_voice_task();
         send_after_speaking(&link, &mut udp, "op5".into(), b"1").unwrap();
         send_in_order(&link, &mut udp, b"2").unwrap();
         send_in_order(&link, &mut udp, b"3").unwrap();
@@ -327,13 +332,7 @@ mod tests {
     /// A task that never gets to write (a stuck websocket) holds at most `MAX_IN_FLIGHT`.
     #[test]
     fn a_stuck_websocket_does_not_hold_the_audio_back_for_long() {
-        let (client, server) = pair();
-        let mut udp = transport(client);
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let link = VoiceLink {
-            tx: Some(tx),
-            ..Default::default()
-        };
+        let (mut udp, server, link, _rx) = with_a_voice_task();
         send_after_speaking(&link, &mut udp, "op5".into(), b"first").unwrap();
         for _ in 1..MAX_IN_FLIGHT {
             send_in_order(&link, &mut udp, b"held").unwrap();

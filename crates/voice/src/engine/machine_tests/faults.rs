@@ -119,33 +119,13 @@ fn a_handshake_or_resume_that_stops_halfway_is_abandoned() {
         modes: vec!["aead_aes256_gcm_rtpsize".into()],
     }));
     assert_eq!(m.asked(), [Asked::Discover]);
-    let (waited, asked) = m.wait_for_request(Duration::from_secs(10));
-    assert_eq!(
-        asked,
-        [Asked::VoiceState {
-            channel: Some(VOICE)
-        }]
-    );
-    assert!(
-        waited <= HANDSHAKE_TIMEOUT + FIRST_BACKOFF_MAX,
-        "{waited:?}"
-    );
+    expect_rejoin_by_the_deadline(&mut m);
 
     let mut m = Machine::in_call();
     m.voice_closed(None);
     m.tick();
     assert_eq!(m.asked(), [Asked::Resume { seq_ack: 12 }]);
-    let (waited, asked) = m.wait_for_request(Duration::from_secs(10));
-    assert_eq!(
-        asked,
-        [Asked::VoiceState {
-            channel: Some(VOICE)
-        }]
-    );
-    assert!(
-        waited <= HANDSHAKE_TIMEOUT + FIRST_BACKOFF_MAX,
-        "{waited:?}"
-    );
+    expect_rejoin_by_the_deadline(&mut m);
 }
 
 /// A Ready naming a media address that is not an IP is a broken server: join again, say why.
@@ -207,4 +187,20 @@ fn e2ee_required_fails_and_leaves_the_channel() {
     assert_eq!(m.asked(), [Asked::VoiceState { channel: None }]);
     m.advance(Duration::from_secs(30));
     assert_eq!(m.asked(), [], "nothing more after a permanent failure");
+}
+
+/// The next request is the rejoin's op 4, no later than the handshake deadline and the first
+/// backoff.
+fn expect_rejoin_by_the_deadline(m: &mut Machine) {
+    let (waited, asked) = m.wait_for_request(Duration::from_secs(10));
+    assert_eq!(
+        asked,
+        [Asked::VoiceState {
+            channel: Some(VOICE)
+        }]
+    );
+    assert!(
+        waited <= HANDSHAKE_TIMEOUT + FIRST_BACKOFF_MAX,
+        "{waited:?}"
+    );
 }
